@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny models (2 layers, d=32) and small corpora, all made by the tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from traductor.training.model import ModelConfig
+
+WORDS = "casa perro gato sol luna agua fuego tierra cielo mar río monte pan vino rey".split()
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    base = dict(vocab_size=64, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=64)
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def write_reverse_corpus(folder: Path, n_train: int = 2000, n_dev: int = 50, seed: int = 0) -> Path:
+    """source = 2..6 random words, target = the same words reversed: learnable in seconds."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("dev", n_dev), ("test", n_dev)):
+        with open(folder / f"{name}.tsv", "w", encoding="utf-8") as f:
+            for _ in range(n):
+                words = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
+                f.write(" ".join(words) + "\t" + " ".join(reversed(words)) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def reverse_corpus(tmp_path_factory) -> Path:
+    return write_reverse_corpus(tmp_path_factory.mktemp("reverse"))

@@ -1,0 +1,3 @@
+from traductor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The one `traductor` command. Subcommands import their stage lazily, so `translate` never loads
+torch and a missing extra is reported as one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from traductor import __version__
+
+EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib": "train", "pysword": "train", "onnx": "export", "onnxscript": "export"}
+
+
+class UserError(Exception):
+    """Raised for mistakes the user can fix; printed as one line, exit code 2."""
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare-data", help="extract a parallel corpus", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("corpus", choices=["bible"], help="which corpus to extract")
+    p.add_argument("--out", required=True, help="directory for train/dev/test .tsv and .ids")
+    p.add_argument("--sword-dir", default="/usr/share/sword", help="where the SWORD modules are installed")
+    p.set_defaults(run="traductor.training.data:main")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a Transformer translator", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="directory with train.tsv and dev.tsv (source<TAB>target)")
+    p.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
+    p.add_argument("--resume", help="checkpoint to continue from (its model and tokenizer are used)")
+    p.add_argument("--force", action="store_true", help="start a new run even if --out holds one")
+    g = p.add_argument_group("model (new runs)")
+    g.add_argument("--vocab-size", type=int, default=8000, help="joint BPE vocabulary size")
+    g.add_argument("--d-model", type=int, default=256, help="model width")
+    g.add_argument("--heads", type=int, default=4, help="attention heads")
+    g.add_argument("--d-ff", type=int, default=1024, help="feed-forward width")
+    g.add_argument("--encoder-layers", type=int, default=4, help="encoder layers")
+    g.add_argument("--decoder-layers", type=int, default=4, help="decoder layers")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout")
+    g.add_argument("--pre-norm", action="store_true", help="pre-LN instead of the paper's post-LN")
+    g.add_argument("--max-len", type=int, default=256, help="longest sequence in subwords")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--max-tokens", type=int, default=4096, help="padded tokens per batch and process")
+    g.add_argument("--accum", type=int, default=1, help="batches per update (gradient accumulation)")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    g.add_argument("--warmup", type=int, default=500, help="warm-up steps")
+    g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing")
+    g.add_argument("--clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
+    g.add_argument("--steps", type=int, default=2000, help="stop after this many updates")
+    g.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes (0 = no limit)")
+    g.add_argument("--eval-every", type=int, default=200, help="steps between dev evaluations/checkpoints")
+    g.add_argument("--eval-sentences", type=int, default=100, help="dev sentences for dev BLEU")
+    g.add_argument("--seed", type=int, default=1, help="random seed")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    g.add_argument("--train-limit", type=int, default=0, help="use only the first N training pairs (0 = all)")
+    g.add_argument("--no-optimizer-state", dest="save_optimizer", action="store_false", help="leave Adam state out of checkpoints (smaller)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(run="traductor.training.train:main")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="BLEU/chrF of a checkpoint on a TSV test set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`")
+    p.add_argument("--data", required=True, help="source<TAB>reference file, e.g. data/bible/test.tsv")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
+    p.add_argument("--limit", type=int, default=0, help="only the first N sentences (0 = all)")
+    p.add_argument("--output", help="file for the hypotheses (default: next to the checkpoint)")
+    p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.set_defaults(run="traductor.training.evaluate:main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
+    parser.add_argument("--version", action="version", version=f"traductor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_prepare, _add_train, _add_evaluate):
+        add(sub)
+    return parser
+
+
+def _load(target: str):
+    module_name, func = target.split(":")
+    try:
+        return getattr(importlib.import_module(module_name), func)
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing in EXTRA_OF:
+            raise UserError(f"this command needs {missing}, which is not installed: pip install 'traductor[{EXTRA_OF[missing]}]'") from e
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _load(args.run)(args) or 0
+    except UserError as e:
+        print(f"traductor: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("traductor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if _is_user_error(e):
+            print(f"traductor: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _is_user_error(e: Exception) -> bool:
+    """Errors defined as user-facing by the stages (found by name, so no stage is imported here)."""
+    return type(e).__name__ in {"DataError", "ModelError", "ExportError"} or isinstance(e, (FileNotFoundError, PermissionError, ValueError))

@@ -1,0 +1,274 @@
+"""The Transformer of "Attention Is All You Need" (Vaswani et al., 2017), from torch primitives.
+
+Only the model lives here; data, training and search are elsewhere. The two halves are named
+`encode()` and `decode()` and map one to one onto the exported encoder and decoder graphs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Added to attention scores where a key must not be seen; finite so fully masked rows stay NaN-free.
+NEG_INF = -1e9
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int  # joint source+target subword vocabulary (embeddings are tied)
+    d_model: int = 256  # width of every residual stream
+    n_heads: int = 4  # attention heads; d_model must divide evenly
+    d_ff: int = 1024  # inner width of the ReLU feed-forward block
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 4
+    dropout: float = 0.1  # residual, attention and embedding dropout (paper: 0.1)
+    pre_norm: bool = False  # False = post-LN as in the paper (section 3.1); True = pre-LN
+    max_len: int = 256  # longest source or target, in subwords, the model is trained and run with
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    unk_id: int = 3
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_encoder_layers", "n_decoder_layers", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoidal_positions(positions: Tensor, d_model: int) -> Tensor:
+    """Sinusoidal encodings (section 3.5) for integer positions of any shape -> (..., d_model).
+
+    Computed from the positions rather than read from a table, so the decoder graph needs no table
+    and takes its position as an input.
+    """
+    half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
+    inv_freq = torch.exp(half * (-math.log(10000.0) / d_model))  # (d_model/2,)
+    angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # (..., d_model/2)
+    # Interleave sin (even dims) and cos (odd dims) as in the paper.
+    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.out_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape  # (batch, len, d_model) -> (batch, heads, len, head_dim)
+        return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
+
+    def attend(self, x: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        """x: (batch, q_len, d_model); k, v: (batch, heads, k_len, head_dim); bias broadcasts to
+        (batch, heads, q_len, k_len) and holds 0 where attention is allowed, NEG_INF elsewhere."""
+        q = self.split_heads(self.q_proj(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
+        weights = self.dropout(scores.softmax(dim=-1))
+        out = (weights @ v).transpose(1, 2).flatten(2)  # (batch, q_len, d_model)
+        return self.out_proj(out)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))
+
+
+class Sublayer(nn.Module):
+    """Residual connection around a sublayer with LayerNorm after (post-LN) or before (pre-LN)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.pre_norm = cfg.pre_norm
+
+    def forward(self, x: Tensor, fn) -> Tensor:
+        if self.pre_norm:
+            return x + self.dropout(fn(self.norm(x)))
+        return self.norm(x + self.dropout(fn(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn, self.ffn = MultiHeadAttention(cfg), FeedForward(cfg)
+        self.attn_block, self.ffn_block = Sublayer(cfg), Sublayer(cfg)
+
+    def forward(self, x: Tensor, src_bias: Tensor) -> Tensor:
+        def self_attention(h: Tensor) -> Tensor:
+            k, v = self.self_attn.project_kv(h)
+            return self.self_attn.attend(h, k, v, src_bias)
+
+        x = self.attn_block(x, self_attention)
+        return self.ffn_block(x, self.ffn)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn, self.cross_attn, self.ffn = MultiHeadAttention(cfg), MultiHeadAttention(cfg), FeedForward(cfg)
+        self.self_block, self.cross_block, self.ffn_block = Sublayer(cfg), Sublayer(cfg), Sublayer(cfg)
+
+    def forward(
+        self, x: Tensor, past: tuple[Tensor, Tensor] | None, cross: tuple[Tensor, Tensor], self_bias: Tensor, src_bias: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        present: list[tuple[Tensor, Tensor]] = []
+
+        def self_attention(h: Tensor) -> Tensor:
+            k, v = self.self_attn.project_kv(h)  # (batch, heads, new_len, head_dim)
+            if past is not None:
+                k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+            present.append((k, v))
+            return self.self_attn.attend(h, k, v, self_bias)
+
+        x = self.self_block(x, self_attention)
+        x = self.cross_block(x, lambda h: self.cross_attn.attend(h, cross[0], cross[1], src_bias))
+        return self.ffn_block(x, self.ffn), present[0]
+
+
+@dataclass
+class DecoderCache:
+    """What incremental decoding keeps between steps.
+
+    self_kv: per layer (key, value) of the tokens decoded so far, (batch, heads, past_len, head_dim).
+    cross_kv: per layer (key, value) of the encoder output, (batch, heads, src_len, head_dim),
+    computed once from the memory and never again.
+    """
+
+    cross_kv: list[tuple[Tensor, Tensor]]
+    self_kv: list[tuple[Tensor, Tensor]] | None = None
+    length: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def reorder(self, index: Tensor) -> "DecoderCache":
+        """Select batch rows (for beam search): index is (new_batch,) into the batch axis."""
+        pick = lambda kv: [(k.index_select(0, index), v.index_select(0, index)) for k, v in kv]  # noqa: E731
+        return DecoderCache(pick(self.cross_kv), None if self.self_kv is None else pick(self.self_kv), self.length)
+
+
+def source_bias(src_mask: Tensor) -> Tensor:
+    """(batch, src_len) bool, True = real token -> additive bias (batch, 1, 1, src_len)."""
+    return ((~src_mask).to(torch.float32) * NEG_INF)[:, None, None, :]
+
+
+def causal_bias(new_len: int, past_len: int, device: torch.device) -> Tensor:
+    """(1, 1, new_len, past_len + new_len): query t (at absolute position past_len + t) sees keys <= it."""
+    q = torch.arange(new_len, device=device)[:, None] + past_len
+    k = torch.arange(past_len + new_len, device=device)[None, :]
+    return ((k > q).to(torch.float32) * NEG_INF)[None, None]
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        # One matrix for source embedding, target embedding and output projection (section 3.4).
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        # Pre-LN stacks need a final norm; post-LN stacks already end in one.
+        self.encoder_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_norm else nn.Identity()
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        # Embeddings are scaled up by sqrt(d_model), so start them at the scale of an output row.
+        nn.init.normal_(self.embed.weight, std=self.cfg.d_model**-0.5)
+        with torch.no_grad():
+            self.embed.weight[self.cfg.pad_id].zero_()
+
+    def embed_tokens(self, ids: Tensor, positions: Tensor) -> Tensor:
+        x = self.embed(ids) * math.sqrt(self.cfg.d_model) + sinusoidal_positions(positions, self.cfg.d_model)
+        return self.dropout(x)
+
+    def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
+        """src_ids (batch, src_len) int64, src_mask (batch, src_len) bool -> memory (batch, src_len, d_model)."""
+        positions = torch.arange(src_ids.shape[1], device=src_ids.device)
+        x = self.embed_tokens(src_ids, positions)
+        bias = source_bias(src_mask)
+        for layer in self.encoder_layers:
+            x = layer(x, bias)
+        return self.encoder_norm(x)
+
+    def cross_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Cross-attention keys and values of every decoder layer, each (batch, heads, src_len, head_dim)."""
+        return [layer.cross_attn.project_kv(memory) for layer in self.decoder_layers]
+
+    def logits(self, h: Tensor) -> Tensor:
+        return F.linear(h, self.embed.weight)  # tied output projection
+
+    def decode_step(
+        self,
+        tgt_ids: Tensor,
+        positions: Tensor,
+        src_mask: Tensor,
+        self_kv: list[tuple[Tensor, Tensor]] | None,
+        cross_kv: list[tuple[Tensor, Tensor]],
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """The functional core both `decode()` and the exported decoder graph use.
+
+        tgt_ids (batch, new_len); positions (new_len,) absolute positions of those tokens;
+        self_kv per layer (batch, heads, past_len, head_dim) or None for an empty past.
+        Returns logits (batch, new_len, vocab) and the present self-attention K/V (past_len + new_len).
+        """
+        past_len = 0 if self_kv is None else self_kv[0][0].shape[2]
+        x = self.embed_tokens(tgt_ids, positions)
+        self_bias = causal_bias(tgt_ids.shape[1], past_len, tgt_ids.device)
+        src_bias = source_bias(src_mask)
+        present = []
+        for i, layer in enumerate(self.decoder_layers):
+            x, kv = layer(x, None if self_kv is None else self_kv[i], cross_kv[i], self_bias, src_bias)
+            present.append(kv)
+        return self.logits(self.decoder_norm(x)), present
+
+    def decode(
+        self, tgt_ids: Tensor, memory: Tensor, src_mask: Tensor, cache: DecoderCache | None = None
+    ) -> tuple[Tensor, DecoderCache]:
+        """Run the decoder on tgt_ids (batch, new_len) that follow what `cache` has seen.
+
+        With cache=None the cross-attention K/V are computed from memory and decoding starts at
+        position 0. Returns logits (batch, new_len, vocab) and the updated cache.
+        """
+        if cache is None:
+            cache = DecoderCache(cross_kv=self.cross_kv(memory))
+        positions = torch.arange(cache.length, cache.length + tgt_ids.shape[1], device=tgt_ids.device)
+        logits, present = self.decode_step(tgt_ids, positions, src_mask, cache.self_kv, cache.cross_kv)
+        return logits, DecoderCache(cache.cross_kv, present, cache.length + tgt_ids.shape[1])
+
+    def forward(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab) for training."""
+        memory = self.encode(src_ids, src_mask)
+        logits, _ = self.decode(tgt_in, memory, src_mask)
+        return logits
