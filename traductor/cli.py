@@ -71,11 +71,26 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(run="traductor.training.evaluate:main")
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="checkpoint -> verified ONNX model package", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--int8", action="store_true", help="also write a dynamic int8 variant (checked against fp32)")
+    p.add_argument("--dev", help="source<TAB>target file for the greedy checks (default: the training run's dev.tsv)")
+    p.add_argument("--dev-sentences", type=int, default=100, help="dev sentences used by the greedy checks")
+    p.add_argument("--source-lang", default="es", help="source language code written to config.json")
+    p.add_argument("--target-lang", default="en", help="target language code written to config.json")
+    p.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
+    p.set_defaults(run="traductor.export.export:main")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_prepare, _add_train, _add_evaluate):
+    for add in (_add_prepare, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 

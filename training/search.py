@@ -38,6 +38,11 @@ def pad_batch(seqs: list[list[int]], pad_id: int, device: torch.device | str = "
     return ids, ids != pad_id
 
 
+def _limits(src: list[list[int]], model_max: int, max_length: int | None) -> list[int]:
+    # Per sentence, so a sentence's result never depends on the others in its batch.
+    return [max_length or max_target_length(len(s), model_max) for s in src]
+
+
 @torch.no_grad()
 def greedy(model: Transformer, src: list[list[int]], max_length: int | None = None) -> list[Hypothesis]:
     """Batched greedy decoding; src are id lists ending with the end token."""
@@ -45,14 +50,15 @@ def greedy(model: Transformer, src: list[list[int]], max_length: int | None = No
     device = next(model.parameters()).device
     src_ids, src_mask = pad_batch(src, cfg.pad_id, device)
     memory = model.encode(src_ids, src_mask)
-    limit = max_length or max_target_length(src_ids.shape[1], cfg.max_len)
+    limits = _limits(src, cfg.max_len, max_length)
     batch = len(src)
     tokens = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=device)
     out: list[list[int]] = [[] for _ in range(batch)]
     scores = [0.0] * batch
+    finished = [False] * batch
     done = [False] * batch
     cache: DecoderCache | None = None
-    for _ in range(limit):
+    for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
         logp = logits[:, -1].float().log_softmax(-1)
         best = logp.argmax(-1)
@@ -62,13 +68,14 @@ def greedy(model: Transformer, src: list[list[int]], max_length: int | None = No
             t = int(best[i])
             scores[i] += float(logp[i, t])
             if t == cfg.eos_id:
-                done[i] = True
+                done[i] = finished[i] = True
             else:
                 out[i].append(t)
+                done[i] = step + 1 >= limits[i]
         if all(done):
             break
         tokens = best[:, None]
-    return [Hypothesis(o, s, d) for o, s, d in zip(out, scores, done)]
+    return [Hypothesis(o, s, f) for o, s, f in zip(out, scores, finished)]
 
 
 @torch.no_grad()
@@ -84,7 +91,7 @@ def beam_search(
 
     Each step every live beam proposes its continuations; of the 2*beam best, those ending in the
     end token become finished hypotheses and the others (up to beam) live on. A sentence is done
-    once it holds `beam` finished hypotheses, or at the length limit, where its live beams count too.
+    once it holds `beam` finished hypotheses, or at its length limit, where its live beams count too.
     """
     cfg = model.cfg
     device = next(model.parameters()).device
@@ -92,7 +99,7 @@ def beam_search(
     batch = len(src)
     src_ids, src_mask = pad_batch(src, cfg.pad_id, device)
     memory = model.encode(src_ids, src_mask)
-    limit = max_length or max_target_length(src_ids.shape[1], cfg.max_len)
+    limits = _limits(src, cfg.max_len, max_length)
 
     # Every sentence gets k rows; only the first is live at step 0 (the others start at -inf).
     expand = torch.arange(batch, device=device).repeat_interleave(k)
@@ -105,61 +112,49 @@ def beam_search(
     tokens = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
     cache: DecoderCache | None = None
 
-    for step in range(limit):
+    for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
         logp = logits[:, -1].float().log_softmax(-1)  # (batch*k, vocab)
         vocab = logp.shape[-1]
         total = (scores.view(-1, 1) + logp).view(batch, k * vocab)
-        top_scores, top_index = total.topk(2 * k, dim=-1)  # (batch, 2k)
+        top_scores, top_index = total.topk(2 * k, dim=-1)  # (batch, 2k), best first
         top_scores, top_index = top_scores.tolist(), top_index.tolist()
-        next_rows, next_tokens = [], []
-        new_scores = torch.full((batch, k), float("-inf"), device=device)
-        new_seqs: list[list[list[int]]] = []
+        rows, next_tokens = [], []
         for b in range(batch):
-            rows: list[int] = []
-            kept: list[list[int]] = []
+            kept_scores, kept_seqs, kept_rows = [], [], []
             if not done[b]:
                 for score, index in zip(top_scores[b], top_index[b]):
-                    beam, token = divmod(index, vocab)
                     if score == float("-inf"):
                         break
+                    beam, token = divmod(index, vocab)
                     if token == cfg.eos_id:
                         if len(finished[b]) < k:
                             finished[b].append(Hypothesis(list(seqs[b][beam]), score, True))
-                    elif len(rows) < k:
-                        new_scores[b, len(rows)] = score
-                        rows.append(beam)
+                    elif len(kept_seqs) < k:
+                        kept_scores.append(score)
+                        kept_seqs.append(seqs[b][beam] + [token])
+                        kept_rows.append(beam)
                         next_tokens.append(token)
-                        kept.append(seqs[b][beam] + [token])
-                    if len(rows) == k and len(finished[b]) >= k:
+                    if len(kept_seqs) == k and len(finished[b]) >= k:
                         break
-                if len(finished[b]) >= k:
+                if len(finished[b]) < k and step + 1 >= limits[b]:
+                    finished[b].extend(Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores))
+                if len(finished[b]) >= k or step + 1 >= limits[b] or not kept_seqs:
                     done[b] = True
-            # Dead or done sentences keep k placeholder rows so the batch keeps its shape.
-            while len(rows) < k:
-                rows.append(0)
+            if done[b]:  # placeholder rows keep the batch's shape
+                del next_tokens[len(next_tokens) - len(kept_seqs) :]
+                kept_scores, kept_seqs, kept_rows = [], [], []
+            while len(kept_seqs) < k:
+                kept_scores.append(float("-inf"))
+                kept_seqs.append([])
+                kept_rows.append(0)
                 next_tokens.append(cfg.eos_id)
-                kept.append([])
-            next_rows.extend(b * k + r for r in rows)
-            new_seqs.append(kept)
+            scores[b] = torch.tensor(kept_scores, device=device)
+            seqs[b] = kept_seqs
+            rows.extend(b * k + r for r in kept_rows)
         if all(done):
             break
-        scores, seqs = new_scores, new_seqs
-        for b in range(batch):
-            if done[b]:
-                scores[b] = float("-inf")
-        cache = cache.reorder(torch.tensor(next_rows, device=device))
+        cache = cache.reorder(torch.tensor(rows, device=device))
         tokens = torch.tensor(next_tokens, device=device)[:, None]
-    else:
-        # Length limit: live beams compete with the finished ones.
-        for b in range(batch):
-            if not done[b]:
-                for beam in range(k):
-                    if scores[b, beam] != float("-inf"):
-                        finished[b].append(Hypothesis(seqs[b][beam], float(scores[b, beam]), False))
 
-    results = []
-    for b in range(batch):
-        ranked = sorted(finished[b], key=lambda h: h.normalized(length_penalty), reverse=True)
-        results.append(ranked[:num_hypotheses])
-    return results
+    return [sorted(f, key=lambda h: h.normalized(length_penalty), reverse=True)[:num_hypotheses] for f in finished]

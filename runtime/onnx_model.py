@@ -1,0 +1,170 @@
+"""The two ONNX graphs behind one small interface. Knows nothing about search."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .package import ModelError, ModelPackageConfig, read_config, sha256_of, verify_files
+
+# Short names users type -> ONNX Runtime provider names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "webgpu": "WebGpuExecutionProvider",
+}
+
+
+def resolve_providers(
+    providers, provider_options: dict | None = None, fallback: tuple[str, ...] | list[str] = ()
+) -> list[tuple[str, dict]]:
+    """Short or full names -> [(ORT name, options)], checked against what this onnxruntime offers.
+
+    An unavailable provider is an error listing what is available, unless `fallback` names providers
+    to use instead, in which case a warning says so. CPU is appended last so unsupported nodes run.
+    """
+    if isinstance(providers, str):
+        providers = [providers]
+    if not providers:
+        raise ValueError("providers must name at least one execution provider, e.g. ('cpu',)")
+    available = ort.get_available_providers()
+    options = provider_options or {}
+    chosen: list[tuple[str, dict]] = []
+    missing: list[str] = []
+    for p in providers:
+        if not isinstance(p, str):
+            raise ValueError(f"providers must be names (str), got {type(p).__name__}")
+        name = PROVIDER_ALIASES.get(p.lower(), p)
+        if name not in available:
+            missing.append(p)
+            continue
+        chosen.append((name, dict(options.get(p, options.get(name, {})))))
+    if missing:
+        short = {v: k for k, v in PROVIDER_ALIASES.items()}
+        have = ", ".join(f"{short.get(a, a)} ({a})" if a in short else a for a in available)
+        if not fallback:
+            raise ModelError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; available: {have}")
+        chosen_fb = resolve_providers(list(fallback), provider_options)
+        warnings.warn(f"execution provider(s) {', '.join(missing)} not available; falling back to {[c[0] for c in chosen_fb]}", RuntimeWarning, stacklevel=3)
+        chosen = chosen + [c for c in chosen_fb if c[0] not in {n for n, _ in chosen}]
+    if "CPUExecutionProvider" not in {n for n, _ in chosen}:
+        chosen.append(("CPUExecutionProvider", {}))
+    return chosen
+
+
+@dataclass
+class SessionSettings:
+    providers: list[tuple[str, dict]]
+    intra_threads: int | None = None  # None = onnxruntime's default (all physical cores)
+    optimization: str = "all"  # "disable", "basic", "extended", "all"
+
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def _session(model_bytes: bytes, name: str, settings: SessionSettings) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _OPT_LEVELS[settings.optimization]
+    if settings.intra_threads:
+        so.intra_op_num_threads = settings.intra_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        # From bytes: the graph cannot pull in files from outside the package (external data).
+        return ort.InferenceSession(
+            model_bytes, sess_options=so, providers=[p for p, _ in settings.providers], provider_options=[o for _, o in settings.providers]
+        )
+    except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+        msg = str(e).splitlines()[0][:300]
+        if "external" in msg.lower() or "model_path" in msg.lower():
+            raise ModelError(f"{name} refers to external data files; traductor packages must be self-contained ({msg})") from e
+        raise ModelError(f"{name} could not be loaded by onnxruntime: {msg}") from e
+
+
+class OnnxSeq2Seq:
+    """Encoder and KV-cache decoder sessions of one package variant.
+
+    encode(ids, mask) -> cross K/V per layer; step(...) -> log-probs and the present self K/V.
+    """
+
+    def __init__(self, model_dir: Path | str, variant: str | None = None, settings: SessionSettings | None = None, verify: bool = True):
+        self.model_dir = Path(model_dir)
+        self.config: ModelPackageConfig = read_config(self.model_dir)
+        variant = variant or self.config.default_variant
+        if variant not in self.config.variants:
+            raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(self.config.variants)}")
+        self.variant = variant
+        files = self.config.variants[variant]
+        settings = settings or SessionSettings(resolve_providers(["cpu"]))
+        if verify:
+            verify_files(self.model_dir, [files.encoder, files.decoder], check_hash=False)
+        self.encoder = self._load(files.encoder, settings, verify)
+        self.decoder = self._load(files.decoder, settings, verify)
+        io, n = self.config.io, self.config.dims.n_decoder_layers
+        self.n_layers = n
+        self.enc_out_names = io.encoder_outputs(n)
+        self.dec_in_names = io.decoder_inputs(n)
+        self.dec_out_names = io.decoder_outputs(n)
+        self._check_io()
+
+    def _load(self, name: str, settings: SessionSettings, verify: bool) -> ort.InferenceSession:
+        path = self.model_dir / name
+        data = path.read_bytes()
+        if verify:
+            import hashlib
+            import json
+
+            expected = json.loads((self.model_dir / "manifest.json").read_text())["files"][name]["sha256"]
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise ModelError(f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed")
+        return _session(data, name, settings)
+
+    def _check_io(self) -> None:
+        enc_in = {i.name for i in self.encoder.get_inputs()}
+        want_enc = {self.config.io.input_ids, self.config.io.attention_mask}
+        if want_enc - enc_in or set(self.enc_out_names) - {o.name for o in self.encoder.get_outputs()}:
+            raise ModelError("encoder graph inputs/outputs do not match config.json's io names")
+        if set(self.dec_in_names) - {i.name for i in self.decoder.get_inputs()} or set(self.dec_out_names) - {o.name for o in self.decoder.get_outputs()}:
+            raise ModelError("decoder graph inputs/outputs do not match config.json's io names")
+
+    @property
+    def providers(self) -> list[str]:
+        return self.decoder.get_providers()
+
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        """(batch, src_len) int64 ids and mask -> [key_cross_0, value_cross_0, ...], each (batch, heads, src_len, head_dim)."""
+        io = self.config.io
+        return self.encoder.run(self.enc_out_names, {io.input_ids: input_ids, io.attention_mask: attention_mask})
+
+    def empty_past(self, batch: int) -> list[np.ndarray]:
+        d = self.config.dims
+        return [np.zeros((batch, d.n_heads, 0, d.head_dim), dtype=np.float32) for _ in range(2 * self.n_layers)]
+
+    def step(
+        self, tokens: np.ndarray, position: int, attention_mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """tokens (batch, 1) at absolute `position` -> log-probs (batch, vocab), present self K/V (past_len + 1)."""
+        feeds = dict(zip(self.dec_in_names, [tokens, np.array([position], dtype=np.int64), attention_mask, *past, *cross]))
+        out = self.decoder.run(self.dec_out_names, feeds)
+        return out[0], out[1:]
+
+
+__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "PROVIDER_ALIASES", "sha256_of"]

@@ -1,0 +1,193 @@
+"""The model package: a directory the runtime loads and `traductor export` writes.
+
+This module is the one definition of its format. The exporter imports it to write, the runtime to
+read, so the two cannot drift apart.
+
+    MODEL_DIR/
+      config.json        ModelPackageConfig below
+      manifest.json      sha256 and size of every other file
+      tokenizer.json     the `tokenizers` tokenizer the model was trained with
+      encoder*.onnx      input ids + mask -> cross-attention K/V of every decoder layer
+      decoder*.onnx      one step with a KV cache -> log-probabilities + present K/V
+      MODEL_CARD.md      data, training, quality
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT = "traductor-model"
+FORMAT_VERSION = 1
+CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
+
+
+class ModelError(Exception):
+    """A model directory that cannot be used: missing, corrupt, or of an unknown format."""
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    vocab_size: int
+    d_model: int
+    n_heads: int
+    head_dim: int
+    n_encoder_layers: int
+    n_decoder_layers: int
+    max_len: int  # longest source (and target) in subwords, end token included
+    pre_norm: bool = False
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    pad_id: int
+    bos_id: int  # the start token fed to the decoder at step 0
+    eos_id: int
+    unk_id: int
+
+
+@dataclass(frozen=True)
+class IONames:
+    """Graph input/output names. Per-layer names are templates with `{i}` for the layer index."""
+
+    input_ids: str = "input_ids"  # encoder: (batch, src_len); decoder: (batch, 1), int64
+    attention_mask: str = "attention_mask"  # (batch, src_len) int64, 1 = real token, 0 = padding
+    position: str = "position"  # decoder: (1,) int64, absolute position of the new token
+    key_cross: str = "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
+    value_cross: str = "value_cross_{i}"
+    past_key_self: str = "past_key_self_{i}"  # decoder input, (batch, heads, past_len, head_dim)
+    past_value_self: str = "past_value_self_{i}"
+    present_key_self: str = "present_key_self_{i}"  # decoder output, (batch, heads, past_len + 1, head_dim)
+    present_value_self: str = "present_value_self_{i}"
+    log_probs: str = "log_probs"  # decoder output, (batch, vocab) float32
+
+    def layer(self, template: str, i: int) -> str:
+        return getattr(self, template).format(i=i)
+
+    def encoder_outputs(self, n_layers: int) -> list[str]:
+        return [n for i in range(n_layers) for n in (self.layer("key_cross", i), self.layer("value_cross", i))]
+
+    def decoder_inputs(self, n_layers: int) -> list[str]:
+        past = [n for i in range(n_layers) for n in (self.layer("past_key_self", i), self.layer("past_value_self", i))]
+        return [self.input_ids, self.position, self.attention_mask, *past, *self.encoder_outputs(n_layers)]
+
+    def decoder_outputs(self, n_layers: int) -> list[str]:
+        present = [n for i in range(n_layers) for n in (self.layer("present_key_self", i), self.layer("present_value_self", i))]
+        return [self.log_probs, *present]
+
+
+@dataclass(frozen=True)
+class DecodingDefaults:
+    beam_size: int = 4
+    length_penalty: float = 1.0
+    max_length_ratio: float = 2.0  # target may be up to ratio * source subwords ...
+    max_length_extra: int = 10  # ... plus this many
+
+
+@dataclass(frozen=True)
+class Variant:
+    encoder: str  # file name inside the package
+    decoder: str
+    quantization: str = "none"  # "none" or "int8-dynamic"
+    greedy_agreement: float | None = None  # share of dev sentences whose greedy tokens equal fp32's
+    bleu: float | None = None  # on the held-out test set, where measured
+
+
+@dataclass(frozen=True)
+class ModelPackageConfig:
+    dims: Dimensions
+    special_tokens: SpecialTokens
+    source_language: str
+    target_language: str
+    variants: dict[str, Variant]
+    default_variant: str
+    io: IONames = field(default_factory=IONames)
+    decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelPackageConfig":
+        if d.get("format") != FORMAT:
+            raise ModelError(f"not a traductor model (config.json format is {d.get('format')!r})")
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(f"unsupported model format version {version!r}; this traductor reads version {FORMAT_VERSION}")
+        try:
+            return cls(
+                dims=Dimensions(**d["dims"]),
+                special_tokens=SpecialTokens(**d["special_tokens"]),
+                source_language=d["source_language"],
+                target_language=d["target_language"],
+                variants={k: Variant(**v) for k, v in d["variants"].items()},
+                default_variant=d["default_variant"],
+                io=IONames(**d.get("io", {})),
+                decoding=DecodingDefaults(**d.get("decoding", {})),
+                format=d["format"],
+                format_version=version,
+            )
+        except (KeyError, TypeError) as e:
+            raise ModelError(f"config.json is missing or has a malformed field: {e}") from e
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(model_dir: Path) -> dict:
+    files = {
+        p.name: {"sha256": sha256_of(p), "size": p.stat().st_size}
+        for p in sorted(model_dir.iterdir())
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "files": files}
+    (model_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_config(model_dir: Path | str) -> ModelPackageConfig:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"model directory not found: {model_dir}")
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(f"{model_dir} is not a traductor model: no {CONFIG_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} does not hold a JSON object")
+    return ModelPackageConfig.from_dict(data)
+
+
+def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> None:
+    """Every named file exists, has its manifest size and (optionally) its sha256."""
+    manifest_path = model_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ModelError(f"{model_dir} has no {MANIFEST_FILE}")
+    try:
+        files = json.loads(manifest_path.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelError(f"{manifest_path} is malformed: {e}") from e
+    for name in names:
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelError(f"{model_dir} is missing {name}")
+        entry = files.get(name)
+        if entry is None:
+            raise ModelError(f"{name} is not listed in {MANIFEST_FILE}")
+        size = path.stat().st_size
+        if size != entry["size"]:
+            raise ModelError(f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated or was changed")
+        if check_hash and sha256_of(path) != entry["sha256"]:
+            raise ModelError(f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was changed")
