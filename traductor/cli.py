@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from traductor import __version__
@@ -86,11 +87,35 @@ def _add_export(sub) -> None:
     p.set_defaults(run="traductor.export.export:main")
 
 
+def _add_translate(sub) -> None:
+    p = sub.add_parser("translate", help="translate text with a model package (no torch needed)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
+    p.add_argument("--model", help="model directory (default: the shipped models/es-en)")
+    p.add_argument("--input", help="file to translate, one text per line")
+    p.add_argument("--output", help="file to write translations to (default: stdout)")
+    p.add_argument("--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)")
+    p.add_argument("--max-length", type=int, default=None, help="most subwords per translated sentence")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    p.add_argument("--provider", default="cpu", help="execution provider(s), comma-separated: cpu, cuda, openvino, ...")
+    p.add_argument("--fallback-cpu", action="store_true", help="use CPU (with a warning) if the asked provider is missing")
+    p.add_argument("--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: onnxruntime's)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line with scores, tokens and timings")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.set_defaults(run="traductor.runtime.cli:translate_main")
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list model packages, their variants, sizes and BLEU")
+    p.add_argument("path", nargs="*", help="directories to search (default: the shipped models/)")
+    p.set_defaults(run="traductor.runtime.cli:models_main")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_prepare, _add_train, _add_evaluate, _add_export):
+    for add in (_add_translate, _add_models, _add_prepare, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 
@@ -117,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         print("traductor: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if _is_user_error(e):
+        if _is_user_error(e) and not os.environ.get("TRADUCTOR_DEBUG"):
             print(f"traductor: error: {e}", file=sys.stderr)
             return 2
         raise
 
 
 def _is_user_error(e: Exception) -> bool:
-    """Errors defined as user-facing by the stages (found by name, so no stage is imported here)."""
-    return type(e).__name__ in {"DataError", "ModelError", "ExportError"} or isinstance(e, (FileNotFoundError, PermissionError, ValueError))
+    """Errors defined as user-facing by the stages (found by name, so no stage is imported here).
+    Set TRADUCTOR_DEBUG=1 to see the traceback instead."""
+    return type(e).__name__ in {"DataError", "ModelError", "ExportError"} or isinstance(e, (OSError, ValueError, TypeError))

@@ -1,0 +1,137 @@
+"""`traductor translate` and `traductor models`: torch-free command-line front ends."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .package import ModelError, read_config
+from .translator import Translator, find_default_model
+
+
+def _translator(args) -> Translator:
+    fallback = ("cpu",) if args.fallback_cpu else ()
+    return Translator(args.model, providers=args.provider.split(","), variant=args.variant, intra_threads=args.threads, fallback=fallback)
+
+
+def _read_lines(stream, name: str):
+    """Yield decoded lines; invalid UTF-8 is a user error naming the line, never a traceback."""
+    for n, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise ModelError(f"{name} line {n} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); convert the input to UTF-8") from e
+
+
+class _Progress:
+    """A one-line progress bar on stderr (the runtime does not depend on tqdm)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled, self.start = total, 0, enabled, time.time()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.enabled:
+            frac = self.done / max(self.total, 1)
+            rate = self.done / max(time.time() - self.start, 1e-9)
+            bar = "#" * int(30 * frac)
+            print(f"\r[{bar:<30}] {self.done}/{self.total} lines  {rate:.1f} lines/s", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def translate_main(args) -> int:
+    warnings.simplefilter("always", RuntimeWarning)
+    warnings.showwarning = lambda msg, cat, *a, **k: print(f"traductor: warning: {msg}", file=sys.stderr)
+    translator = _translator(args)
+    opts = {"beam_size": args.beam, "batch_size": args.batch_size, "max_length": args.max_length}
+    if args.json:
+        opts["return_scores"] = True
+    if args.input and args.text:
+        raise ValueError("give TEXT arguments or --input FILE, not both")
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.text:
+            _emit(translator, args.text, opts, out, args.json)
+        elif args.input:
+            path = Path(args.input)
+            if not path.is_file():
+                raise ModelError(f"input file not found: {path}")
+            with open(path, "rb") as f:
+                lines = list(_read_lines(f, str(path)))
+            bar = _Progress(len(lines), enabled=sys.stderr.isatty() or args.progress)
+            chunk = max(args.batch_size, 1) * 4
+            for start in range(0, len(lines), chunk):
+                _emit(translator, lines[start : start + chunk], opts, out, args.json)
+                bar.update(len(lines[start : start + chunk]))
+            bar.close()
+        else:
+            # Line by line, flushed, so it works as a filter in a pipe.
+            for line in _read_lines(sys.stdin.buffer, "stdin"):
+                _emit(translator, [line], opts, out, args.json)
+                out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _emit(translator: Translator, texts: list[str], opts: dict, out, as_json: bool) -> None:
+    t0 = time.perf_counter()
+    results = translator.translate(texts, **opts)
+    ms = 1000 * (time.perf_counter() - t0) / max(len(texts), 1)
+    for src, r in zip(texts, results):
+        if as_json:
+            best = r.hypotheses[0]
+            out.write(json.dumps({"source": src, "translation": r.text, "score": best.score, "log_prob": best.log_prob,
+                                  "tokens": best.tokens, "ms_per_sentence": round(ms, 2)}, ensure_ascii=False) + "\n")
+        else:
+            # One output line per input line, even when a translation itself holds a newline.
+            out.write(r.replace("\n", " ") + "\n")
+
+
+def models_main(args) -> int:
+    roots = [Path(p) for p in args.path] if args.path else []
+    if not roots:
+        try:
+            roots = [find_default_model().parent]
+        except ModelError:
+            print("no models found (looked for models/es-en)")
+            return 0
+    found = 0
+    for root in roots:
+        for cfg_path in sorted(set(root.glob("*/config.json")) | set(root.glob("config.json"))):
+            model_dir = cfg_path.parent
+            try:
+                cfg = read_config(model_dir)
+            except ModelError as e:
+                print(f"{model_dir}: unusable ({e})")
+                continue
+            found += 1
+            d = cfg.dims
+            print(f"{model_dir}  {cfg.source_language}->{cfg.target_language}  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
+            card_bleu = _card_bleu(model_dir)
+            for name, v in cfg.variants.items():
+                size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
+                bleu = v.bleu if v.bleu is not None else card_bleu.get(name)
+                default = " (default)" if name == ("int8" if "int8" in cfg.variants else cfg.default_variant) else ""
+                print(f"  {name:<5}{default:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.1f}'}")
+    if not found:
+        print("no models found")
+    return 0
+
+
+def _card_bleu(model_dir: Path) -> dict[str, float]:
+    """BLEU per variant from the MODEL_CARD's table rows that start with '| <variant> |' and hold 'BLEU'."""
+    card = model_dir / "MODEL_CARD.md"
+    out: dict[str, float] = {}
+    if card.is_file():
+        for m in re.finditer(r"^\| (fp32|int8) \| greedy \| ([0-9.]+) \|", card.read_text(encoding="utf-8"), re.M):
+            out.setdefault(m.group(1), float(m.group(2)))
+    return out

@@ -1,0 +1,291 @@
+"""The public facade: `Translator(model_dir).translate(texts, **options)`.
+
+Imports only onnxruntime, numpy and tokenizers (plus the standard library).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from .decoder import OnnxStepDecoder
+from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
+from .package import TOKENIZER_FILE, ModelError, read_config
+from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
+from .text import clean_text, split_sentences
+
+DEFAULT_MODEL_ENV = "TRADUCTOR_MODEL"
+
+
+@dataclass(frozen=True)
+class TranslationOptions:
+    beam_size: int = 4  # 1 = greedy; the package's config.json sets the default
+    length_penalty: float = 1.0  # beam scores are divided by length ** length_penalty
+    max_length: int | None = None  # most target subwords per sentence; None = 2 * source + 10
+    num_hypotheses: int = 1  # n-best: how many hypotheses per input to return (<= beam_size)
+    return_scores: bool = False  # return TranslationResult objects instead of strings
+    batch_size: int = 32  # sentences decoded together
+
+    def validate(self) -> "TranslationOptions":
+        def bad(name: str, why: str):
+            return ValueError(f"invalid option {name}={getattr(self, name)!r}: {why}")
+
+        for name in ("beam_size", "num_hypotheses", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise bad(name, "must be an integer >= 1")
+        if self.beam_size > 64:
+            raise bad("beam_size", "must be at most 64")
+        if self.num_hypotheses > self.beam_size:
+            raise bad("num_hypotheses", f"cannot exceed beam_size={self.beam_size}")
+        if not isinstance(self.length_penalty, (int, float)) or isinstance(self.length_penalty, bool) or not np.isfinite(self.length_penalty) or self.length_penalty < 0:
+            raise bad("length_penalty", "must be a finite number >= 0")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or isinstance(self.max_length, bool) or self.max_length < 1):
+            raise bad("max_length", "must be None or an integer >= 1")
+        if not isinstance(self.return_scores, bool):
+            raise bad("return_scores", "must be True or False")
+        return self
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    score: float  # length-normalised log-probability (higher is better)
+    log_prob: float  # sum of token log-probabilities
+    tokens: list[str]
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    text: str  # the best translation
+    hypotheses: list[Candidate]  # n-best, best first (one per sentence part joined for long inputs)
+
+
+@dataclass
+class _Segment:
+    text_index: int
+    ids: list[int]  # source ids, end token included
+    joiner: str  # what goes before this segment's translation when rejoining ("" first, " " or "\n")
+
+
+def find_default_model() -> Path:
+    """The shipped model: $TRADUCTOR_MODEL, else models/es-en next to the source tree or the install."""
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for base in (here.parent, here, Path.cwd()):
+        cand = base / "models" / "es-en"
+        if (cand / "config.json").is_file():
+            return cand
+    raise ModelError(f"no model given and no shipped model found (looked for models/es-en; set {DEFAULT_MODEL_ENV} or pass a model directory)")
+
+
+class Translator:
+    """Loads a model package once; `translate` may be called from many threads at once."""
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike | None = None,
+        *,
+        providers: Sequence[str] | str = ("cpu",),
+        variant: str | None = None,
+        intra_threads: int | None = None,
+        provider_options: dict | None = None,
+        fallback: Sequence[str] = (),
+        optimization: str = "all",
+    ):
+        self.model_dir = Path(model_dir) if model_dir is not None else find_default_model()
+        if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
+            raise ValueError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
+        config = read_config(self.model_dir)
+        tok_path = self.model_dir / TOKENIZER_FILE
+        if not tok_path.is_file():
+            raise ModelError(f"{self.model_dir} has no {TOKENIZER_FILE}")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tok_path))
+        except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
+            raise ModelError(f"{tok_path} could not be read: {e}") from e
+        if variant is None:
+            variant = "int8" if "int8" in config.variants else config.default_variant
+        settings = SessionSettings(resolve_providers(providers, provider_options, fallback), intra_threads, optimization)
+        self.model = OnnxSeq2Seq(self.model_dir, variant, settings)
+        self.config = config
+        self.variant = variant
+        st = config.special_tokens
+        self._specials = st
+        self.defaults = TranslationOptions(beam_size=config.decoding.beam_size, length_penalty=config.decoding.length_penalty)
+        if self.tokenizer.get_vocab_size() > config.dims.vocab_size:
+            raise ModelError(f"{TOKENIZER_FILE} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}")
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the sessions really use, in priority order."""
+        return self.model.providers
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def translate(self, texts: str | Sequence[str], **options) -> str | list[str] | TranslationResult | list[TranslationResult]:
+        """Translate one string or a list of strings; options are TranslationOptions fields."""
+        single = isinstance(texts, str)
+        batch = _check_texts(texts)
+        opts = self._options(options)
+        results = self._translate_batch(batch, opts)
+        if not (opts.return_scores or opts.num_hypotheses > 1):
+            out = [r.text for r in results]
+            return out[0] if single else out
+        return results[0] if single else results
+
+    def translate_stream(self, text: str, *, max_length: int | None = None) -> Iterator[str]:
+        """Yield the (greedy) translation of `text` piece by piece as tokens are produced."""
+        if not isinstance(text, str):
+            raise TypeError(f"translate_stream() takes a string, got {type(text).__name__}")
+        self._options({"max_length": max_length, "beam_size": 1})
+        segments = self._segments([text])
+        for seg in segments:
+            if seg.joiner:
+                yield seg.joiner
+            if not seg.ids:
+                continue
+            ids, mask = self._pad([seg.ids])
+            decoder = OnnxStepDecoder(self.model, ids, mask)
+            hyp = [Hypothesis([], 0.0, False)]
+            limit = max_length or self._limit(seg.ids)
+            shown = ""
+            for _ in GreedySearch(self._specials.bos_id, self._specials.eos_id).generate(decoder, [limit], hyp):
+                text_so_far = self.tokenizer.decode(hyp[0].tokens)
+                # Hold back a partly decoded multi-byte character until it is complete.
+                if text_so_far.startswith(shown) and not text_so_far.endswith("\ufffd"):
+                    if len(text_so_far) > len(shown):
+                        yield text_so_far[len(shown) :]
+                    shown = text_so_far
+            final = self.tokenizer.decode(hyp[0].tokens)
+            if final.startswith(shown) and len(final) > len(shown):
+                yield final[len(shown) :]
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _options(self, options: dict) -> TranslationOptions:
+        known = {f.name for f in fields(TranslationOptions)}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+        given = {k: v for k, v in options.items() if v is not None or k == "max_length"}
+        opts = replace(self.defaults, **given)
+        if "beam_size" in given and "num_hypotheses" not in given:
+            opts = replace(opts, num_hypotheses=min(opts.num_hypotheses, opts.beam_size))
+        return opts.validate()
+
+    def _limit(self, ids: list[int]) -> int:
+        d = self.config.decoding
+        return max_target_length(len(ids), self.config.dims.max_len, d.max_length_ratio, d.max_length_extra)
+
+    def _segments(self, texts: list[str]) -> list[_Segment]:
+        """Texts -> sentence-sized id lists the model can take, remembering how to rejoin them."""
+        max_src = self.config.dims.max_len - 1  # room for the end token
+        eos = self._specials.eos_id
+        segments = []
+        for i, text in enumerate(texts):
+            lines = text.split("\n")
+            first = True
+            for line in lines:
+                joiner = "" if first else "\n"
+                first = False
+                line = clean_text(line)
+                if not line:
+                    segments.append(_Segment(i, [], joiner))
+                    continue
+                ids = self.tokenizer.encode(line, add_special_tokens=False).ids
+                parts = [line] if len(ids) <= max_src // 2 else split_sentences(line)
+                for j, part in enumerate(parts):
+                    ids = ids if len(parts) == 1 else self.tokenizer.encode(part, add_special_tokens=False).ids
+                    chunks = [ids[k : k + max_src] for k in range(0, len(ids), max_src)] or [[]]
+                    if len(chunks) > 1:
+                        warnings.warn(
+                            f"input {i}: a sentence of {len(ids)} subwords exceeds the model's {max_src}; translated in {len(chunks)} pieces",
+                            RuntimeWarning, stacklevel=4,
+                        )
+                    for c, chunk in enumerate(chunks):
+                        segments.append(_Segment(i, chunk + [eos], joiner if (j == 0 and c == 0) else " "))
+        return segments
+
+    def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        pad = self._specials.pad_id
+        ids = np.full((len(seqs), max(map(len, seqs))), pad, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = s
+            mask[r, : len(s)] = 1
+        return ids, mask
+
+    def _search(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
+        st = self._specials
+        ids, mask = self._pad(seqs)
+        limits = [opts.max_length or self._limit(s) for s in seqs]
+        if opts.beam_size == 1:
+            return GreedySearch(st.bos_id, st.eos_id).search(OnnxStepDecoder(self.model, ids, mask), limits)
+        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses)
+        return search.search(OnnxStepDecoder(self.model, ids, mask, repeat=opts.beam_size), limits)
+
+    def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
+        """Source id lists (end token included) -> n-best hypotheses, batched by similar length."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        out: list[list[Hypothesis]] = [[] for _ in seqs]
+        for start in range(0, len(order), opts.batch_size):
+            idx = order[start : start + opts.batch_size]
+            for i, hyps in zip(idx, self._search([seqs[i] for i in idx], opts)):
+                out[i] = hyps
+        return out
+
+    def _translate_batch(self, texts: list[str], opts: TranslationOptions) -> list[TranslationResult]:
+        segments = self._segments(texts)
+        work = [s for s in segments if s.ids]
+        hyps = self.translate_ids([s.ids for s in work], opts)
+        by_segment = {id(s): h for s, h in zip(work, hyps)}
+        n = opts.num_hypotheses
+        parts: list[list[list[Candidate]]] = [[] for _ in texts]
+        joiners: list[list[str]] = [[] for _ in texts]
+        for s in segments:
+            cands = [self._candidate(h, opts) for h in by_segment.get(id(s), [])] or [Candidate("", 0.0, 0.0, [])]
+            parts[s.text_index].append(cands)
+            joiners[s.text_index].append(s.joiner)
+        results = []
+        for i in range(len(texts)):
+            if not parts[i]:
+                results.append(TranslationResult("", [Candidate("", 0.0, 0.0, [])]))
+                continue
+            nbest = []
+            for r in range(n):
+                # Rank r of a multi-part text joins rank r of each part (or its best, if it has fewer).
+                chosen = [c[min(r, len(c) - 1)] for c in parts[i]]
+                text = "".join(j + c.text for j, c in zip(joiners[i], chosen))
+                nbest.append(Candidate(text, sum(c.score for c in chosen), sum(c.log_prob for c in chosen), [t for c in chosen for t in c.tokens]))
+                if all(len(c) <= r + 1 for c in parts[i]):
+                    break
+            results.append(TranslationResult(nbest[0].text, nbest))
+        return results
+
+    def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:
+        return Candidate(
+            self.tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
+            [self.tokenizer.id_to_token(t) for t in h.tokens],
+        )
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("translate() takes str, not bytes: decode the input first (e.g. data.decode('utf-8'))")
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"translate() takes a string or a list of strings, got {type(texts).__name__}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"translate() takes strings; item {i} is {type(t).__name__}")
+    return list(texts)
