@@ -80,22 +80,23 @@ _OPT_LEVELS = {
 }
 
 
-def _session(model_bytes: bytes, name: str, settings: SessionSettings) -> ort.InferenceSession:
+def _session(model_bytes: bytes, name: str, model_dir: Path, settings: SessionSettings) -> ort.InferenceSession:
     so = ort.SessionOptions()
+    # Graphs are loaded from the bytes we hashed; any external data must live inside the model dir.
+    so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir.resolve()))
     so.graph_optimization_level = _OPT_LEVELS[settings.optimization]
     if settings.intra_threads:
         so.intra_op_num_threads = settings.intra_threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     try:
-        # From bytes: the graph cannot pull in files from outside the package (external data).
         return ort.InferenceSession(
             model_bytes, sess_options=so, providers=[p for p, _ in settings.providers], provider_options=[o for _, o in settings.providers]
         )
     except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         msg = str(e).splitlines()[0][:300]
-        if "external" in msg.lower() or "model_path" in msg.lower():
-            raise ModelError(f"{name} refers to external data files; traductor packages must be self-contained ({msg})") from e
+        if "escapes" in msg:
+            raise ModelError(f"{name} refused: it refers to external data outside the model directory ({msg})") from e
         raise ModelError(f"{name} could not be loaded by onnxruntime: {msg}") from e
 
 
@@ -135,7 +136,7 @@ class OnnxSeq2Seq:
             expected = json.loads((self.model_dir / "manifest.json").read_text())["files"][name]["sha256"]
             if hashlib.sha256(data).hexdigest() != expected:
                 raise ModelError(f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed")
-        return _session(data, name, settings)
+        return _session(data, name, self.model_dir, settings)
 
     def _check_io(self) -> None:
         enc_in = {i.name for i in self.encoder.get_inputs()}

@@ -178,8 +178,6 @@ class Translator:
             raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
         given = {k: v for k, v in options.items() if v is not None or k == "max_length"}
         opts = replace(self.defaults, **given)
-        if "beam_size" in given and "num_hypotheses" not in given:
-            opts = replace(opts, num_hypotheses=min(opts.num_hypotheses, opts.beam_size))
         return opts.validate()
 
     def _limit(self, ids: list[int]) -> int:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from traductor.training.model import ModelConfig
+TINY_MODEL = Path(__file__).parent / "assets" / "tiny-model"
 
 WORDS = "casa perro gato sol luna agua fuego tierra cielo mar río monte pan vino rey".split()
 
 
-def tiny_config(**overrides) -> ModelConfig:
+def tiny_config(**overrides):
+    from traductor.training.model import ModelConfig  # imported here: runtime-only test runs have no torch
+
     base = dict(vocab_size=64, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=64)
     base.update(overrides)
     return ModelConfig(**base)
