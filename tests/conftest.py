@@ -35,3 +35,33 @@ def write_reverse_corpus(folder: Path, n_train: int = 2000, n_dev: int = 50, see
 @pytest.fixture(scope="session")
 def reverse_corpus(tmp_path_factory) -> Path:
     return write_reverse_corpus(tmp_path_factory.mktemp("reverse"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(reverse_corpus, tmp_path_factory) -> Path:
+    """A tiny model trained for a few seconds on the reversal corpus (needs torch)."""
+    from traductor.training.train import Trainer, TrainConfig
+
+    out = tmp_path_factory.mktemp("tiny-run")
+    cfg = TrainConfig(data=str(reverse_corpus), out=str(out), vocab_size=400, max_tokens=600, lr=5e-3, warmup=100,
+                      steps=300, eval_every=300, eval_sentences=20, seed=3, device="cpu", progress=False)
+    Trainer(cfg, tiny_config()).run()
+    return out / "best.pt"
+
+
+def export_args(checkpoint: Path, out: Path, **kw):
+    import argparse
+
+    base = dict(checkpoint=str(checkpoint), out=str(out), int8=True, dev=None, dev_sentences=50, source_lang="es",
+                target_lang="en", beam=4, force=False, accept_mismatch=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tiny_checkpoint, tmp_path_factory) -> Path:
+    from traductor.export.export import main
+
+    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    main(export_args(tiny_checkpoint, out))
+    return out

@@ -142,6 +142,7 @@ class Trainer:
                 return group[self.rank :: self.world]
             self.epoch, self.cursor = self.epoch + 1, 0
 
+    @torch.enable_grad()
     def train_step(self) -> tuple[float, int]:
         self.model.train()
         micro = self.next_update_batches()

@@ -1,0 +1,126 @@
+"""Export: ONNX graphs against PyTorch, dynamic shapes, int8, the package format."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from traductor.export.export import ExportError, check_parity, forced_token_agreement, main
+from traductor.runtime.onnx_model import OnnxSeq2Seq
+from traductor.runtime.package import ModelPackageConfig, read_config
+from traductor.runtime import Translator
+from traductor.training.checkpoint import load_model
+from traductor.training.search import beam_search, greedy
+
+from .conftest import export_args
+
+
+@pytest.fixture(scope="module")
+def torch_model(tiny_checkpoint):
+    return load_model(tiny_checkpoint)
+
+
+def test_fp32_graphs_match_pytorch_at_several_shapes(tiny_package, torch_model):
+    model, _, _ = torch_model
+    ort_model = OnnxSeq2Seq(tiny_package, "fp32")
+    shapes = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (1, 13, 9), (16, 3, 4)]
+    assert check_parity(model, ort_model, shapes, seed=5) < 1e-4
+
+
+def test_first_step_runs_with_an_empty_past(tiny_package, torch_model):
+    model, _, _ = torch_model
+    ort_model = OnnxSeq2Seq(tiny_package, "fp32")
+    ids = np.array([[5, 6, 7, 2]], dtype=np.int64)
+    mask = np.ones_like(ids)
+    cross = ort_model.encode(ids, mask)
+    log_probs, present = ort_model.step(np.array([[model.cfg.bos_id]]), 0, mask, ort_model.empty_past(1), cross)
+    assert ort_model.empty_past(1)[0].shape[2] == 0 and present[0].shape == (1, 4, 1, 8)
+    with torch.no_grad():
+        logits, _ = model.decode(torch.tensor([[model.cfg.bos_id]]), model.encode(torch.from_numpy(ids), torch.ones(1, 4, dtype=torch.bool)), torch.ones(1, 4, dtype=torch.bool))
+    np.testing.assert_allclose(log_probs, logits[:, -1].log_softmax(-1).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_batch_axis_is_dynamic(tiny_package, torch_model, batch):
+    model, tok, _ = torch_model
+    ort_model = OnnxSeq2Seq(tiny_package, "fp32")
+    rng = np.random.default_rng(batch)
+    src = [list(rng.integers(4, model.cfg.vocab_size, rng.integers(1, 9))) + [model.cfg.eos_id] for _ in range(batch)]
+    from traductor.export.export import ort_greedy
+
+    assert ort_greedy(ort_model, src, batch_size=batch) == [h.tokens for h in greedy(model, src)]
+
+
+def test_greedy_and_beam_through_the_runtime_equal_pytorch(tiny_package, torch_model, reverse_corpus):
+    model, tok, _ = torch_model
+    lines = (reverse_corpus / "test.tsv").read_text().splitlines()[:30]
+    src = [tok.encode(line.split("\t")[0], add_special_tokens=False).ids + [model.cfg.eos_id] for line in lines]
+    tr = Translator(tiny_package, variant="fp32")
+    from traductor.runtime import TranslationOptions
+
+    got = tr.translate_ids(src, TranslationOptions(beam_size=1, batch_size=7))
+    assert [h[0].tokens for h in got] == [h.tokens for h in greedy(model, src)]
+    got = tr.translate_ids(src, TranslationOptions(beam_size=4, num_hypotheses=2, batch_size=5))
+    ref = beam_search(model, src, beam_size=4, num_hypotheses=2)
+    assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in ref]
+
+
+def test_int8_variant_agrees_with_fp32(tiny_package, torch_model):
+    model, _, _ = torch_model
+    cfg = read_config(tiny_package)
+    assert set(cfg.variants) == {"fp32", "int8"} and cfg.default_variant == "int8"
+    assert cfg.variants["int8"].greedy_agreement >= 0.9
+    fp32, int8 = OnnxSeq2Seq(tiny_package, "fp32"), OnnxSeq2Seq(tiny_package, "int8")
+    rng = np.random.default_rng(0)
+    src = [list(rng.integers(4, model.cfg.vocab_size, 6)) + [model.cfg.eos_id] for _ in range(20)]
+    from traductor.export.export import ort_greedy
+
+    assert forced_token_agreement(int8, src, ort_greedy(fp32, src)) >= 0.98
+    sizes = {v: sum((tiny_package / f).stat().st_size for f in (cfg.variants[v].encoder, cfg.variants[v].decoder)) for v in cfg.variants}
+    assert sizes["int8"] < 0.8 * sizes["fp32"]
+
+
+def test_package_schema_round_trips(tiny_package):
+    raw = json.loads((tiny_package / "config.json").read_text())
+    cfg = ModelPackageConfig.from_dict(raw)
+    assert json.loads(cfg.to_json()) == raw
+    assert cfg.io.decoder_inputs(2)[:3] == ["input_ids", "position", "attention_mask"]
+    assert "past_key_self_1" in cfg.io.decoder_inputs(2) and "present_value_self_0" in cfg.io.decoder_outputs(2)
+    manifest = json.loads((tiny_package / "manifest.json").read_text())["files"]
+    assert {"config.json", "tokenizer.json", "encoder.onnx", "decoder.int8.onnx", "MODEL_CARD.md"} <= set(manifest)
+    assert all(len(v["sha256"]) == 64 and v["size"] > 0 for v in manifest.values())
+
+
+def test_export_refuses_to_overwrite_without_force(tiny_package, tiny_checkpoint):
+    before = (tiny_package / "manifest.json").read_text()
+    with pytest.raises(ExportError, match="already exists"):
+        main(export_args(tiny_checkpoint, tiny_package))
+    assert (tiny_package / "manifest.json").read_text() == before
+
+
+def test_export_with_force_replaces_the_package(tiny_checkpoint, tmp_path):
+    out = tmp_path / "pkg"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    main(export_args(tiny_checkpoint, out, force=True, int8=False))
+    assert not (out / "stale.txt").exists() and set(read_config(out).variants) == {"fp32"}
+
+
+def test_export_writes_nothing_when_verification_fails(tiny_checkpoint, tmp_path, monkeypatch):
+    import traductor.export.export as ex
+
+    monkeypatch.setattr(ex, "check_parity", lambda *a, **k: 0.5)
+    out = tmp_path / "bad"
+    with pytest.raises(ExportError, match="verification failed"):
+        main(export_args(tiny_checkpoint, out, int8=False))
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_int8_below_the_agreement_threshold_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
+    import traductor.export.export as ex
+
+    monkeypatch.setattr(ex, "forced_token_agreement", lambda *a, **k: 0.5)
+    with pytest.raises(ExportError, match="int8 variant refused"):
+        main(export_args(tiny_checkpoint, tmp_path / "pkg"))
+    assert not (tmp_path / "pkg").exists()
