@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= data/bible
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup setup-runtime sword data test test-fast demo train-demo clean
+.PHONY: help setup sword data test test-fast test-runtime-only test-openvino train-demo clean
 
 help:  ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -29,8 +29,33 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword  ## set up and run the whole test suite
+test: setup sword  ## set up and run the whole test suite, then the runtime tests without torch
 	$(BIN)/python -m pytest -q tests
+	$(MAKE) test-runtime-only
+
+RT_VENV := .venv-runtime
+$(RT_VENV)/.ok: pyproject.toml
+	$(PYTHON) -m venv $(RT_VENV)
+	$(RT_VENV)/bin/pip install -q --upgrade pip
+	$(RT_VENV)/bin/pip install -q . pytest
+	touch $@
+
+test-runtime-only: $(RT_VENV)/.ok  ## runtime tests in a venv with only the base dependencies (no torch)
+	cd tests && ../$(RT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
+	  || { echo "torch is installed in $(RT_VENV); the runtime must work without it"; exit 1; }
+	cd /tmp && $(CURDIR)/$(RT_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
+
+OV_VENV := .venv-openvino
+$(OV_VENV)/.ok: pyproject.toml
+	$(PYTHON) -m venv $(OV_VENV)
+	$(OV_VENV)/bin/pip install -q --upgrade pip
+	# onnxruntime-openvino replaces the onnxruntime wheel: install the package without its deps.
+	$(OV_VENV)/bin/pip install -q onnxruntime-openvino numpy tokenizers pytest
+	$(OV_VENV)/bin/pip install -q --no-deps .
+	touch $@
+
+test-openvino: $(OV_VENV)/.ok  ## runtime tests with the OpenVINO execution provider, in its own venv
+	cd /tmp && TRADUCTOR_TEST_PROVIDER=openvino $(CURDIR)/$(OV_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
 
 test-fast: setup  ## tests without the slow ones
 	$(BIN)/python -m pytest -q -m "not slow" tests
@@ -40,4 +65,4 @@ train-demo: data  ## a 20-minute CPU training run on the Bible (issue-2 demo)
 	  --eval-every 200 --max-tokens 3000 --warmup 500 --lr 1e-3
 
 clean:  ## remove the virtual environments and build leftovers
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) build *.egg-info

@@ -1,0 +1,53 @@
+"""Other execution providers: run where they exist, skip cleanly elsewhere.
+
+`make test-openvino` runs this file (and the rest of tests/runtime) in a venv holding
+onnxruntime-openvino; CUDA tests run on a machine with a GPU and onnxruntime-gpu.
+"""
+
+import os
+
+import onnxruntime as ort
+import pytest
+
+from traductor.runtime import Translator
+
+from ..conftest import TINY_MODEL
+
+REF_TEXTS = ["casa perro gato", "sol luna agua fuego tierra", "rey", "monte vino pan río mar cielo"]
+
+
+def _needs(provider: str):
+    return pytest.mark.skipif(provider not in ort.get_available_providers(), reason=f"{provider} not in this onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def cpu_outputs():
+    tr = Translator(TINY_MODEL, variant="fp32", providers=("cpu",))
+    return {b: tr.translate(REF_TEXTS, beam_size=b) for b in (1, 4)}
+
+
+@_needs("OpenVINOExecutionProvider")
+def test_openvino_translates_like_cpu(cpu_outputs):
+    tr = Translator(TINY_MODEL, variant="fp32", providers=("openvino",), provider_options={"openvino": {"device_type": "CPU"}})
+    assert tr.providers[0] == "OpenVINOExecutionProvider"
+    for beam, expected in cpu_outputs.items():
+        assert tr.translate(REF_TEXTS, beam_size=beam) == expected
+
+
+@_needs("CUDAExecutionProvider")
+@pytest.mark.gpu
+def test_cuda_translates_like_cpu(cpu_outputs):
+    tr = Translator(TINY_MODEL, variant="fp32", providers=("cuda",))
+    assert tr.providers[0] == "CUDAExecutionProvider"
+    for beam, expected in cpu_outputs.items():
+        assert tr.translate(REF_TEXTS, beam_size=beam) == expected
+
+
+@pytest.mark.skipif(not os.environ.get("TRADUCTOR_TEST_PROVIDER"), reason="set TRADUCTOR_TEST_PROVIDER to require a provider")
+def test_the_provider_this_run_asks_for_is_really_used():
+    name = os.environ["TRADUCTOR_TEST_PROVIDER"]
+    tr = Translator(TINY_MODEL, providers=(name,))
+    from traductor.runtime import PROVIDER_ALIASES
+
+    assert tr.providers[0] == PROVIDER_ALIASES.get(name, name)
+    assert tr.translate("casa perro") == "perro casa"
