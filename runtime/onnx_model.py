@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import ModelError, ModelPackageConfig, read_config, sha256_of, verify_files
+from .package import ModelError, ModelPackageConfig, check_external_data, read_config, sha256_of, verify_files
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -136,6 +136,7 @@ class OnnxSeq2Seq:
             expected = json.loads((self.model_dir / "manifest.json").read_text())["files"][name]["sha256"]
             if hashlib.sha256(data).hexdigest() != expected:
                 raise ModelError(f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed")
+        check_external_data(data, name, self.model_dir)
         return _session(data, name, self.model_dir, settings)
 
     def _check_io(self) -> None:

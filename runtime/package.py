@@ -191,3 +191,100 @@ def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> 
             raise ModelError(f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated or was changed")
         if check_hash and sha256_of(path) != entry["sha256"]:
             raise ModelError(f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was changed")
+
+
+# -- external data ---------------------------------------------------------------------------------
+# A few protobuf field numbers of onnx.proto, enough to find every tensor's external-data location
+# without depending on the onnx package: ModelProto.graph, GraphProto.node/initializer,
+# NodeProto.attribute, AttributeProto.t/g/tensors/graphs, TensorProto.external_data,
+# StringStringEntryProto.key/value.
+_MODEL_GRAPH, _GRAPH_NODE, _GRAPH_INIT = 7, 1, 5
+_NODE_ATTR, _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 5, 6, 10, 11
+_TENSOR_EXTERNAL, _ENTRY_KEY, _ENTRY_VALUE = 13, 1, 2
+
+
+def _fields(buf: bytes | memoryview):
+    """Yield (field_number, wire_type, value) of one protobuf message; value is bytes for wire type 2."""
+    buf = memoryview(buf)
+    i, n = 0, len(buf)
+    while i < n:
+        key, i = _varint(buf, i)
+        field_no, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 1:
+            value, i = None, i + 8
+        elif wire == 2:
+            length, i = _varint(buf, i)
+            value, i = buf[i : i + length], i + length
+        elif wire == 5:
+            value, i = None, i + 4
+        else:
+            raise ModelError(f"malformed ONNX file (protobuf wire type {wire})")
+        if i > n:
+            raise ModelError("malformed ONNX file (truncated protobuf field)")
+        yield field_no, wire, value
+
+
+def _varint(buf: memoryview, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if i >= len(buf):
+            raise ModelError("malformed ONNX file (truncated varint)")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def _tensor_locations(tensor) -> list[str]:
+    out = []
+    for f, w, v in _fields(tensor):
+        if f == _TENSOR_EXTERNAL and w == 2:
+            entry = {ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2}
+            if entry.get(_ENTRY_KEY) == "location":
+                out.append(entry.get(_ENTRY_VALUE, ""))
+    return out
+
+
+def _graph_locations(graph) -> list[str]:
+    out = []
+    for f, w, v in _fields(graph):
+        if w != 2:
+            continue
+        if f == _GRAPH_INIT:
+            out += _tensor_locations(v)
+        elif f == _GRAPH_NODE:
+            for nf, nw, nv in _fields(v):
+                if nf != _NODE_ATTR or nw != 2:
+                    continue
+                for af, aw, av in _fields(nv):
+                    if aw == 2 and af in (_ATTR_T, _ATTR_TENSORS):
+                        out += _tensor_locations(av)
+                    elif aw == 2 and af in (_ATTR_G, _ATTR_GRAPHS):
+                        out += _graph_locations(av)
+    return out
+
+
+def external_data_locations(model_bytes: bytes) -> list[str]:
+    """Every external-data file an ONNX model refers to (initializers, node attributes, subgraphs)."""
+    out = []
+    for f, w, v in _fields(model_bytes):
+        if f == _MODEL_GRAPH and w == 2:
+            out += _graph_locations(v)
+    return out
+
+
+def check_external_data(model_bytes: bytes, name: str, model_dir: Path) -> None:
+    """Refuse a graph whose external data would be read from outside the model directory."""
+    root = model_dir.resolve()
+    try:
+        locations = external_data_locations(model_bytes)
+    except ModelError as e:
+        raise ModelError(f"{name} could not be loaded: {e}") from e
+    for location in locations:
+        target = (root / location).resolve()
+        if Path(location).is_absolute() or root not in target.parents:
+            raise ModelError(f"{name} refused: its external data {location!r} points outside the model directory")
