@@ -41,6 +41,7 @@ $(RT_VENV)/.ok: pyproject.toml
 	touch $@
 
 test-runtime-only: $(RT_VENV)/.ok  ## runtime tests in a venv with only the base dependencies (no torch)
+	$(RT_VENV)/bin/pip install -q --no-deps --force-reinstall .
 	cd tests && ../$(RT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
 	  || { echo "torch is installed in $(RT_VENV); the runtime must work without it"; exit 1; }
 	cd /tmp && $(CURDIR)/$(RT_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
@@ -51,10 +52,10 @@ $(OV_VENV)/.ok: pyproject.toml
 	$(OV_VENV)/bin/pip install -q --upgrade pip
 	# onnxruntime-openvino replaces the onnxruntime wheel: install the package without its deps.
 	$(OV_VENV)/bin/pip install -q onnxruntime-openvino numpy tokenizers pytest
-	$(OV_VENV)/bin/pip install -q --no-deps .
 	touch $@
 
 test-openvino: $(OV_VENV)/.ok  ## runtime tests with the OpenVINO execution provider, in its own venv
+	$(OV_VENV)/bin/pip install -q --no-deps --force-reinstall .
 	cd /tmp && TRADUCTOR_TEST_PROVIDER=openvino $(CURDIR)/$(OV_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
 
 test-fast: setup  ## tests without the slow ones
