@@ -25,6 +25,7 @@ from traductor.training.data import read_tsv
 from traductor.training.search import greedy
 
 from .graphs import export_graphs
+from .quantize import quantize_int8
 
 # (batch, src_len, past_len) shapes checked against PyTorch; batch 1 and an empty past included.
 PARITY_SHAPES = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (16, 9, 3)]
@@ -125,13 +126,6 @@ def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets
                     total += 1
             tokens = np.array([seq[t] if t < len(seq) else st.eos_id for seq in tgt], dtype=np.int64)
     return same / max(total, 1)
-
-
-def quantize_int8(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # MatMul weights and the embedding Gather: int8 weights, activations quantized on the fly.
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"], per_channel=False)
 
 
 def model_card(pkg: ModelPackageConfig, state: dict, checks: dict, sizes: dict[str, int]) -> str:

@@ -61,8 +61,9 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="BLEU/chrF of a checkpoint on a TSV test set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`")
+    p = sub.add_parser("evaluate", help="BLEU/chrF of a checkpoint or model package on a TSV test set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a .pt checkpoint (PyTorch) or a model directory (through the ONNX runtime)")
+    p.add_argument("--variant", default=None, help="model directory only: int8 or fp32 (default: int8 if present)")
     p.add_argument("--data", required=True, help="source<TAB>reference file, e.g. data/bible/test.tsv")
     p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
