@@ -4,9 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 DATA ?= data/bible
+RT_VENV := .venv-runtime
+OV_VENV := .venv-openvino
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup sword data test test-fast test-runtime-only test-openvino train-demo clean
+EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
+  "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
+  "Y dijo Dios: Sea la luz: y fué la luz."
+
+.PHONY: help translate model setup sword data test test-fast test-runtime-only test-openvino train-demo clean
+
+translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
+	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
 
 help:  ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -33,20 +42,18 @@ test: setup sword  ## set up and run the whole test suite, then the runtime test
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
 
-RT_VENV := .venv-runtime
 $(RT_VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(RT_VENV)
 	$(RT_VENV)/bin/pip install -q --upgrade pip
-	$(RT_VENV)/bin/pip install -q . pytest
+	$(RT_VENV)/bin/pip install -q .
 	touch $@
 
 test-runtime-only: $(RT_VENV)/.ok  ## runtime tests in a venv with only the base dependencies (no torch)
-	$(RT_VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(RT_VENV)/bin/pip install -q --no-deps --force-reinstall . && $(RT_VENV)/bin/pip install -q pytest
 	cd tests && ../$(RT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
 	  || { echo "torch is installed in $(RT_VENV); the runtime must work without it"; exit 1; }
 	cd /tmp && $(CURDIR)/$(RT_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
 
-OV_VENV := .venv-openvino
 $(OV_VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(OV_VENV)
 	$(OV_VENV)/bin/pip install -q --upgrade pip
@@ -64,6 +71,14 @@ test-fast: setup  ## tests without the slow ones
 train-demo: data  ## a 20-minute CPU training run on the Bible (issue-2 demo)
 	$(BIN)/traductor train --data $(DATA) --out runs/demo --force --pre-norm --minutes 20 --steps 100000 \
 	  --eval-every 200 --max-tokens 3000 --warmup 500 --lr 1e-3
+
+MODEL_RUN ?= runs/es-en
+model: data  ## train the shipped es-en model (GPU if present; on 2 CPU cores expect hours) and export it to models/es-en
+	$(BIN)/traductor train --data $(DATA) --out $(MODEL_RUN) --force --pre-norm --d-model 256 --heads 4 --d-ff 1024 \
+	  --encoder-layers 6 --decoder-layers 4 --vocab-size 8000 --dropout 0.3 --max-tokens 12000 --warmup 1000 --lr 1e-3 \
+	  --minutes $${MINUTES:-7.8} --steps 1000000 --eval-every 400 --eval-sentences 238 --no-optimizer-state
+	$(BIN)/traductor export $(MODEL_RUN)/best.pt --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
+	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
 
 clean:  ## remove the virtual environments and build leftovers
 	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) build *.egg-info

@@ -128,7 +128,30 @@ def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets
     return same / max(total, 1)
 
 
-def model_card(pkg: ModelPackageConfig, state: dict, checks: dict, sizes: dict[str, int]) -> str:
+def measure_quality(model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: int) -> tuple[ModelPackageConfig, list[dict]]:
+    """BLEU/chrF (sacrebleu defaults) of every variant, greedy and beam, through the runtime."""
+    import sacrebleu
+
+    from traductor.runtime import Translator
+
+    pairs, _ = read_tsv(test)
+    refs = [[p.target for p in pairs]]
+    rows, variants = [], dict(pkg.variants)
+    for name in pkg.variants:
+        tr = Translator(model_dir, variant=name)
+        for b in sorted({1, beam}):
+            t0 = time.time()
+            hyps = tr.translate([p.source for p in pairs], beam_size=b)
+            seconds = time.time() - t0
+            bleu, chrf = sacrebleu.corpus_bleu(hyps, refs).score, sacrebleu.corpus_chrf(hyps, refs).score
+            rows.append({"variant": name, "beam": b, "bleu": bleu, "chrf": chrf, "seconds": seconds, "sentences": len(pairs)})
+            print(f"{name} beam {b}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(pairs)} sentences, {seconds:.1f} s)", file=sys.stderr)
+            if b == beam:
+                variants[name] = replace(variants[name], bleu=round(bleu, 2))
+    return replace(pkg, variants=variants), rows
+
+
+def model_card(pkg: ModelPackageConfig, state: dict, checks: dict, sizes: dict[str, int], quality: list[dict] = (), test=None) -> str:
     tc = state.get("train_config") or {}
     d = pkg.dims
     rows = "\n".join(
@@ -143,17 +166,29 @@ Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor expor
 
 - Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
   {'pre' if d.pre_norm else 'post'}-LayerNorm, tied embeddings, vocabulary {d.vocab_size} (joint BPE), max length {d.max_len}.
-- Training data: `{tc.get('data', 'unknown')}`; {state.get('step', '?')} steps; best dev BLEU during training
+- Training data: `{"/".join(Path(tc.get('data', 'unknown')).parts[-2:])}`; {state.get('step', '?')} steps; best dev BLEU during training
   {state.get('best_bleu', float('nan')):.2f} (greedy, PyTorch).
 
 ## Variants
 
-| variant | quantization | size | greedy sentences identical to PyTorch/fp32 | next-token agreement with fp32 | test BLEU |
+| variant | quantization | size | greedy dev sentences identical to PyTorch (fp32) / to fp32 (int8) | next-token agreement with fp32 | test BLEU, beam {pkg.decoding.beam_size} |
 |---|---|---|---|---|---|
 {rows}
 
 fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len) {PARITY_SHAPES}.
-"""
+{_quality_table(quality, test)}"""
+
+
+def _quality_table(rows: list[dict], test) -> str:
+    if not rows:
+        return ""
+    n = rows[0]["sentences"]
+    lines = [f"\n## Quality on `{test}` ({n} sentences, sacrebleu defaults, measured through the runtime)\n",
+             "| variant | decoding | BLEU | chrF | seconds (this machine) |", "|---|---|---|---|---|"]
+    for r in rows:
+        dec = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
+        lines.append(f"| {r['variant']} | {dec} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _pct(x) -> str:
@@ -180,7 +215,13 @@ def main(args) -> int:
     try:
         pkg, checks = _build(model, tok, state, src, tmp, args)
         sizes = {name: (tmp / v.encoder).stat().st_size + (tmp / v.decoder).stat().st_size for name, v in pkg.variants.items()}
-        (tmp / CARD_FILE).write_text(model_card(pkg, state, checks, sizes))
+        write_manifest(tmp)
+        quality = []
+        if args.test_data:
+            pkg, quality = measure_quality(tmp, pkg, Path(args.test_data), args.beam)
+            (tmp / "config.json").write_text(pkg.to_json())
+        notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
+        (tmp / CARD_FILE).write_text(model_card(pkg, state, checks, sizes, quality, args.test_data) + notes)
         write_manifest(tmp)
         if out.exists():
             shutil.rmtree(out)

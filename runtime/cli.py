@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 import warnings
@@ -116,22 +115,11 @@ def models_main(args) -> int:
             found += 1
             d = cfg.dims
             print(f"{model_dir}  {cfg.source_language}->{cfg.target_language}  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
-            card_bleu = _card_bleu(model_dir)
             for name, v in cfg.variants.items():
                 size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
-                bleu = v.bleu if v.bleu is not None else card_bleu.get(name)
+                bleu = v.bleu
                 default = " (default)" if name == ("int8" if "int8" in cfg.variants else cfg.default_variant) else ""
-                print(f"  {name:<5}{default:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.1f}'}")
+                print(f"  {name:<5}{default:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}")
     if not found:
         print("no models found")
     return 0
-
-
-def _card_bleu(model_dir: Path) -> dict[str, float]:
-    """BLEU per variant from the MODEL_CARD's table rows that start with '| <variant> |' and hold 'BLEU'."""
-    card = model_dir / "MODEL_CARD.md"
-    out: dict[str, float] = {}
-    if card.is_file():
-        for m in re.finditer(r"^\| (fp32|int8) \| greedy \| ([0-9.]+) \|", card.read_text(encoding="utf-8"), re.M):
-            out.setdefault(m.group(1), float(m.group(2)))
-    return out

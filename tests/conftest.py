@@ -53,7 +53,7 @@ def export_args(checkpoint: Path, out: Path, **kw):
     import argparse
 
     base = dict(checkpoint=str(checkpoint), out=str(out), int8=True, dev=None, dev_sentences=50, source_lang="es",
-                target_lang="en", beam=4, force=False, accept_mismatch=False)
+                target_lang="en", beam=4, force=False, accept_mismatch=False, test_data=None, card_notes=None)
     base.update(kw)
     return argparse.Namespace(**base)
 

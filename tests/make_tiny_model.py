@@ -43,7 +43,7 @@ def build(out: Path = ASSET) -> None:
     Trainer(cfg, tiny_config()).run()
     ckpt = work / "run" / "best.pt"
     args = argparse.Namespace(checkpoint=str(ckpt), out=str(out), int8=True, dev=str(data / "dev.tsv"), dev_sentences=50,
-                              source_lang="es", target_lang="en", beam=4, force=True, accept_mismatch=False)
+                              source_lang="es", target_lang="en", beam=4, force=True, accept_mismatch=False, test_data=None, card_notes=None)
     export_main(args)
     model, tok, _ = load_model(ckpt)
     src = [tok.encode(s, add_special_tokens=False).ids + [model.cfg.eos_id] for s in SOURCES]

@@ -83,6 +83,8 @@ def _add_export(sub) -> None:
     p.add_argument("--source-lang", default="es", help="source language code written to config.json")
     p.add_argument("--target-lang", default="en", help="target language code written to config.json")
     p.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
+    p.add_argument("--test-data", help="source<TAB>reference file: measure BLEU/chrF of every variant into config.json and the card")
+    p.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
     p.set_defaults(run="traductor.export.export:main")
