@@ -51,3 +51,78 @@ class OnnxStepDecoder:
 def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
     """True when rows keeps every sentence block (row // k) in place: a pure beam reorder."""
     return rows.size == n_rows and bool(np.all(rows // k == np.arange(n_rows) // k))
+
+
+class DeviceStepDecoder:
+    """The same contract as OnnxStepDecoder, for GPU providers (CUDA): IOBinding keeps the cross and
+    self-attention K/V on the device between steps; per step only the new token ids and the position
+    go up and the log-probabilities come back.
+
+    `keep()` gathers rows on the host (download, index, upload): it runs only when rows change, i.e.
+    when a greedy sentence finishes, and at every beam step. A device-side gather is future work.
+    """
+
+    def __init__(self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1, device: str = "cuda", device_id: int = 0):
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.model, self.device, self.device_id, self.repeat = model, device, device_id, repeat
+        io = model.encoder.io_binding()
+        names = model.config.io
+        io.bind_cpu_input(names.input_ids, input_ids)
+        io.bind_cpu_input(names.attention_mask, attention_mask)
+        for name in model.enc_out_names:
+            io.bind_output(name, device, device_id)
+        model.encoder.run_with_iobinding(io)
+        cross = io.get_outputs()
+        if repeat > 1:
+            cross = [self._upload(np.repeat(c.numpy(), repeat, axis=0)) for c in cross]
+            attention_mask = np.repeat(attention_mask, repeat, axis=0)
+        self.cross = cross
+        self.mask_host = attention_mask
+        self.mask = self._upload(attention_mask)
+        self.past = [self._upload(p) for p in model.empty_past(attention_mask.shape[0])]
+        self.position = 0
+
+    def _upload(self, array: np.ndarray):
+        return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, self.device_id)
+
+    @property
+    def rows(self) -> int:
+        return self.mask_host.shape[0]
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        m, names = self.model, self.model.config.io
+        io = m.decoder.io_binding()
+        io.bind_cpu_input(names.input_ids, tokens.reshape(-1, 1).astype(np.int64))
+        io.bind_cpu_input(names.position, np.array([self.position], dtype=np.int64))
+        io.bind_ortvalue_input(names.attention_mask, self.mask)
+        for name, value in zip(m.dec_in_names[3:], [*self.past, *self.cross]):
+            io.bind_ortvalue_input(name, value)
+        io.bind_output(m.dec_out_names[0], "cpu")
+        for name in m.dec_out_names[1:]:
+            io.bind_output(name, self.device, self.device_id)
+        m.decoder.run_with_iobinding(io)
+        out = io.get_outputs()
+        self.past = out[1:]
+        self.position += 1
+        return out[0].numpy()
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.past = [self._upload(p.numpy()[rows]) for p in self.past]
+        if self.repeat > 1 and _same_blocks(rows, self.repeat, self.rows):
+            return
+        self.cross = [self._upload(c.numpy()[rows]) for c in self.cross]
+        self.mask_host = self.mask_host[rows]
+        self.mask = self._upload(self.mask_host)
+
+
+DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "ROCMExecutionProvider": "cuda"}
+
+
+def make_step_decoder(model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1):
+    """A device-resident cache where the first provider is a GPU, plain numpy arrays elsewhere."""
+    device = DEVICE_PROVIDERS.get(model.providers[0])
+    if device:
+        return DeviceStepDecoder(model, input_ids, attention_mask, repeat, device)
+    return OnnxStepDecoder(model, input_ids, attention_mask, repeat)

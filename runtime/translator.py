@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .decoder import OnnxStepDecoder
+from .decoder import make_step_decoder
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import TOKENIZER_FILE, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
@@ -154,7 +154,7 @@ class Translator:
             if not seg.ids:
                 continue
             ids, mask = self._pad([seg.ids])
-            decoder = OnnxStepDecoder(self.model, ids, mask)
+            decoder = make_step_decoder(self.model, ids, mask)
             hyp = [Hypothesis([], 0.0, False)]
             limit = max_length or self._limit(seg.ids)
             shown = ""
@@ -227,9 +227,9 @@ class Translator:
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
-            return GreedySearch(st.bos_id, st.eos_id).search(OnnxStepDecoder(self.model, ids, mask), limits)
+            return GreedySearch(st.bos_id, st.eos_id).search(make_step_decoder(self.model, ids, mask), limits)
         search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses)
-        return search.search(OnnxStepDecoder(self.model, ids, mask, repeat=opts.beam_size), limits)
+        return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size), limits)
 
     def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
         """Source id lists (end token included) -> n-best hypotheses, batched by similar length."""

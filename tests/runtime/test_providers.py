@@ -51,3 +51,25 @@ def test_the_provider_this_run_asks_for_is_really_used():
 
     assert tr.providers[0] == PROVIDER_ALIASES.get(name, name)
     assert tr.translate("casa perro") == "perro casa"
+
+
+def test_iobinding_decoder_gives_the_same_tokens_as_the_numpy_decoder():
+    """The device-resident (IOBinding) decoder, exercised with CPU memory where no GPU exists."""
+    import json
+
+    import numpy as np
+
+    from traductor.runtime.decoder import DeviceStepDecoder, OnnxStepDecoder
+    from traductor.runtime.search import BeamSearch, GreedySearch
+
+    tr = Translator(TINY_MODEL, variant="fp32")
+    ref = json.loads((TINY_MODEL / "reference.json").read_text())
+    src = ref["source_ids"]
+    ids, mask = tr._pad(src)
+    limits = [tr._limit(s) for s in src]
+    st = tr.config.special_tokens
+    for make in (lambda r: OnnxStepDecoder(tr.model, ids, mask, r), lambda r: DeviceStepDecoder(tr.model, ids, mask, r, device="cpu")):
+        greedy = GreedySearch(st.bos_id, st.eos_id).search(make(1), limits)
+        beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(make(4), limits)
+        assert [h[0].tokens for h in greedy] == ref["greedy"]
+        assert [[h.tokens for h in nb] for nb in beam] == ref["beam4"]
