@@ -17,6 +17,22 @@ class UserError(Exception):
     """Raised for mistakes the user can fix; printed as one line, exit code 2."""
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmark execution providers, variants and settings (no torch)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", help="model directory (default: the shipped models/es-en)")
+    p.add_argument("--providers", default="cpu", help="comma-separated providers; missing ones are reported as skipped")
+    p.add_argument("--variants", default="", help="comma-separated variants (default: all in the package)")
+    p.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes")
+    p.add_argument("--beam-sizes", default="1,4", help="comma-separated beam sizes")
+    p.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
+    p.add_argument("--input", help="sentences, one per line (default: benchmarks/test-books.es.txt, the held-out test books)")
+    p.add_argument("--limit", type=int, default=100, help="use the first N sentences (0 = all)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per setting (median reported)")
+    p.add_argument("--out", default="bench-results", help="directory for results.json, results.md and the chart")
+    p.add_argument("--merge", nargs="+", metavar="DIR", help="merge the results.json of these bench directories into --out")
+    p.set_defaults(run="traductor.runtime.bench:bench_main")
+
+
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare-data", help="extract a parallel corpus", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("corpus", choices=["bible"], help="which corpus to extract")
@@ -118,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_translate, _add_models, _add_prepare, _add_train, _add_evaluate, _add_export):
+    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 

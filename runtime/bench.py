@@ -1,0 +1,214 @@
+"""`traductor bench`: speed of a model package per execution provider, variant and setting.
+
+Each (provider, variant, threads) runs in a fresh child process, so model load time and peak RSS
+are its own. Inside, every (batch size, beam size) setting is warmed up, then timed `repeats`
+times over the same sentences; medians are reported. Writes results.json, results.md and a PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .onnx_model import PROVIDER_ALIASES
+
+DEFAULT_SENTENCES = Path(__file__).resolve().parent.parent / "benchmarks" / "test-books.es.txt"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_worker(spec: dict) -> dict:
+    """One provider x variant x threads: load once, then every batch/beam setting."""
+    from .translator import TranslationOptions, Translator
+
+    t0 = time.perf_counter()
+    tr = Translator(spec["model"], providers=(spec["provider"],), variant=spec["variant"], intra_threads=spec["threads"])
+    load_s = time.perf_counter() - t0
+    sentences = spec["sentences"]
+    src = [s.ids for s in tr._segments(sentences) if s.ids]
+    rows = []
+    for beam in spec["beam_sizes"]:
+        for batch in spec["batch_sizes"]:
+            opts = TranslationOptions(beam_size=beam, batch_size=batch)
+            tr.translate_ids(src[: max(batch, 1)], opts)  # warm-up: first-run allocations, thread pools
+            runs, latencies, tokens = [], [], 0
+            for _ in range(spec["repeats"]):
+                start = time.perf_counter()
+                n_tokens = 0
+                for i in range(0, len(src), batch):
+                    b0 = time.perf_counter()
+                    hyps = tr.translate_ids(src[i : i + batch], opts)
+                    dt = time.perf_counter() - b0
+                    latencies += [dt] * len(hyps)  # each sentence waits for its whole batch
+                    n_tokens += sum(len(h[0].tokens) + 1 for h in hyps)  # + end token
+                runs.append(time.perf_counter() - start)
+                tokens = n_tokens
+            seconds = statistics.median(runs)
+            rows.append({
+                "beam": beam, "batch": batch, "sentences": len(src), "tokens": tokens,
+                "tokens_per_s": tokens / seconds, "sentences_per_s": len(src) / seconds,
+                "latency_p50_ms": 1000 * _percentile(latencies, 0.5), "latency_p90_ms": 1000 * _percentile(latencies, 0.9),
+                "latency_p99_ms": 1000 * _percentile(latencies, 0.99), "seconds_median": seconds,
+            })
+    first = []
+    for text in sentences[: min(20, len(sentences))]:
+        t0 = time.perf_counter()
+        for _ in tr.translate_stream(text):
+            first.append(time.perf_counter() - t0)
+            break
+    cold = None
+    if spec.get("cold_start"):
+        cold = load_s + (first[0] if first else 0.0)
+    return {
+        "provider": tr.providers[0], "asked_provider": spec["provider"], "variant": tr.variant, "threads": spec["threads"],
+        "load_s": load_s, "first_token_ms_p50": 1000 * statistics.median(first) if first else None,
+        "cold_start_s": cold, "peak_rss_mb": _peak_rss_mb(), "settings": rows,
+    }
+
+
+def _available(provider: str) -> bool:
+    import onnxruntime as ort
+
+    return PROVIDER_ALIASES.get(provider.lower(), provider) in ort.get_available_providers()
+
+
+def _machine() -> dict:
+    import onnxruntime as ort
+
+    return {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "host": platform.node()}
+
+
+def bench_main(args) -> int:
+    if args.merge:
+        return _merge(args)
+    from .package import read_config
+    from .translator import find_default_model
+
+    model = Path(args.model) if args.model else find_default_model()
+    cfg = read_config(model)
+    sentences = _sentences(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    variants = [v for v in (args.variants.split(",") if args.variants else cfg.variants) if v]
+    unknown = [v for v in variants if v not in cfg.variants]
+    if unknown:
+        raise ValueError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
+    threads = [int(t) for t in args.threads.split(",")]
+    base = {"model": str(model), "sentences": sentences, "batch_sizes": _ints(args.batch_sizes, "--batch-sizes"),
+            "beam_sizes": _ints(args.beam_sizes, "--beam-sizes"), "repeats": args.repeats}
+    jobs = [(p, v, t) for p in providers for v in variants for t in threads]
+    results, skipped = [], []
+    for n, (p, v, t) in enumerate(jobs, start=1):
+        if not _available(p):
+            skipped.append({"provider": p, "reason": "not available in this onnxruntime"})
+            print(f"[{n}/{len(jobs)}] {p}: skipped (not installed)", file=sys.stderr)
+            continue
+        print(f"[{n}/{len(jobs)}] {p} {v} threads={t} ...", file=sys.stderr, flush=True)
+        spec = {**base, "provider": p, "variant": v, "threads": t, "cold_start": True}
+        proc = subprocess.run([sys.executable, "-m", "traductor.runtime.bench"], input=json.dumps(spec), capture_output=True, text=True)
+        if proc.returncode != 0:
+            skipped.append({"provider": p, "variant": v, "threads": t, "reason": proc.stderr.strip().splitlines()[-1][:300]})
+            print(f"    failed: {skipped[-1]['reason']}", file=sys.stderr)
+            continue
+        results.append(json.loads(proc.stdout))
+    report = {"model": str(model), "machine": _machine(), "sentences": len(sentences), "results": results, "skipped": skipped}
+    _write(report, out)
+    return 0
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{flag} takes integers >= 1, got {text!r}")
+    return values
+
+
+def _sentences(args) -> list[str]:
+    path = Path(args.input) if args.input else DEFAULT_SENTENCES
+    if not path.is_file():
+        raise ValueError(f"sentence file not found: {path} (pass --input FILE, one sentence per line)")
+    lines = [line.split("\t")[0].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines[: args.limit] if args.limit else lines
+
+
+def _merge(args) -> int:
+    reports = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
+    merged = {"model": reports[0]["model"], "machine": reports[0]["machine"], "sentences": reports[0]["sentences"],
+              "results": [r for rep in reports for r in rep["results"]], "skipped": [s for rep in reports for s in rep["skipped"]
+              if not any(r["asked_provider"] == s["provider"] for rp in reports for r in rp["results"])]}
+    _write(merged, Path(args.out))
+    return 0
+
+
+def _write(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=1))
+    lines = [f"Model `{report['model']}`, {report['sentences']} sentences; medians of repeated runs after warm-up.", "",
+             "| provider | variant | threads | beam | batch | tokens/s | sentences/s | latency p50 / p90 / p99 (ms) | first token (ms) | load (ms) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
+        for s in r["settings"]:
+            lines.append(
+                f"| {short} | {r['variant']} | {r['threads']} | {s['beam']} | {s['batch']} | {s['tokens_per_s']:,.0f} | {s['sentences_per_s']:.1f} | "
+                f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / {s['latency_p99_ms']:.1f} | "
+                f"{r['first_token_ms_p50']:.1f} | {1000 * r['load_s']:.0f} | {r['peak_rss_mb']:.0f} |"
+            )
+    for s in report["skipped"]:
+        lines.append(f"\nSkipped: {s['provider']} ({s['reason']})")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _chart(report, out / "tokens_per_s.png")
+
+
+def _chart(report: dict, png: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no chart)", file=sys.stderr)
+        return
+    labels, values = [], []
+    for r in report["results"]:
+        short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
+        for s in r["settings"]:
+            labels.append(f"{short} {r['variant']} t{r['threads']}\nbeam {s['beam']} batch {s['batch']}")
+            values.append(s["tokens_per_s"])
+    if not values:
+        return
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(values)), 4))
+    ax.bar(range(len(values)), values, color="tab:blue")
+    ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("target tokens / s")
+    ax.set_title("traductor bench")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_worker(json.loads(sys.stdin.read()))))
