@@ -1,0 +1,197 @@
+"""Same weights, side by side, one run: PyTorch eager (KV cache), traductor fp32/int8 and
+CTranslate2 float32/int8, all built from the weights of one model package.
+
+    .venv/bin/python benchmarks/compare_engines.py --model models/es-en --out benchmarks/results
+
+Every measurement runs in a fresh child process (load and warm-up excluded from the timing), and
+the engines are interleaved: for each repeat, each workload, each engine in turn. Tokenisation is
+done once up front, so all engines decode the same id sequences in the same batches. CTranslate2
+runs with OMP_WAIT_POLICY=ACTIVE (slow on this AMD CPU otherwise); every engine is tried with 1 and
+2 threads and reported at its best. Prints tokens/s, the ratios and BLEU per engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ENGINES = ["pytorch", "traductor-fp32", "traductor-int8", "ct2-float32", "ct2-int8"]
+WORKLOADS = {"greedy b1": (1, 1), "greedy b16": (1, 16), "beam4 b32": (4, 32)}
+
+
+# -- child: one engine, one workload, one thread count -------------------------------------------
+
+
+def _child(spec: dict) -> dict:
+    threads = spec["threads"]
+    batches = spec["batches"]  # list of batches of source id lists (end token included)
+    engine, beam = spec["engine"], spec["beam"]
+    if engine == "pytorch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_grad_enabled(False)
+        sys.path.insert(0, str(HERE))
+        from same_weights import load_model_weights
+
+        from traductor.training.search import beam_search, greedy
+
+        model = load_model_weights(Path(spec["model"]))
+
+        def run(batch):
+            if beam == 1:
+                return [h.tokens for h in greedy(model, batch)]
+            return [nb[0].tokens for nb in beam_search(model, batch, beam_size=beam)]
+    elif engine.startswith("traductor"):
+        from traductor.runtime import TranslationOptions, Translator
+
+        tr = Translator(spec["model"], variant=engine.split("-")[1], intra_threads=threads)
+        opts = TranslationOptions(beam_size=beam, batch_size=10_000)
+
+        def run(batch):
+            return [h[0].tokens for h in tr.translate_ids(batch, opts)]
+    else:
+        import ctranslate2
+
+        ct = ctranslate2.Translator(spec["ct2_dir"][engine], device="cpu", inter_threads=1, intra_threads=threads)
+        vocab = spec["vocab"]
+        index = {t: i for i, t in enumerate(vocab)}
+
+        def run(batch):
+            toks = [[vocab[i] for i in s] for s in batch]
+            res = ct.translate_batch(toks, beam_size=beam, max_batch_size=0, max_decoding_length=spec["max_len"] - 1,
+                                     length_penalty=1.0, return_scores=False)
+            return [[index[t] for t in r.hypotheses[0]] for r in res]
+
+    run(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    out = [h for b in batches for h in run(b)]
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "tokens": sum(len(h) + 1 for h in out), "hyps": out}
+
+
+# -- parent ---------------------------------------------------------------------------------------
+
+
+def _measure(spec: dict) -> dict:
+    env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"} if spec["engine"].startswith("ct2") else dict(os.environ)
+    proc = subprocess.run([sys.executable, __file__, "--child"], input=json.dumps(spec), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{spec['engine']} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def _batches(src: list[list[int]], size: int) -> list[list[list[int]]]:
+    order = sorted(src, key=len)  # length-bucketed, the same for every engine
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/es-en", help="model package (fp32 and int8 variants)")
+    p.add_argument("--data", default="data/bible/test.tsv", help="source<TAB>reference test file")
+    p.add_argument("--sentences", type=int, default=128, help="test sentences per workload")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median reported)")
+    p.add_argument("--threads", default="1,2", help="thread counts tried for every engine")
+    p.add_argument("--engines", default=",".join(ENGINES), help="engines to run")
+    p.add_argument("--out", default=str(HERE / "results"), help="directory for compare.json and compare.md")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(_child(json.loads(sys.stdin.read()))))
+        return 0
+
+    import sacrebleu
+    from tokenizers import Tokenizer
+
+    sys.path.insert(0, str(HERE))
+    from same_weights import load_model_weights, to_ctranslate2
+
+    from traductor.runtime.package import read_config
+
+    model_dir = Path(args.model)
+    cfg = read_config(model_dir)
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    vocab = [""] * tok.get_vocab_size()
+    for t, i in tok.get_vocab().items():
+        vocab[i] = t
+    lines = [line.split("\t") for line in Path(args.data).read_text(encoding="utf-8").splitlines() if "\t" in line][: args.sentences]
+    src_text, refs = [s for s, _ in lines], [r for _, r in lines]
+    eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
+    src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
+    engines = [e for e in args.engines.split(",") if e]
+    threads = [int(t) for t in args.threads.split(",")]
+
+    ct2_dir = {}
+    if any(e.startswith("ct2") for e in engines):
+        model = load_model_weights(model_dir)
+        for q, name in ((None, "ct2-float32"), ("int8", "ct2-int8")):
+            d = Path(args.out) / "ct2" / name
+            to_ctranslate2(model, vocab, d, quantization=q)
+            ct2_dir[name] = str(d)
+
+    # Map hypotheses back to input order for BLEU (batches are length-sorted).
+    order = sorted(range(len(src)), key=lambda i: len(src[i]))
+    times: dict[tuple, list[float]] = {}
+    hyps: dict[tuple, list[str]] = {}
+    tokens: dict[tuple, int] = {}
+    total = args.repeats * len(WORKLOADS) * len(engines) * len(threads)
+    done = 0
+    for rep in range(args.repeats):
+        for wname, (beam, bsize) in WORKLOADS.items():
+            batches = _batches(src, bsize)
+            for engine in engines:
+                for t in threads:
+                    spec = {"engine": engine, "threads": t, "beam": beam, "batches": batches, "model": str(model_dir),
+                            "ct2_dir": ct2_dir, "vocab": vocab, "max_len": max_len}
+                    r = _measure(spec)
+                    key = (wname, engine, t)
+                    times.setdefault(key, []).append(r["seconds"])
+                    tokens[key] = r["tokens"]
+                    if key not in hyps:
+                        texts = [""] * len(src)
+                        for i, h in zip(order, r["hyps"]):
+                            texts[i] = tok.decode(h)
+                        hyps[key] = texts
+                    done += 1
+                    print(f"[{done}/{total}] {wname:<11} {engine:<15} threads={t}: {r['tokens'] / r['seconds']:8.0f} tokens/s", file=sys.stderr, flush=True)
+
+    rows = []
+    for wname in WORKLOADS:
+        for engine in engines:
+            best_t = max(threads, key=lambda t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]))
+            key = (wname, engine, best_t)
+            tps = tokens[key] / statistics.median(times[key])
+            bleu = sacrebleu.corpus_bleu(hyps[key], [refs]).score
+            rows.append({"workload": wname, "engine": engine, "threads": best_t, "tokens_per_s": tps, "bleu": bleu,
+                         "all_threads": {t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]) for t in threads}})
+    _report(rows, engines, Path(args.out), len(src), args.repeats)
+    return 0
+
+
+def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(rows, indent=1))
+    get = {(r["workload"], r["engine"]): r for r in rows}
+    lines = [f"{n} test sentences per workload, medians of {repeats} interleaved repeats, each engine at its best thread count (1 or 2).", "",
+             "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |",
+             "|---|" + "---|" * (len(engines) + 2)]
+    for w in WORKLOADS:
+        cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s (t{get[(w, e)]['threads']}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
+        ours = get.get((w, "traductor-int8"))
+        ratio = lambda other: f"{ours['tokens_per_s'] / get[(w, other)]['tokens_per_s']:.2f}x" if ours and (w, other) in get else "-"  # noqa: E731
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio('ct2-int8')} | {ratio('pytorch')} |")
+    text = "\n".join(lines) + "\n"
+    (out / "compare.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
