@@ -12,7 +12,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model setup sword data test test-fast test-runtime-only test-openvino train-demo clean
+.PHONY: help translate model bench compare setup sword data test test-fast test-runtime-only test-openvino train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -71,6 +71,17 @@ test-fast: setup  ## tests without the slow ones
 train-demo: data  ## a 20-minute CPU training run on the Bible (issue-2 demo)
 	$(BIN)/traductor train --data $(DATA) --out runs/demo --force --pre-norm --minutes 20 --steps 100000 \
 	  --eval-every 200 --max-tokens 3000 --warmup 500 --lr 1e-3
+
+BENCH_OUT ?= benchmarks/results
+bench: $(RT_VENV)/.ok $(OV_VENV)/.ok  ## traductor bench on CPU (runtime venv) and OpenVINO (its venv), merged into one report
+	$(RT_VENV)/bin/pip install -q --no-deps --force-reinstall . && $(RT_VENV)/bin/pip install -q matplotlib
+	$(OV_VENV)/bin/pip install -q --no-deps --force-reinstall .
+	$(RT_VENV)/bin/traductor bench --providers cpu,cuda --out $(BENCH_OUT)/bench-cpu $(BENCH_ARGS)
+	$(OV_VENV)/bin/traductor bench --providers openvino --out $(BENCH_OUT)/bench-openvino $(BENCH_ARGS)
+	$(RT_VENV)/bin/traductor bench --merge $(BENCH_OUT)/bench-cpu $(BENCH_OUT)/bench-openvino --out $(BENCH_OUT)/bench
+
+compare: setup data  ## PyTorch vs traductor vs CTranslate2 on the same weights, interleaved in one run
+	$(BIN)/python benchmarks/compare_engines.py --model models/es-en --data $(DATA)/test.tsv --out $(BENCH_OUT)
 
 MODEL_RUN ?= runs/es-en
 model: data  ## train the shipped es-en model (GPU if present; on 2 CPU cores expect hours) and export it to models/es-en

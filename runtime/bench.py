@@ -146,7 +146,8 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _sentences(args) -> list[str]:
-    path = Path(args.input) if args.input else DEFAULT_SENTENCES
+    default = DEFAULT_SENTENCES if DEFAULT_SENTENCES.is_file() else Path.cwd() / "benchmarks" / DEFAULT_SENTENCES.name
+    path = Path(args.input) if args.input else default
     if not path.is_file():
         raise ValueError(f"sentence file not found: {path} (pass --input FILE, one sentence per line)")
     lines = [line.split("\t")[0].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
