@@ -104,6 +104,8 @@ def bench_main(args) -> int:
 
     model = Path(args.model) if args.model else find_default_model()
     cfg = read_config(model)
+    batch_sizes, beam_sizes = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.beam_sizes, "--beam-sizes")
+    threads = _ints(args.threads, "--threads")
     sentences = _sentences(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,9 +114,7 @@ def bench_main(args) -> int:
     unknown = [v for v in variants if v not in cfg.variants]
     if unknown:
         raise ValueError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
-    threads = [int(t) for t in args.threads.split(",")]
-    base = {"model": str(model), "sentences": sentences, "batch_sizes": _ints(args.batch_sizes, "--batch-sizes"),
-            "beam_sizes": _ints(args.beam_sizes, "--beam-sizes"), "repeats": args.repeats}
+    base = {"model": str(model), "sentences": sentences, "batch_sizes": batch_sizes, "beam_sizes": beam_sizes, "repeats": args.repeats}
     jobs = [(p, v, t) for p in providers for v in variants for t in threads]
     results, skipped = [], []
     for n, (p, v, t) in enumerate(jobs, start=1):
