@@ -60,6 +60,8 @@ class GreedySearch:
         step = 0
         while live.size:
             logp = decoder.step(tokens)
+            if step == 0:
+                logp = _forbid_empty(logp, self.eos_id)
             best = logp.argmax(-1)
             keep, produced = [], []
             for row, (i, t) in enumerate(zip(live.tolist(), best.tolist())):
@@ -110,6 +112,8 @@ class BeamSearch:
         step = 0
         while live:
             logp = decoder.step(tokens)  # (len(live) * k, vocab)
+            if step == 0:
+                logp = _forbid_empty(logp, self.eos_id)
             vocab = logp.shape[-1]
             total = (scores[live].reshape(-1, 1) + logp).reshape(len(live), k * vocab)
             top = _topk_desc(total, 2 * k)
@@ -150,6 +154,14 @@ class BeamSearch:
                 decoder.keep(np.array(rows, dtype=np.int64))
                 tokens = np.array(next_tokens, dtype=np.int64)
         return [sorted(f, key=lambda h: h.normalized(self.length_penalty), reverse=True)[: self.num_hypotheses] for f in finished]
+
+
+def _forbid_empty(logp: np.ndarray, eos_id: int) -> np.ndarray:
+    """No empty translations: the end token may not be the first token (the model sometimes
+    proposes it for out-of-domain input)."""
+    logp = logp.copy()
+    logp[:, eos_id] = -np.inf
+    return logp
 
 
 def _topk_desc(x: np.ndarray, k: int) -> np.ndarray:

@@ -61,6 +61,8 @@ def greedy(model: Transformer, src: list[list[int]], max_length: int | None = No
     for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
         logp = logits[:, -1].float().log_softmax(-1)
+        if step == 0:
+            logp[:, cfg.eos_id] = float("-inf")  # no empty translations (as the runtime)
         best = logp.argmax(-1)
         for i in range(batch):
             if done[i]:
@@ -115,6 +117,8 @@ def beam_search(
     for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
         logp = logits[:, -1].float().log_softmax(-1)  # (batch*k, vocab)
+        if step == 0:
+            logp[:, cfg.eos_id] = float("-inf")  # no empty translations (as the runtime)
         vocab = logp.shape[-1]
         total = (scores.view(-1, 1) + logp).view(batch, k * vocab)
         top_scores, top_index = total.topk(2 * k, dim=-1)  # (batch, 2k), best first
