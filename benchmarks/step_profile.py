@@ -1,0 +1,140 @@
+"""Where the time of one decoder step goes, and how far batch-1 int8 is from the memory floor.
+
+    .venv/bin/python benchmarks/step_profile.py --model models/es-en [--compare OTHER_MODEL_DIR]
+
+- Step time: median of timed `session.run` calls of the decoder alone, at batch 1, 16 and 128 rows,
+  with a past of 30 tokens and a source of 60 (a typical verse), 1 intra-op thread.
+- Breakdown: ONNX Runtime's own profiler, kernel time summed per operator type.
+- Memory floor (batch 1): bytes of decoder weights one step must read (every initializer except
+  the embedding table, of which a step reads one row per token) divided by the copy bandwidth
+  measured here with numpy (a 512 MB copy; bandwidth = bytes read + written per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from traductor.runtime.package import read_config
+
+
+def _feeds(session, rows: int, past: int = 30, src: int = 60) -> dict:
+    feeds = {}
+    for i in session.get_inputs():
+        shape = [rows if d == "batch" else past if d == "past_len" else src if d == "src_len" else d for d in i.shape]
+        if i.name == "position":
+            feeds[i.name] = np.array([past], dtype=np.int64)
+        elif "int64" in i.type:
+            feeds[i.name] = np.ones(shape, dtype=np.int64)
+        else:
+            feeds[i.name] = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def _session(path: Path, profile: bool = False) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tempfile.gettempdir()) / "traductor-step")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def step_ms(path: Path, rows: int, n: int = 200) -> float:
+    s = _session(path)
+    feeds = _feeds(s, rows)
+    for _ in range(20):
+        s.run(None, feeds)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        s.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def breakdown(path: Path, rows: int, n: int = 50) -> list[tuple[str, float]]:
+    s = _session(path, profile=True)
+    feeds = _feeds(s, rows)
+    for _ in range(n):
+        s.run(None, feeds)
+    trace = s.end_profiling()
+    per_op: collections.Counter = collections.Counter()
+    for e in json.load(open(trace)):
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]] += e["dur"] / n / 1000
+    os.remove(trace)
+    return per_op.most_common()
+
+
+def copy_bandwidth_gbs() -> float:
+    src = np.ones(512 * 2**20 // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t0)
+    return 2 * src.nbytes / min(times) / 1e9
+
+
+def weight_bytes(path: Path) -> int:
+    total = 0
+    for init in onnx.load(str(path)).graph.initializer:
+        size = int(np.prod(init.dims)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+        if init.name.startswith("model.embed.weight") and not init.name.endswith("_transposed") and "quantized" not in init.name:
+            continue  # the lookup table: a step reads one row of it
+        total += size
+    return total
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/es-en")
+    p.add_argument("--compare", help="a second package (e.g. before a change), timed in the same run")
+    p.add_argument("--rows", default="1,16,128")
+    args = p.parse_args()
+    rows = [int(r) for r in args.rows.split(",")]
+    models = [Path(args.model)] + ([Path(args.compare)] if args.compare else [])
+    print(f"decoder step, median ms (1 thread, past 30, source 60)")
+    print("| model | variant | " + " | ".join(f"rows {r}" for r in rows) + " |")
+    print("|---|---|" + "---|" * len(rows))
+    for rep in range(2):  # two interleaved rounds; report the second (warm caches, same order)
+        lines = []
+        for m in models:
+            cfg = read_config(m)
+            for v in ("fp32", "int8"):
+                if v in cfg.variants:
+                    dec = m / cfg.variants[v].decoder
+                    lines.append(f"| {m} | {v} | " + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows) + " |")
+    print("\n".join(lines))
+    cfg = read_config(models[0])
+    int8 = models[0] / cfg.variants["int8"].decoder
+    print("\nint8 breakdown (ms per step, kernel time by operator):")
+    for r in (1, 128):
+        parts = breakdown(int8, r)
+        total = sum(t for _, t in parts)
+        print(f"  rows {r}: " + ", ".join(f"{op} {t:.3f} ({100 * t / total:.0f}%)" for op, t in parts[:7]) + f"; kernels total {total:.3f}")
+    bw = copy_bandwidth_gbs()
+    wb = weight_bytes(int8)
+    floor = wb / (bw * 1e9) * 1000
+    measured = step_ms(int8, 1)
+    print(f"\nmemory floor, batch 1 int8: {wb / 1e6:.2f} MB of weights per step / {bw:.1f} GB/s copy bandwidth = {floor:.3f} ms; "
+          f"measured step {measured:.3f} ms = {measured / floor:.2f}x the floor")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
