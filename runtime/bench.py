@@ -119,8 +119,9 @@ def bench_main(args) -> int:
     results, skipped = [], []
     for n, (p, v, t) in enumerate(jobs, start=1):
         if not _available(p):
-            skipped.append({"provider": p, "reason": "not available in this onnxruntime"})
-            print(f"[{n}/{len(jobs)}] {p}: skipped (not installed)", file=sys.stderr)
+            if not any(s["provider"] == p for s in skipped):
+                skipped.append({"provider": p, "reason": "not available in this onnxruntime"})
+                print(f"[{n}/{len(jobs)}] {p}: skipped (not installed)", file=sys.stderr)
             continue
         print(f"[{n}/{len(jobs)}] {p} {v} threads={t} ...", file=sys.stderr, flush=True)
         spec = {**base, "provider": p, "variant": v, "threads": t, "cold_start": True}
@@ -157,10 +158,18 @@ def _sentences(args) -> list[str]:
 def _merge(args) -> int:
     reports = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
     merged = {"model": reports[0]["model"], "machine": reports[0]["machine"], "sentences": reports[0]["sentences"],
-              "results": [r for rep in reports for r in rep["results"]], "skipped": [s for rep in reports for s in rep["skipped"]
-              if not any(r["asked_provider"] == s["provider"] for rp in reports for r in rp["results"])]}
+              "results": [r for rep in reports for r in rep["results"]], "skipped": _unique_skips(reports)}
     _write(merged, Path(args.out))
     return 0
+
+
+def _unique_skips(reports: list[dict]) -> list[dict]:
+    ran = {r["asked_provider"] for rep in reports for r in rep["results"]}
+    out: list[dict] = []
+    for s in (s for rep in reports for s in rep["skipped"]):
+        if s["provider"] not in ran and not any(o["provider"] == s["provider"] for o in out):
+            out.append(s)
+    return out
 
 
 def _write(report: dict, out: Path) -> None:
@@ -177,8 +186,10 @@ def _write(report: dict, out: Path) -> None:
                 f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / {s['latency_p99_ms']:.1f} | "
                 f"{r['first_token_ms_p50']:.1f} | {1000 * r['load_s']:.0f} | {r['peak_rss_mb']:.0f} |"
             )
+    if report["skipped"]:
+        lines.append("")
     for s in report["skipped"]:
-        lines.append(f"\nSkipped: {s['provider']} ({s['reason']})")
+        lines.append(f"Skipped: {s['provider']} ({s['reason']})")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _chart(report, out / "tokens_per_s.png")
@@ -193,19 +204,20 @@ def _chart(report: dict, png: Path) -> None:
     except ImportError:
         print("(matplotlib not installed: no chart)", file=sys.stderr)
         return
-    labels, values = [], []
-    for r in report["results"]:
-        short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
-        for s in r["settings"]:
-            labels.append(f"{short} {r['variant']} t{r['threads']}\nbeam {s['beam']} batch {s['batch']}")
-            values.append(s["tokens_per_s"])
-    if not values:
+    short = {v: k for k, v in PROVIDER_ALIASES.items()}
+    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} t{r['threads']}" for r in report["results"]]
+    settings = sorted({(s["beam"], s["batch"]) for r in report["results"] for s in r["settings"]})
+    if not configs or not settings:
         return
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(values)), 4))
-    ax.bar(range(len(values)), values, color="tab:blue")
-    ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=7)
+    width = 0.8 / len(configs)
+    fig, ax = plt.subplots(figsize=(2.2 * len(settings) + 3, 4.5))
+    for c, (label, r) in enumerate(zip(configs, report["results"])):
+        speed = {(s["beam"], s["batch"]): s["tokens_per_s"] for s in r["settings"]}
+        ax.bar([i + c * width for i in range(len(settings))], [speed.get(k, 0) for k in settings], width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], [f"beam {b}, batch {n}" for b, n in settings])
     ax.set_ylabel("target tokens / s")
-    ax.set_title("traductor bench")
+    ax.set_title(f"traductor bench: {Path(report['model']).name}, {report['sentences']} sentences")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
