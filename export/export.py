@@ -27,8 +27,9 @@ from traductor.training.search import greedy
 from .graphs import export_graphs
 from .quantize import quantize_int8
 
-# (batch, src_len, past_len) shapes checked against PyTorch; batch 1 and an empty past included.
-PARITY_SHAPES = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (16, 9, 3)]
+# (batch, src_len, past_len, rows per sentence) checked against PyTorch: batch 1 with an empty past,
+# and groups of rows sharing a sentence's cross K/V as beam search runs them.
+PARITY_SHAPES = [(1, 1, 0, 1), (2, 7, 5, 1), (3, 11, 1, 1), (8, 5, 2, 1), (16, 9, 3, 1), (2, 7, 5, 3), (3, 6, 0, 4)]
 PARITY_ATOL = 1e-4
 # int8 must pick fp32's next token at >= 98% of positions (teacher-forced on fp32's own output).
 # Healthy dynamic int8 sits at 99-100% per token; the accuracy collapse users report for quantized
@@ -52,33 +53,37 @@ def _onnx_model(tmp: Path, cfg: ModelPackageConfig, variant: str) -> OnnxSeq2Seq
 
 
 def check_parity(model, ort_model: OnnxSeq2Seq, shapes=PARITY_SHAPES, seed: int = 0) -> float:
-    """Max |log-prob difference| between ORT and PyTorch over the shapes; also checks present K/V."""
+    """Max |difference| between ORT and PyTorch (log-probs, cross K/V, present K/V) over the shapes."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
-    for batch, src_len, past_len in shapes:
+    for shape in shapes:
+        batch, src_len, past_len, group = (*shape, 1)[:4]
+        rows = batch * group
         ids = torch.randint(4, cfg.vocab_size, (batch, src_len), generator=g)
         mask = torch.ones(batch, src_len, dtype=torch.long)
         if batch > 1 and src_len > 1:
             mask[1, src_len // 2 :] = 0  # one padded row
             ids[1, src_len // 2 :] = cfg.pad_id
+        expand = torch.arange(batch).repeat_interleave(group)  # PyTorch gets every row its own copy
         with torch.no_grad():
-            cross = [t for kv in model.cross_kv(model.encode(ids, mask != 0)) for t in kv]
-            prefix = torch.randint(4, cfg.vocab_size, (batch, past_len + 1), generator=g)
-            prefix[:, 0] = cfg.bos_id
             mem = model.encode(ids, mask != 0)
+            cross = [t for kv in model.cross_kv(mem) for t in kv]
+            row_mask = (mask != 0)[expand]
+            prefix = torch.randint(4, cfg.vocab_size, (rows, past_len + 1), generator=g)
+            prefix[:, 0] = cfg.bos_id
             past_kv = None
             if past_len:
-                _, cache = model.decode(prefix[:, :past_len], mem, mask != 0)
+                _, cache = model.decode(prefix[:, :past_len], mem[expand], row_mask)
                 past_kv = cache.self_kv
-            logits, present = model.decode_step(prefix[:, past_len:], torch.tensor([past_len]), mask != 0, past_kv, model.cross_kv(mem))
+            logits, present = model.decode_step(prefix[:, past_len:], torch.tensor([past_len]), row_mask, past_kv, model.cross_kv(mem[expand]))
             ref = logits[:, -1].log_softmax(-1).numpy()
         ort_cross = ort_model.encode(ids.numpy(), mask.numpy())
         worst = max(worst, max(float(np.abs(a - b.numpy()).max()) for a, b in zip(ort_cross, cross)))
-        past = ort_model.empty_past(batch) if not past_len else [t.numpy() for kv in past_kv for t in kv]
+        past = ort_model.empty_past(rows) if not past_len else [t.numpy() for kv in past_kv for t in kv]
         log_probs, ort_present = ort_model.step(prefix[:, past_len:].numpy(), past_len, mask.numpy(), past, ort_cross)
-        if log_probs.shape != (batch, cfg.vocab_size) or ort_present[0].shape[2] != past_len + 1:
-            raise ExportError(f"decoder output shapes wrong at (batch={batch}, src_len={src_len}, past_len={past_len})")
+        if log_probs.shape != (rows, cfg.vocab_size) or ort_present[0].shape[:3] != (rows, cfg.n_heads, past_len + 1):
+            raise ExportError(f"decoder output shapes wrong at (batch={batch}, src_len={src_len}, past_len={past_len}, group={group})")
         worst = max(worst, float(np.abs(log_probs - ref).max()))
         worst = max(worst, max(float(np.abs(a - b.numpy()).max()) for a, b in zip(ort_present, (t for kv in present for t in kv))))
     return worst
@@ -175,7 +180,7 @@ Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor expor
 |---|---|---|---|---|---|
 {rows}
 
-fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len) {PARITY_SHAPES}.
+fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len, rows per sentence) {PARITY_SHAPES}.
 {_quality_table(quality, test)}"""
 
 

@@ -50,16 +50,16 @@ class DecoderGraph(nn.Module):
         return (log_probs, *(t for kv in present for t in kv))
 
 
-def _example_inputs(model: Transformer, batch: int = 2, src_len: int = 7, past_len: int = 5):
-    """Batch 2 and odd lengths: an example of batch 1 would fix the batch axis to 1 in the graph."""
+def _example_inputs(model: Transformer, batch: int = 2, src_len: int = 7, past_len: int = 5, group: int = 3):
+    """Batch 2, 3 rows per sentence and odd lengths: an example of size 1 would fix that axis to 1."""
     cfg = model.cfg
     ids = torch.randint(4, cfg.vocab_size, (batch, src_len))
     mask = torch.ones(batch, src_len, dtype=torch.long)
-    kv = lambda t: torch.randn(batch, cfg.n_heads, t, cfg.head_dim)  # noqa: E731
+    kv = lambda b, t: torch.randn(b, cfg.n_heads, t, cfg.head_dim)  # noqa: E731
     n = cfg.n_decoder_layers
-    past = tuple(kv(past_len) for _ in range(2 * n))
-    cross = tuple(kv(src_len) for _ in range(2 * n))
-    return ids, mask, torch.randint(4, cfg.vocab_size, (batch, 1)), torch.tensor([past_len]), past, cross
+    past = tuple(kv(batch * group, past_len) for _ in range(2 * n))
+    cross = tuple(kv(batch, src_len) for _ in range(2 * n))
+    return ids, mask, torch.randint(4, cfg.vocab_size, (batch * group, 1)), torch.tensor([past_len]), past, cross
 
 
 def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: str, decoder_file: str) -> None:
@@ -67,6 +67,7 @@ def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: 
     n = model.cfg.n_decoder_layers
     src_ids, src_mask, tgt_ids, position, past, cross = _example_inputs(model)
     B = torch.export.Dim("batch", min=1, max=4096)
+    R = torch.export.Dim("rows", min=1, max=4096 * 64)  # decoder rows = batch * beams
     S = torch.export.Dim("src_len", min=1, max=model.cfg.max_len)
     T = torch.export.Dim("past_len", min=0, max=4096)
     with warnings.catch_warnings(), torch.no_grad():
@@ -77,10 +78,10 @@ def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: 
             dynamic_shapes=({0: B, 1: S}, {0: B, 1: S}), dynamo=True, optimize=True, verbose=False,
             external_data=False,
         )
-        kv_self, kv_cross = {0: B, 2: T}, {0: B, 2: S}
+        kv_self, kv_cross = {0: R, 2: T}, {0: B, 2: S}
         torch.onnx.export(
             DecoderGraph(model), (tgt_ids, position, src_mask, past, cross), str(out_dir / decoder_file),
             input_names=io.decoder_inputs(n), output_names=io.decoder_outputs(n),
-            dynamic_shapes=({0: B}, None, {0: B, 1: S}, tuple(kv_self for _ in past), tuple(kv_cross for _ in cross)),
+            dynamic_shapes=({0: R}, None, {0: B, 1: S}, tuple(kv_self for _ in past), tuple(kv_cross for _ in cross)),
             dynamo=True, optimize=True, verbose=False, external_data=False,
         )

@@ -15,23 +15,21 @@ class OnnxStepDecoder:
     """
 
     def __init__(self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1):
-        """input_ids/attention_mask (batch, src_len); repeat > 1 gives each sentence `repeat` rows (beams)."""
+        """input_ids/attention_mask (batch, src_len); repeat > 1 gives each sentence `repeat` rows (beams).
+
+        Cross K/V stay one per sentence: the decoder graph lets each group of `repeat` consecutive
+        rows share them, so beams never copy them.
+        """
         self.model = model
-        cross = model.encode(input_ids, attention_mask)
-        if repeat > 1:
-            # Expanded once for the whole search; reordering later only touches the self-attention cache
-            # and the rows of finished sentences.
-            cross = [np.repeat(c, repeat, axis=0) for c in cross]
-            attention_mask = np.repeat(attention_mask, repeat, axis=0)
-        self.cross = cross  # per layer key, value: (rows, heads, src_len, head_dim)
-        self.mask = attention_mask  # (rows, src_len)
-        self.past = model.empty_past(attention_mask.shape[0])  # (rows, heads, past_len, head_dim)
-        self.position = 0
+        self.cross = model.encode(input_ids, attention_mask)  # per layer key, value: (batch, heads, src_len, head_dim)
+        self.mask = attention_mask  # (batch, src_len)
         self.repeat = repeat
+        self.past = model.empty_past(attention_mask.shape[0] * repeat)  # (rows, heads, past_len, head_dim)
+        self.position = 0
 
     @property
     def rows(self) -> int:
-        return self.mask.shape[0]
+        return self.past[0].shape[0]
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         log_probs, self.past = self.model.step(tokens.reshape(-1, 1), self.position, self.mask, self.past, self.cross)
@@ -39,13 +37,15 @@ class OnnxStepDecoder:
         return log_probs
 
     def keep(self, rows: np.ndarray) -> None:
+        """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""
+        same = _same_blocks(rows, self.repeat, self.rows)
         self.past = [p[rows] for p in self.past]
-        # Beam reorders within a sentence leave cross K/V unchanged (all beams of a sentence share
-        # them), so only gather them when the set of sentences changes.
-        if self.repeat > 1 and _same_blocks(rows, self.repeat, self.rows):
-            return
-        self.cross = [c[rows] for c in self.cross]
-        self.mask = self.mask[rows]
+        # Beam reorders within a sentence leave cross K/V unchanged; gather them (once per
+        # sentence) only when the set of sentences changes.
+        if not same:
+            sentences = rows[:: self.repeat] // self.repeat
+            self.cross = [c[sentences] for c in self.cross]
+            self.mask = self.mask[sentences]
 
 
 def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
@@ -74,14 +74,10 @@ class DeviceStepDecoder:
         for name in model.enc_out_names:
             io.bind_output(name, device, device_id)
         model.encoder.run_with_iobinding(io)
-        cross = io.get_outputs()
-        if repeat > 1:
-            cross = [self._upload(np.repeat(c.numpy(), repeat, axis=0)) for c in cross]
-            attention_mask = np.repeat(attention_mask, repeat, axis=0)
-        self.cross = cross
+        self.cross = io.get_outputs()  # one per sentence, shared by its `repeat` rows
         self.mask_host = attention_mask
         self.mask = self._upload(attention_mask)
-        self.past = [self._upload(p) for p in model.empty_past(attention_mask.shape[0])]
+        self.past = [self._upload(p) for p in model.empty_past(attention_mask.shape[0] * repeat)]
         self.position = 0
 
     def _upload(self, array: np.ndarray):
@@ -89,7 +85,7 @@ class DeviceStepDecoder:
 
     @property
     def rows(self) -> int:
-        return self.mask_host.shape[0]
+        return self.mask_host.shape[0] * self.repeat
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         m, names = self.model, self.model.config.io
@@ -109,12 +105,13 @@ class DeviceStepDecoder:
         return out[0].numpy()
 
     def keep(self, rows: np.ndarray) -> None:
+        same = _same_blocks(rows, self.repeat, self.rows)
         self.past = [self._upload(p.numpy()[rows]) for p in self.past]
-        if self.repeat > 1 and _same_blocks(rows, self.repeat, self.rows):
-            return
-        self.cross = [self._upload(c.numpy()[rows]) for c in self.cross]
-        self.mask_host = self.mask_host[rows]
-        self.mask = self._upload(self.mask_host)
+        if not same:
+            sentences = rows[:: self.repeat] // self.repeat
+            self.cross = [self._upload(c.numpy()[sentences]) for c in self.cross]
+            self.mask_host = self.mask_host[sentences]
+            self.mask = self._upload(self.mask_host)
 
 
 DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "ROCMExecutionProvider": "cuda"}

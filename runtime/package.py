@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FORMAT = "traductor-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: cross K/V shared by groups of decoder rows (beams)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
 
 
@@ -52,16 +52,18 @@ class SpecialTokens:
 class IONames:
     """Graph input/output names. Per-layer names are templates with `{i}` for the layer index."""
 
-    input_ids: str = "input_ids"  # encoder: (batch, src_len); decoder: (batch, 1), int64
+    input_ids: str = "input_ids"  # encoder: (batch, src_len); decoder: (rows, 1), int64
     attention_mask: str = "attention_mask"  # (batch, src_len) int64, 1 = real token, 0 = padding
     position: str = "position"  # decoder: (1,) int64, absolute position of the new token
     key_cross: str = "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
     value_cross: str = "value_cross_{i}"
-    past_key_self: str = "past_key_self_{i}"  # decoder input, (batch, heads, past_len, head_dim)
+    past_key_self: str = "past_key_self_{i}"  # decoder input, (rows, heads, past_len, head_dim)
     past_value_self: str = "past_value_self_{i}"
-    present_key_self: str = "present_key_self_{i}"  # decoder output, (batch, heads, past_len + 1, head_dim)
+    present_key_self: str = "present_key_self_{i}"  # decoder output, (rows, heads, past_len + 1, head_dim)
     present_value_self: str = "present_value_self_{i}"
-    log_probs: str = "log_probs"  # decoder output, (batch, vocab) float32
+    log_probs: str = "log_probs"  # decoder output, (rows, vocab) float32
+    # rows = batch * group: each run of `group` consecutive decoder rows (the beams of one sentence)
+    # shares that sentence's cross K/V and mask. Greedy decoding has group 1.
 
     def layer(self, template: str, i: int) -> str:
         return getattr(self, template).format(i=i)

@@ -167,7 +167,7 @@ def _forbid_empty(logp: np.ndarray, eos_id: int) -> np.ndarray:
 def _topk_desc(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest entries per row, largest first (ties: lower index first)."""
     k = min(k, x.shape[1])
-    part = np.argpartition(-x, k - 1, axis=1)[:, :k]
+    part = np.argpartition(x, x.shape[1] - k, axis=1)[:, x.shape[1] - k :]  # the k largest, unordered
     vals = np.take_along_axis(x, part, axis=1)
     order = np.lexsort((part, -vals), axis=1) if x.shape[0] else part
     return np.take_along_axis(part, order, axis=1)

@@ -24,7 +24,7 @@ def torch_model(tiny_checkpoint):
 def test_fp32_graphs_match_pytorch_at_several_shapes(tiny_package, torch_model):
     model, _, _ = torch_model
     ort_model = OnnxSeq2Seq(tiny_package, "fp32")
-    shapes = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (1, 13, 9), (16, 3, 4)]
+    shapes = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (1, 13, 9), (16, 3, 4), (2, 5, 3, 4), (5, 8, 0, 2)]
     assert check_parity(model, ort_model, shapes, seed=5) < 1e-4
 
 

@@ -95,6 +95,23 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(out)
 
 
+    def attend_grouped(self, x: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        """One query per row, rows grouped by sentence: x (sentences * group, 1, d_model); k, v
+        (sentences, heads, k_len, head_dim); bias (sentences, 1, 1, k_len).
+
+        Every row of a group (the beams of one sentence) attends the same keys, so cross-attention
+        K/V are stored once per sentence instead of once per beam, and the products per sentence
+        and head are (k_len x group) matrices instead of `group` matrix-vector products.
+        """
+        rows, sentences = x.shape[0], k.shape[0]
+        q = self.q_proj(x).reshape(sentences, rows // sentences, self.n_heads, self.head_dim).transpose(1, 2)
+        # k @ q^T reads K as stored (see `attend`): (sentences, heads, k_len, group)
+        scores = (k @ (q / math.sqrt(self.head_dim)).transpose(-1, -2)).transpose(-1, -2) + bias
+        weights = self.dropout(scores.softmax(dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(rows, 1, self.n_heads * self.head_dim)
+        return self.out_proj(out)
+
+
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -155,7 +172,10 @@ class DecoderLayer(nn.Module):
             return self.self_attn.attend(h, k, v, self_bias)
 
         x = self.self_block(x, self_attention)
-        x = self.cross_block(x, lambda h: self.cross_attn.attend(h, cross[0], cross[1], src_bias))
+        if x.shape[1] == 1:  # a decoding step: cross K/V may be shared by groups of rows (beams)
+            x = self.cross_block(x, lambda h: self.cross_attn.attend_grouped(h, cross[0], cross[1], src_bias))
+        else:
+            x = self.cross_block(x, lambda h: self.cross_attn.attend(h, cross[0], cross[1], src_bias))
         return self.ffn_block(x, self.ffn), present[0]
 
 
