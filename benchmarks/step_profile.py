@@ -31,7 +31,7 @@ from traductor.runtime.package import read_config
 def _feeds(session, rows: int, past: int = 30, src: int = 60) -> dict:
     feeds = {}
     for i in session.get_inputs():
-        shape = [rows if d == "batch" else past if d == "past_len" else src if d == "src_len" else d for d in i.shape]
+        shape = [rows if d in ("batch", "rows") else past if d == "past_len" else src if d == "src_len" else d for d in i.shape]
         if i.name == "position":
             feeds[i.name] = np.array([past], dtype=np.int64)
         elif "int64" in i.type:
@@ -108,7 +108,7 @@ def main() -> int:
     args = p.parse_args()
     rows = [int(r) for r in args.rows.split(",")]
     models = [Path(args.model)] + ([Path(args.compare)] if args.compare else [])
-    print(f"decoder step, median ms (1 thread, past 30, source 60)")
+    print("decoder step, median ms (1 thread, past 30, source 60; cross K/V per row, as in greedy)")
     print("| model | variant | " + " | ".join(f"rows {r}" for r in rows) + " |")
     print("|---|---|" + "---|" * len(rows))
     for rep in range(2):  # two interleaved rounds; report the second (warm caches, same order)
