@@ -48,10 +48,6 @@ class Check:
     greedy_total: int
 
 
-def _onnx_model(tmp: Path, cfg: ModelPackageConfig, variant: str) -> OnnxSeq2Seq:
-    return OnnxSeq2Seq(tmp, variant=variant, verify=False)
-
-
 def check_parity(model, ort_model: OnnxSeq2Seq, shapes=PARITY_SHAPES, seed: int = 0) -> float:
     """Max |difference| between ORT and PyTorch (log-probs, cross K/V, present K/V) over the shapes."""
     cfg = model.cfg
@@ -255,7 +251,7 @@ def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig,
     (tmp / "config.json").write_text(pkg.to_json())
     print(f"exported graphs in {time.time() - t0:.1f} s; verifying against PyTorch ...", file=sys.stderr)
 
-    fp32 = _onnx_model(tmp, pkg, "fp32")
+    fp32 = OnnxSeq2Seq(tmp, variant="fp32", verify=False)
     diff = check_parity(model, fp32)
     ref = [h.tokens for h in _batched(lambda chunk: greedy(model, chunk), src)]
     got = ort_greedy(fp32, src)
@@ -274,7 +270,7 @@ def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig,
         variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization="int8-dynamic")}
         pkg = replace(pkg, variants=variants, default_variant="int8")
         (tmp / "config.json").write_text(pkg.to_json())
-        int8 = _onnx_model(tmp, pkg, "int8")
+        int8 = OnnxSeq2Seq(tmp, variant="int8", verify=False)
         got8 = ort_greedy(int8, src)
         agreement = forced_token_agreement(int8, src, got)
         same = sum(a == b for a, b in zip(got, got8))

@@ -31,10 +31,11 @@ class EncoderGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """One decoding step with a KV cache; the same graph serves step 0 (past_len = 0) and every later step.
 
-    input_ids (batch, 1); position (1,) the absolute position of that token, given explicitly so a
+    input_ids (rows, 1); position (1,) the absolute position of that token, given explicitly so a
     preallocated cache can be used later; attention_mask (batch, src_len); past self K/V per layer
-    (batch, heads, past_len, head_dim); cross K/V per layer (batch, heads, src_len, head_dim).
-    Returns log-probabilities (batch, vocab) and present self K/V (batch, heads, past_len + 1, head_dim).
+    (rows, heads, past_len, head_dim); cross K/V per layer (batch, heads, src_len, head_dim).
+    rows = batch * group: each run of `group` rows (the beams of one sentence) shares its cross K/V.
+    Returns log-probabilities (rows, vocab) and present self K/V (rows, heads, past_len + 1, head_dim).
     """
 
     def __init__(self, model: Transformer):
