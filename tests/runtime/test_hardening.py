@@ -265,3 +265,14 @@ def test_runtime_never_imports_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["perro casa", "luna sol"]
+
+
+def test_training_commands_name_the_missing_extra_without_torch():
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here; `make test-runtime-only` runs this without it")
+    for args in (["train", "--data", "d", "--out", "o"], ["evaluate", "x.pt", "--data", "t.tsv"], ["export", "x.pt", "--out", "o"]):
+        proc = _cli(*args)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "pip install 'traductor[" in err and "Traceback" not in err, (args, err)
