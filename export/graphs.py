@@ -86,3 +86,20 @@ def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: 
             dynamic_shapes=({0: R}, None, {0: B, 1: S}, tuple(kv_self for _ in past), tuple(kv_cross for _ in cross)),
             dynamo=True, optimize=True, verbose=False, external_data=False,
         )
+    add_top_k(out_dir / decoder_file, io)
+
+
+def add_top_k(path: Path, io: IONames) -> None:
+    """Append ONNX TopK to the decoder: searches read the k best tokens per row from the graph
+    instead of copying (rows, vocab) log-probabilities out and sorting them in numpy."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    g = model.graph
+    g.input.append(helper.make_tensor_value_info(io.top_k, TensorProto.INT64, [1]))
+    g.node.append(helper.make_node("TopK", [io.log_probs, io.top_k], [io.top_log_probs, io.top_ids], axis=-1, largest=1, sorted=1, name="top_k"))
+    g.output.append(helper.make_tensor_value_info(io.top_log_probs, TensorProto.FLOAT, ["rows", "top_k"]))
+    g.output.append(helper.make_tensor_value_info(io.top_ids, TensorProto.INT64, ["rows", "top_k"]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))

@@ -31,10 +31,10 @@ class OnnxStepDecoder:
     def rows(self) -> int:
         return self.past[0].shape[0]
 
-    def step(self, tokens: np.ndarray) -> np.ndarray:
-        log_probs, self.past = self.model.step(tokens.reshape(-1, 1), self.position, self.mask, self.past, self.cross)
+    def step(self, tokens: np.ndarray, top_k: int | None = None):
+        out, self.past = self.model.step(tokens.reshape(-1, 1), self.position, self.mask, self.past, self.cross, top_k)
         self.position += 1
-        return log_probs
+        return out
 
     def keep(self, rows: np.ndarray) -> None:
         """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""
@@ -87,22 +87,26 @@ class DeviceStepDecoder:
     def rows(self) -> int:
         return self.mask_host.shape[0] * self.repeat
 
-    def step(self, tokens: np.ndarray) -> np.ndarray:
+    def step(self, tokens: np.ndarray, top_k: int | None = None):
         m, names = self.model, self.model.config.io
         io = m.decoder.io_binding()
         io.bind_cpu_input(names.input_ids, tokens.reshape(-1, 1).astype(np.int64))
         io.bind_cpu_input(names.position, np.array([self.position], dtype=np.int64))
+        io.bind_cpu_input(names.top_k, np.array([top_k or 1], dtype=np.int64))
         io.bind_ortvalue_input(names.attention_mask, self.mask)
-        for name, value in zip(m.dec_in_names[3:], [*self.past, *self.cross]):
+        for name, value in zip(m.dec_in_names[3:-1], [*self.past, *self.cross]):
             io.bind_ortvalue_input(name, value)
-        io.bind_output(m.dec_out_names[0], "cpu")
-        for name in m.dec_out_names[1:]:
+        host = [names.top_log_probs, names.top_ids] if top_k else [names.log_probs]
+        present = m.dec_out_names[1 : 1 + 2 * m.n_layers]
+        for name in host:
+            io.bind_output(name, "cpu")  # only these come back to the host
+        for name in present:
             io.bind_output(name, self.device, self.device_id)
         m.decoder.run_with_iobinding(io)
         out = io.get_outputs()
-        self.past = out[1:]
+        self.past = out[len(host) :]
         self.position += 1
-        return out[0].numpy()
+        return (out[0].numpy(), out[1].numpy()) if top_k else out[0].numpy()
 
     def keep(self, rows: np.ndarray) -> None:
         same = _same_blocks(rows, self.repeat, self.rows)

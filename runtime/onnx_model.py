@@ -125,6 +125,9 @@ class OnnxSeq2Seq:
         self.dec_in_names = io.decoder_inputs(n)
         self.dec_out_names = io.decoder_outputs(n)
         self._check_io()
+        present = self.dec_out_names[1 : 1 + 2 * n]
+        self._full_outputs = [io.log_probs, *present]
+        self._top_outputs = [*present, io.top_log_probs, io.top_ids]
 
     def _load(self, name: str, settings: SessionSettings, verify: bool) -> ort.InferenceSession:
         path = self.model_dir / name
@@ -161,12 +164,18 @@ class OnnxSeq2Seq:
         return [np.zeros((batch, d.n_heads, 0, d.head_dim), dtype=np.float32) for _ in range(2 * self.n_layers)]
 
     def step(
-        self, tokens: np.ndarray, position: int, attention_mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """tokens (batch, 1) at absolute `position` -> log-probs (batch, vocab), present self K/V (past_len + 1)."""
-        feeds = dict(zip(self.dec_in_names, [tokens, np.array([position], dtype=np.int64), attention_mask, *past, *cross]))
-        out = self.decoder.run(self.dec_out_names, feeds)
-        return out[0], out[1:]
+        self, tokens: np.ndarray, position: int, attention_mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray],
+        top_k: int | None = None,
+    ):
+        """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V), or with
+        top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V)."""
+        feeds = dict(zip(self.dec_in_names, [tokens, np.array([position], dtype=np.int64), attention_mask, *past, *cross,
+                                             np.array([top_k or 1], dtype=np.int64)]))
+        if top_k is None:
+            out = self.decoder.run(self._full_outputs, feeds)
+            return out[0], out[1:]
+        out = self.decoder.run(self._top_outputs, feeds)
+        return (out[-2], out[-1]), out[:-2]
 
 
 __all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "PROVIDER_ALIASES", "sha256_of"]

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FORMAT = "traductor-model"
-FORMAT_VERSION = 2  # 2: cross K/V shared by groups of decoder rows (beams)
+FORMAT_VERSION = 3  # 2: beams share cross K/V; 3: TopK output in the decoder
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
 
 
@@ -62,6 +62,9 @@ class IONames:
     present_key_self: str = "present_key_self_{i}"  # decoder output, (rows, heads, past_len + 1, head_dim)
     present_value_self: str = "present_value_self_{i}"
     log_probs: str = "log_probs"  # decoder output, (rows, vocab) float32
+    top_k: str = "top_k"  # decoder input, (1,) int64: how many best tokens per row to return
+    top_log_probs: str = "top_log_probs"  # decoder output, (rows, top_k) float32, best first
+    top_ids: str = "top_ids"  # decoder output, (rows, top_k) int64
     # rows = batch * group: each run of `group` consecutive decoder rows (the beams of one sentence)
     # shares that sentence's cross K/V and mask. Greedy decoding has group 1.
 
@@ -73,11 +76,11 @@ class IONames:
 
     def decoder_inputs(self, n_layers: int) -> list[str]:
         past = [n for i in range(n_layers) for n in (self.layer("past_key_self", i), self.layer("past_value_self", i))]
-        return [self.input_ids, self.position, self.attention_mask, *past, *self.encoder_outputs(n_layers)]
+        return [self.input_ids, self.position, self.attention_mask, *past, *self.encoder_outputs(n_layers), self.top_k]
 
     def decoder_outputs(self, n_layers: int) -> list[str]:
         present = [n for i in range(n_layers) for n in (self.layer("present_key_self", i), self.layer("present_value_self", i))]
-        return [self.log_probs, *present]
+        return [self.log_probs, *present, self.top_log_probs, self.top_ids]
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import numpy as np
 
 
 class StepDecoder(Protocol):
-    def step(self, tokens: np.ndarray) -> np.ndarray:
-        """tokens (rows,) int64 -> log-probabilities (rows, vocab) float32 for the next token."""
+    def step(self, tokens: np.ndarray, top_k: int | None = None):
+        """tokens (rows,) int64 -> log-probabilities (rows, vocab) float32 for the next token; with
+        top_k, only the k best per row: (log-probs (rows, k), ids (rows, k)), best first."""
 
     def keep(self, rows: np.ndarray) -> None:
         """Continue with these rows of the running batch only, in this order (rows may repeat)."""
@@ -59,14 +60,15 @@ class GreedySearch:
         tokens = np.full(len(limits), self.bos_id, dtype=np.int64)
         step = 0
         while live.size:
-            logp = decoder.step(tokens)
-            if step == 0:
-                logp = _forbid_empty(logp, self.eos_id)
-            best = logp.argmax(-1)
+            # Step 0 asks for two tokens: the end token may not come first (no empty translations).
+            vals, ids = decoder.step(tokens, top_k=2 if step == 0 else 1)  # (rows, 1 or 2)
+            col = (ids[:, 0] == self.eos_id).astype(np.int64) if step == 0 else np.zeros(len(ids), dtype=np.int64)
+            at = np.arange(len(ids))
+            best, best_logp = ids[at, col], vals[at, col]
             keep, produced = [], []
             for row, (i, t) in enumerate(zip(live.tolist(), best.tolist())):
                 h = hyps[i]
-                s = float(logp[row, t])
+                s = float(best_logp[row])
                 h.score += s
                 if t == self.eos_id:
                     h.finished = True
@@ -111,12 +113,14 @@ class BeamSearch:
         tokens = np.full(n * k, self.bos_id, dtype=np.int64)
         step = 0
         while live:
-            logp = decoder.step(tokens)  # (len(live) * k, vocab)
+            # The 2k best continuations of a sentence are among the 2k best of each of its beams.
+            width = 2 * k + (1 if step == 0 else 0)  # step 0: one spare, the end token is dropped
+            vals, ids = decoder.step(tokens, top_k=width)  # (len(live) * k, width) each
             if step == 0:
-                logp = _forbid_empty(logp, self.eos_id)
-            vocab = logp.shape[-1]
-            total = (scores[live].reshape(-1, 1) + logp).reshape(len(live), k * vocab)
-            top = _topk_desc(total, 2 * k)
+                vals = np.where(ids == self.eos_id, -np.inf, vals)
+            total = (scores[live].reshape(-1, 1) + vals).reshape(len(live), k * width)
+            cand_ids = ids.reshape(len(live), k * width)
+            top = np.argsort(-total, axis=1, kind="stable")[:, : 2 * k]
             next_live, rows, next_tokens = [], [], []
             for block, i in enumerate(live):
                 kept_scores, kept_seqs = [], []
@@ -124,7 +128,7 @@ class BeamSearch:
                     score = float(total[block, index])
                     if score == -np.inf:
                         break
-                    beam, token = divmod(int(index), vocab)
+                    beam, token = int(index) // width, int(cand_ids[block, index])
                     if token == self.eos_id:
                         if len(finished[i]) < k:
                             finished[i].append(Hypothesis(list(seqs[i][beam]), score, True))
@@ -154,23 +158,6 @@ class BeamSearch:
                 decoder.keep(np.array(rows, dtype=np.int64))
                 tokens = np.array(next_tokens, dtype=np.int64)
         return [sorted(f, key=lambda h: h.normalized(self.length_penalty), reverse=True)[: self.num_hypotheses] for f in finished]
-
-
-def _forbid_empty(logp: np.ndarray, eos_id: int) -> np.ndarray:
-    """No empty translations: the end token may not be the first token (the model sometimes
-    proposes it for out-of-domain input)."""
-    logp = logp.copy()
-    logp[:, eos_id] = -np.inf
-    return logp
-
-
-def _topk_desc(x: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest entries per row, largest first (ties: lower index first)."""
-    k = min(k, x.shape[1])
-    part = np.argpartition(x, x.shape[1] - k, axis=1)[:, x.shape[1] - k :]  # the k largest, unordered
-    vals = np.take_along_axis(x, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1) if x.shape[0] else part
-    return np.take_along_axis(part, order, axis=1)
 
 
 __all__ = ["StepDecoder", "Hypothesis", "GreedySearch", "BeamSearch", "max_target_length"]
