@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import ModelError, ModelPackageConfig, check_external_data, read_config, sha256_of, verify_files
+from .package import MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, read_config, verify_files
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -133,10 +135,7 @@ class OnnxSeq2Seq:
         path = self.model_dir / name
         data = path.read_bytes()
         if verify:
-            import hashlib
-            import json
-
-            expected = json.loads((self.model_dir / "manifest.json").read_text())["files"][name]["sha256"]
+            expected = json.loads((self.model_dir / MANIFEST_FILE).read_text())["files"][name]["sha256"]
             if hashlib.sha256(data).hexdigest() != expected:
                 raise ModelError(f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed")
         check_external_data(data, name, self.model_dir)
@@ -178,4 +177,4 @@ class OnnxSeq2Seq:
         return (out[-2], out[-1]), out[:-2]
 
 
-__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "PROVIDER_ALIASES", "sha256_of"]
+__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "PROVIDER_ALIASES"]

@@ -7,7 +7,7 @@ Only the model lives here; data, training and search are elsewhere. The two halv
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +191,6 @@ class DecoderCache:
     cross_kv: list[tuple[Tensor, Tensor]]
     self_kv: list[tuple[Tensor, Tensor]] | None = None
     length: int = 0
-    extra: dict = field(default_factory=dict)
 
     def reorder(self, index: Tensor) -> "DecoderCache":
         """Select batch rows (for beam search): index is (new_batch,) into the batch axis."""
