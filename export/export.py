@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from traductor.runtime.decoder import OnnxStepDecoder
+from traductor.runtime.decoder import OnnxStepDecoder, pad_sources
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
     CARD_FILE, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
@@ -95,18 +95,11 @@ def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 1
     out = []
     for start in range(0, len(src), batch_size):
         chunk = src[start : start + batch_size]
-        ids, mask = pad(chunk, st.pad_id)
+        ids, mask = pad_sources(chunk, st.pad_id)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         limits = [max_target_length(len(s), ort_model.config.dims.max_len) for s in chunk]
         out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id).search(dec, limits)]
     return out
-
-
-def pad(seqs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.full((len(seqs), max(map(len, seqs))), pad_id, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-    return ids, (ids != pad_id).astype(np.int64)
 
 
 def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets: list[list[int]]) -> float:
@@ -116,7 +109,7 @@ def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets
     same = total = 0
     for start in range(0, len(src), 16):
         chunk, tgt = src[start : start + 16], [t + [st.eos_id] for t in targets[start : start + 16]]
-        ids, mask = pad(chunk, st.pad_id)
+        ids, mask = pad_sources(chunk, st.pad_id)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         tokens = np.full(len(chunk), st.bos_id, dtype=np.int64)
         for t in range(max(map(len, tgt))):

@@ -7,6 +7,16 @@ import numpy as np
 from .onnx_model import OnnxSeq2Seq
 
 
+def pad_sources(seqs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad source id lists -> input_ids and attention_mask, both (batch, max_len) int64."""
+    ids = np.full((len(seqs), max(map(len, seqs))), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    return ids, mask
+
+
 class OnnxStepDecoder:
     """Holds the running batch's cache: cross K/V (from the encoder, once) and self K/V (grows).
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .decoder import make_step_decoder
+from .decoder import make_step_decoder, pad_sources
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import TOKENIZER_FILE, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
@@ -219,13 +219,7 @@ class Translator:
         return segments
 
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        pad = self._specials.pad_id
-        ids = np.full((len(seqs), max(map(len, seqs))), pad, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = s
-            mask[r, : len(s)] = 1
-        return ids, mask
+        return pad_sources(seqs, self._specials.pad_id)
 
     def _search(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
         st = self._specials
