@@ -1,8 +1,9 @@
 """One set of weights, three engines: rebuild the PyTorch model from a package's fp32 ONNX graphs and
 convert it to a CTranslate2 model, so every engine in the comparison runs the shipped weights.
 
-The exporter folds Linear weights into transposed constants with generated names; each is found again
-through the MatMul feeding the Add of its (still named) bias. Embeddings and norms keep their names.
+In the encoder graph (torch.onnx) Linear weights are transposed constants with generated names; each is
+found again through the MatMul feeding the Add of its (still named) bias. The decoder graph names its
+weights after the PyTorch parameters. Embeddings and norms keep their names in both.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def load_model_weights(model_dir: Path) -> Transformer:
         pad_id=st.pad_id, bos_id=st.bos_id, eos_id=st.eos_id, unk_id=st.unk_id,
     )
     model = Transformer(mcfg).eval()
-    weights = _linear_weights_by_bias(graphs, named)
+    weights = {**_linear_weights_by_bias(graphs, named), **_decoder_weights(named, d.d_model)}
     state = {}
     for n in model.state_dict():
         if n in named:
@@ -47,6 +48,24 @@ def load_model_weights(model_dir: Path) -> Transformer:
             raise KeyError(f"weight {n} not found in the ONNX graphs")
     model.load_state_dict(state)
     return model
+
+
+def _decoder_weights(named: dict, d_model: int) -> dict[str, np.ndarray]:
+    """The decoder graph (export/fused.py) names its weights after the PyTorch parameters:
+    `X.weight_t` is X.weight transposed, `qkv` the q/k/v projections side by side, and the cross
+    attention's query bias is the first d_model entries of `q_proj.bias_qkv`."""
+    out = {}
+    for name, a in named.items():
+        if name.endswith(".qkv.weight_t") or name.endswith(".qkv.bias"):
+            prefix, kind = name.rsplit(".qkv.", 1)
+            parts = np.split(a.T if kind == "weight_t" else a, 3, axis=0)
+            for proj, part in zip(("q_proj", "k_proj", "v_proj"), parts):
+                out[f"{prefix}.{proj}.{'weight' if kind == 'weight_t' else 'bias'}"] = part
+        elif name.endswith(".weight_t"):
+            out[name.removesuffix("_t")] = a.T
+        elif name.endswith(".q_proj.bias_qkv"):
+            out[name.removesuffix("_qkv")] = a[:d_model]
+    return out
 
 
 def _linear_weights_by_bias(graphs: dict, named: dict) -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """The int8 variant: dynamic int8 MatMuls (onnxruntime.quantization), with two graph edits first.
 
-1. The tied output projection is exported as MatMul(h, Transpose(embedding)). The quantizer only
+1. The tied output projection is written as MatMul(h, Transpose(embedding)). The quantizer only
    quantizes MatMuls whose weight is an initializer, so the projection would stay fp32 (the
    largest MatMul of a step). It gets its own pre-transposed initializer, quantized per channel.
 2. Embedding lookups (Gather) are stored as fp16 with a Cast after them: half the bytes, and far
@@ -42,6 +42,10 @@ def _untie_output_projection(model: onnx.ModelProto) -> int:
     return changed
 
 
+# Small lookup tables stay fp32: the decoder's sinusoidal position table is 256 KB.
+FP16_MIN_TABLE_BYTES = 1 << 20
+
+
 def _gathers_to_fp16(model: onnx.ModelProto) -> int:
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
@@ -51,6 +55,8 @@ def _gathers_to_fp16(model: onnx.ModelProto) -> int:
     for node in graph.node:
         new_nodes.append(node)
         if node.op_type != "Gather" or node.input[0] not in inits or inits[node.input[0]].data_type != TensorProto.FLOAT:
+            continue
+        if 4 * int(np.prod(inits[node.input[0]].dims)) < FP16_MIN_TABLE_BYTES:
             continue
         name = node.input[0]
         if name not in converted:
@@ -91,4 +97,5 @@ def quantize_int8(src: Path, dst: Path) -> None:
         staged = Path(tmp) / "staged.onnx"
         onnx.save(model, str(staged))
         # int8 weights per output channel, activations quantized on the fly at each MatMul.
-        quantize_dynamic(staged, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True)
+        quantize_dynamic(staged, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})  # outputs of com.microsoft nodes are float

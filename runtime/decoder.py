@@ -63,6 +63,132 @@ def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
     return rows.size == n_rows and bool(np.all(rows // k == np.arange(n_rows) // k))
 
 
+class CachedStepDecoder:
+    """The greedy-search step decoder on the host: a preallocated self-attention cache that the
+    decoder graph writes in place, and no per-step allocation.
+
+    Each layer's self K/V live in one buffer (rows, heads, capacity, head_dim), bound through
+    IOBinding as both the `past` input and the `present` output of the decoder graph, whose attention
+    (GroupQueryAttention) then writes the new token's K/V at `position` instead of copying the past
+    into a new tensor. Token ids, position, top_k and the outputs are preallocated numpy buffers,
+    bound once and rewritten in place, so a step is one `run_with_iobinding`.
+
+    The capacity is the most steps the search will run (`max_steps`): the cache is allocated once
+    (np.zeros: pages are only touched as they fill) and doubles if a caller steps past it.
+    `keep(rows)` moves only the rows that change, and only the filled part of the cache.
+    """
+
+    DEFAULT_CAPACITY = 32
+
+    def __init__(self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1,
+                 max_steps: int | None = None):
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.model, self.repeat = model, repeat
+        self.cross = model.encode(input_ids, attention_mask)  # one per sentence, shared by its `repeat` rows
+        self.mask = attention_mask
+        d = model.config.dims
+        n_rows = attention_mask.shape[0] * repeat
+        capacity = min(max_steps or self.DEFAULT_CAPACITY, d.max_len + 1)
+        self._cache = [np.zeros((n_rows, d.n_heads, capacity, d.head_dim), dtype=np.float32) for _ in range(2 * model.n_layers)]
+        self._n = n_rows  # rows in use: the first _n rows of every cache buffer
+        self._ids = np.zeros((n_rows, 1), dtype=np.int64)
+        self._pos = np.zeros(1, dtype=np.int64)
+        self._top_k = np.ones(1, dtype=np.int64)
+        self.position = 0
+        self._bind()
+
+    @property
+    def rows(self) -> int:
+        return self._n
+
+    def _value(self, array: np.ndarray):
+        return self._ort.OrtValue.ortvalue_from_numpy(array)  # CPU memory: shared with the numpy array
+
+    def _bind(self) -> None:
+        """Bind every input and the cache outputs; runs again only when the running rows change."""
+        m, names = self.model, self.model.config.io
+        io = m.decoder.io_binding()
+        self._keep_alive = [self._ids[: self._n], self._pos, self._top_k, self.mask, *self.cross,
+                            *(c[: self._n] for c in self._cache)]
+        ids, pos, top_k, mask, *rest = [self._value(a) for a in self._keep_alive]
+        cross, cache = rest[: 2 * m.n_layers], rest[2 * m.n_layers :]
+        for name, value in [(names.input_ids, ids), (names.position, pos), (names.top_k, top_k), (names.attention_mask, mask),
+                            *zip(m.enc_out_names, cross)]:
+            io.bind_ortvalue_input(name, value)
+        past, present = m.dec_in_names[3 : 3 + 2 * m.n_layers], m.dec_out_names[1 : 1 + 2 * m.n_layers]
+        for p, q, value in zip(past, present, cache):
+            io.bind_ortvalue_input(p, value)
+            io.bind_ortvalue_output(q, value)  # the same buffer: the graph writes the new K/V in place
+        self._io, self._bound_outputs, self._out = io, -1, ()  # -1: no outputs bound yet
+
+    def _bind_outputs(self, top_k: int | None) -> None:
+        """Output buffers for this (rows, top_k); rebound only when either changes (greedy: twice)."""
+        names = self.model.config.io
+        if top_k:
+            self._out = (np.empty((self._n, top_k), dtype=np.float32), np.empty((self._n, top_k), dtype=np.int64))
+            outputs = (names.top_log_probs, names.top_ids)
+        else:
+            self._out = (np.empty((self._n, self.model.config.dims.vocab_size), dtype=np.float32),)
+            outputs = (names.log_probs,)
+        self._io.clear_binding_outputs()
+        for c, q in zip(self._keep_alive[-2 * self.model.n_layers :], self.model.dec_out_names[1 : 1 + 2 * self.model.n_layers]):
+            self._io.bind_ortvalue_output(q, self._value(c))
+        for name, array in zip(outputs, self._out):
+            self._io.bind_ortvalue_output(name, self._value(array))
+        self._bound_outputs = top_k
+
+    def _grow(self) -> None:
+        d = self.model.config.dims
+        capacity = min(2 * self._cache[0].shape[2], d.max_len + 1)
+        if capacity <= self.position:
+            raise ValueError(f"decoding past the model's maximum length ({d.max_len} tokens)")
+        grown = []
+        for c in self._cache:
+            g = np.zeros((c.shape[0], c.shape[1], capacity, c.shape[3]), dtype=np.float32)
+            g[:, :, : self.position] = c[:, :, : self.position]
+            grown.append(g)
+        self._cache = grown
+        self._bind()
+
+    def step(self, tokens: np.ndarray, top_k: int | None = None):
+        if self.position >= self._cache[0].shape[2]:
+            self._grow()
+        if top_k != self._bound_outputs:
+            self._bind_outputs(top_k)
+        self._ids[: self._n, 0] = tokens
+        self._pos[0] = self.position
+        self._top_k[0] = top_k or 1
+        self.model.decoder.run_with_iobinding(self._io)
+        self.position += 1
+        # Copies: the buffers are rewritten by the next step.
+        return (self._out[0].copy(), self._out[1].copy()) if top_k else self._out[0].copy()
+
+    def keep(self, rows: np.ndarray) -> None:
+        """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""
+        same = _same_blocks(rows, self.repeat, self._n)
+        t = self.position
+        if rows.size == self._n:
+            moved = np.flatnonzero(rows != np.arange(self._n))
+            if moved.size:
+                for c in self._cache:
+                    c[moved, :, :t] = c[rows[moved], :, :t]  # the right side is gathered first
+        elif rows.size <= self._cache[0].shape[0]:
+            for c in self._cache:
+                c[: rows.size, :, :t] = c[rows, :, :t]
+        else:
+            self._cache = [c[rows] for c in self._cache]
+            self._ids = np.zeros((rows.size, 1), dtype=np.int64)
+        if rows.size != self._n or not same:
+            self._n = rows.size
+            if not same:
+                sentences = rows[:: self.repeat] // self.repeat
+                self.cross = [c[sentences] for c in self.cross]
+                self.mask = self.mask[sentences]
+            self._bind()
+
+
 class DeviceStepDecoder:
     """The same contract as OnnxStepDecoder, for GPU providers (CUDA): IOBinding keeps the cross and
     self-attention K/V on the device between steps; per step only the new token ids and the position
@@ -131,9 +257,16 @@ class DeviceStepDecoder:
 DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "ROCMExecutionProvider": "cuda"}
 
 
-def make_step_decoder(model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1):
-    """A device-resident cache where the first provider is a GPU, plain numpy arrays elsewhere."""
+def make_step_decoder(model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1,
+                      max_steps: int | None = None):
+    """A device-resident cache where the first provider is a GPU, an in-place host cache elsewhere.
+    max_steps: the most steps the search will take (sizes the cache; more still works, slower)."""
     device = DEVICE_PROVIDERS.get(model.providers[0])
     if device:
         return DeviceStepDecoder(model, input_ids, attention_mask, repeat, device)
-    return OnnxStepDecoder(model, input_ids, attention_mask, repeat)
+    if repeat > 1:
+        # Beam search reorders rows every step. On the in-place layout (rows, heads, capacity,
+        # head_dim) that reorder copies strided blocks, and beam 4 x 32 measured 4-12% slower than
+        # the growing past -> present cache; greedy only drops rows, where in place is faster.
+        return OnnxStepDecoder(model, input_ids, attention_mask, repeat)
+    return CachedStepDecoder(model, input_ids, attention_mask, repeat, max_steps)

@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FORMAT = "traductor-model"
-FORMAT_VERSION = 3  # 2: beams share cross K/V; 3: TopK output in the decoder
+# 2: beams share cross K/V; 3: TopK output in the decoder; 4: decoder on ORT's fused attention
+# operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present.
+FORMAT_VERSION = 4
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
 
 
@@ -57,7 +59,10 @@ class IONames:
     position: str = "position"  # decoder: (1,) int64, absolute position of the new token
     key_cross: str = "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
     value_cross: str = "value_cross_{i}"
-    past_key_self: str = "past_key_self_{i}"  # decoder input, (rows, heads, past_len, head_dim)
+    # Self-attention cache, two ways: past (rows, heads, past_len, head_dim) -> present with past_len + 1
+    # entries; or one preallocated buffer (rows, heads, capacity, head_dim) bound as both past and
+    # present, in which the step writes entry `position` in place (entries after it are ignored).
+    past_key_self: str = "past_key_self_{i}"  # decoder input
     past_value_self: str = "past_value_self_{i}"
     present_key_self: str = "present_key_self_{i}"  # decoder output, (rows, heads, past_len + 1, head_dim)
     present_value_self: str = "present_value_self_{i}"

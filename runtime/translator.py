@@ -159,9 +159,9 @@ class Translator:
             if not seg.ids:
                 continue
             ids, mask = self._pad([seg.ids])
-            decoder = make_step_decoder(self.model, ids, mask)
-            hyp = [Hypothesis([], 0.0, False)]
             limit = max_length or self._limit(seg.ids)
+            decoder = make_step_decoder(self.model, ids, mask, max_steps=limit)
+            hyp = [Hypothesis([], 0.0, False)]
             shown = ""
             for _ in GreedySearch(self._specials.bos_id, self._specials.eos_id).generate(decoder, [limit], hyp):
                 text_so_far = self.tokenizer.decode(hyp[0].tokens)
@@ -226,9 +226,9 @@ class Translator:
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
-            return GreedySearch(st.bos_id, st.eos_id).search(make_step_decoder(self.model, ids, mask), limits)
+            return GreedySearch(st.bos_id, st.eos_id).search(make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits)
         search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses)
-        return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size), limits)
+        return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
 
     def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
         """Source id lists (end token included) -> n-best hypotheses, batched by similar length."""

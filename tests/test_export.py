@@ -73,7 +73,9 @@ def test_int8_variant_agrees_with_fp32(tiny_package, torch_model):
     assert cfg.variants["int8"].greedy_agreement >= 0.9
     fp32, int8 = OnnxSeq2Seq(tiny_package, "fp32"), OnnxSeq2Seq(tiny_package, "int8")
     rng = np.random.default_rng(0)
-    src = [list(rng.integers(4, model.cfg.vocab_size, 6)) + [model.cfg.eos_id] for _ in range(20)]
+    # ~1,000 positions: with 20 sentences (~100 positions) one near-tie more or less moved the
+    # agreement by a point on this tiny, undertrained model (measured 0.974-0.991 across seeds).
+    src = [list(rng.integers(4, model.cfg.vocab_size, int(rng.integers(3, 9)))) + [model.cfg.eos_id] for _ in range(200)]
     from traductor.export.export import ort_greedy
 
     assert forced_token_agreement(int8, src, ort_greedy(fp32, src)) >= 0.98

@@ -1,0 +1,179 @@
+"""The decoder step graph, written node by node on ONNX Runtime's fused CPU operators.
+
+A decoding step does little arithmetic per operator, so at small batches its time is the number of
+kernels ONNX Runtime launches. The graph torch.onnx produces for the same step has ~210 nodes after
+ORT's own fusions (head reshapes, transposes, the past -> present Concat, masks, softmax); this one
+has ~70, because each attention is one com.microsoft kernel:
+
+- self-attention: GroupQueryAttention (kv_num_heads = num_heads, i.e. plain multi-head attention)
+  on the packed Q|K|V projection. It appends the new key/value to the cache itself, and when the
+  caller binds the same buffer as `past` input and `present` output (a preallocated cache of some
+  capacity) it writes them in place at `position`, so nothing is copied per step. Given a cache of
+  exactly past_len entries and no shared buffer, it returns past_len + 1 entries like a Concat.
+- cross-attention: MultiHeadAttention on the encoder's K/V, already split into heads
+  (batch, heads, src_len, head_dim), with the source padding mask. Rows are grouped by sentence
+  (the beams of a sentence share its cross K/V): the group's queries form the query sequence.
+- residual + LayerNorm: SkipLayerNormalization, which also adds the bias of the projection before it.
+
+The graph keeps the decoder contract of `runtime.package.IONames`. Initializer names follow the
+PyTorch parameter names (`.weight_t` = a Linear weight stored transposed for MatMul; `qkv` = the
+three self-attention projections side by side), so the weights can be read back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from traductor.runtime.package import IONames
+from traductor.training.model import Transformer, sinusoidal_positions
+
+MS = "com.microsoft"
+OPSET = 17
+
+
+class _Graph:
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def init(self, name: str, array) -> str:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().numpy()
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, outputs: list[str] | None = None, domain: str = "", **attrs) -> list[str]:
+        self._n += 1
+        name = f"{op_type.lower()}_{self._n}"
+        outputs = outputs or [f"{name}_out{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, domain=domain or None, **attrs))
+        return outputs
+
+    def one(self, op_type: str, inputs: list[str], **attrs) -> str:
+        return self.op(op_type, inputs, **attrs)[0]
+
+
+def _linear_t(g: _Graph, prefix: str, linear: torch.nn.Linear) -> tuple[str, str]:
+    return g.init(f"{prefix}.weight_t", linear.weight.T), g.init(f"{prefix}.bias", linear.bias)
+
+
+def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
+    """The decoder step of `model` as an ONNX graph (see the module docstring)."""
+    cfg = model.cfg
+    d, n_heads, n_layers = cfg.d_model, cfg.n_heads, cfg.n_decoder_layers
+    g = _Graph()
+    f32 = TensorProto.FLOAT
+
+    # -- shared by every layer ------------------------------------------------------------------
+    pos32 = g.one("Cast", [io.position], to=TensorProto.INT32)  # (1,)
+    total = g.one("Add", [pos32, g.init("one_i32", np.array([1], dtype=np.int32))])  # past + new
+    rows = g.one("Shape", [io.input_ids], end=1)
+    seqlens_k = g.one("Expand", [pos32, rows])  # (rows,) index of the new token = past length
+    key_mask = g.one("Cast", [io.attention_mask], to=TensorProto.INT32)
+    batch = g.one("Shape", [io.attention_mask], end=1)
+    grouped = g.one("Concat", [batch, g.init("group_d", np.array([-1, d], dtype=np.int64))], axis=0)  # (batch, group, d)
+    per_row = g.init("row_1_d", np.array([-1, 1, d], dtype=np.int64))
+
+    emb = g.one("Gather", [g.init("embed.weight", model.embed.weight), io.input_ids])  # (rows, 1, d)
+    emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
+    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d)  # (max_len + 1, d)
+    pe = g.one("Gather", [g.init("positions", table), io.position])  # (1, d)
+
+    def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str]:
+        return g.init(f"{prefix}.weight", layer_norm.weight), g.init(f"{prefix}.bias", layer_norm.bias)
+
+    def skip_norm(x: str, skip: str, ln: tuple[str, str], bias: str | None) -> tuple[str, str]:
+        """-> (LayerNorm(x + skip + bias), x + skip + bias). Two Adds and a LayerNormalization: ORT's
+        fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
+        total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
+        return g.one("LayerNormalization", [total, *ln], axis=-1, epsilon=1e-5), total
+
+    # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream.
+    # Post-LN: the residual stream is normalized after each sublayer, h == x.
+    pending: tuple[str, str | None] = (pe, None)  # what still has to be added to the stream, and a bias
+    x = emb
+    h = x
+    for i, layer in enumerate(model.decoder_layers):
+        p = f"decoder_layers.{i}"
+        blocks = [(layer.self_block.norm, f"{p}.self_block.norm"), (layer.cross_block.norm, f"{p}.cross_block.norm"),
+                  (layer.ffn_block.norm, f"{p}.ffn_block.norm")]
+        ln = [norm(m, name) for m, name in blocks]
+
+        # self-attention
+        if cfg.pre_norm and i == 0:
+            h, x = skip_norm(x, pe, ln[0], None)  # the skip input may broadcast, the first may not
+        elif cfg.pre_norm:
+            h, x = skip_norm(pending[0], x, ln[0], pending[1])
+        elif i == 0:
+            x = h = g.one("Add", [x, pending[0]])
+        sa = layer.self_attn
+        w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).T
+        b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
+        qkv = g.one("Add", [g.one("MatMul", [h, g.init(f"{p}.self_attn.qkv.weight_t", w)]), g.init(f"{p}.self_attn.qkv.bias", b)])
+        past = [io.layer("past_key_self", i), io.layer("past_value_self", i)]
+        present = [io.layer("present_key_self", i), io.layer("present_value_self", i)]
+        attn = g.op("GroupQueryAttention", [qkv, "", "", *past, seqlens_k, total], outputs=[f"{p}.self_attn.out", *present],
+                    domain=MS, num_heads=n_heads, kv_num_heads=n_heads)[0]
+        wo, bo = _linear_t(g, f"{p}.self_attn.out_proj", sa.out_proj)
+        o = g.one("MatMul", [attn, wo])
+        if cfg.pre_norm:
+            h, x = skip_norm(o, x, ln[1], bo)
+        else:
+            x = h = skip_norm(o, x, ln[0], bo)[0]
+
+        # cross-attention: the rows of a sentence are the query sequence of its MultiHeadAttention
+        ca = layer.cross_attn
+        wq = g.init(f"{p}.cross_attn.q_proj.weight_t", ca.q_proj.weight.T)
+        q = g.one("Reshape", [g.one("MatMul", [h, wq]), grouped])
+        # The query bias goes into the attention's bias (zero for K and V, which arrive projected).
+        qkv_bias = g.init(f"{p}.cross_attn.q_proj.bias_qkv", torch.cat([ca.q_proj.bias, torch.zeros(2 * d)]))
+        kv = [io.layer("key_cross", i), io.layer("value_cross", i)]
+        c = g.one("MultiHeadAttention", [q, *kv, qkv_bias, key_mask], domain=MS, num_heads=n_heads)
+        wo, bo = _linear_t(g, f"{p}.cross_attn.out_proj", ca.out_proj)
+        o = g.one("MatMul", [g.one("Reshape", [c, per_row]), wo])
+        if cfg.pre_norm:
+            h, x = skip_norm(o, x, ln[2], bo)
+        else:
+            x = h = skip_norm(o, x, ln[1], bo)[0]
+
+        # feed-forward
+        w1, b1 = _linear_t(g, f"{p}.ffn.fc1", layer.ffn.fc1)
+        w2, b2 = _linear_t(g, f"{p}.ffn.fc2", layer.ffn.fc2)
+        f = g.one("Relu", [g.one("Add", [g.one("MatMul", [h, w1]), b1])])
+        o = g.one("MatMul", [f, w2])
+        if cfg.pre_norm:
+            pending = (o, b2)
+        else:
+            x = h = skip_norm(o, x, ln[2], b2)[0]
+
+    if cfg.pre_norm:  # the final norm takes the last residual add
+        h, _ = skip_norm(pending[0], x, norm(model.decoder_norm, "decoder_norm"), pending[1])
+    h2 = g.one("Reshape", [h, g.init("row_d", np.array([-1, d], dtype=np.int64))])
+    # Tied output projection: MatMul with the transposed embedding (ORT folds the Transpose at load;
+    # the int8 export gives it its own quantized initializer).
+    logits = g.one("MatMul", [h2, g.one("Transpose", ["embed.weight"], perm=[1, 0])])
+    g.op("LogSoftmax", [logits], outputs=[io.log_probs], axis=-1)
+    g.op("TopK", [io.log_probs, io.top_k], outputs=[io.top_log_probs, io.top_ids], axis=-1, largest=1, sorted=1)
+
+    hd = cfg.head_dim
+    vi = helper.make_tensor_value_info
+    inputs = [vi(io.input_ids, TensorProto.INT64, ["rows", 1]), vi(io.position, TensorProto.INT64, [1]),
+              vi(io.attention_mask, TensorProto.INT64, ["batch", "src_len"])]
+    inputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd]) for i in range(n_layers) for t in ("past_key_self", "past_value_self")]
+    inputs += [vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd]) for i in range(n_layers) for t in ("key_cross", "value_cross")]
+    inputs.append(vi(io.top_k, TensorProto.INT64, [1]))
+    outputs = [vi(io.log_probs, f32, ["rows", cfg.vocab_size])]
+    outputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "present_len", hd]) for i in range(n_layers)
+                for t in ("present_key_self", "present_value_self")]
+    outputs += [vi(io.top_log_probs, f32, ["rows", "top_k"]), vi(io.top_ids, TensorProto.INT64, ["rows", "top_k"])]
+    graph = helper.make_graph(g.nodes, "traductor_decoder_step", inputs, outputs, g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)], producer_name="traductor")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m

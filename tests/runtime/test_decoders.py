@@ -1,0 +1,78 @@
+"""The two host step decoders (growing past -> present cache, and the in-place preallocated cache)
+must be interchangeable: same log-probabilities at every step, through row drops, beam reorders
+and cache growth."""
+
+import json
+
+import numpy as np
+import pytest
+
+from traductor.runtime import Translator
+from traductor.runtime.decoder import CachedStepDecoder, OnnxStepDecoder
+from traductor.runtime.search import BeamSearch, GreedySearch
+
+from ..conftest import TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def tr():
+    return Translator(TINY_MODEL, variant="fp32")
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return json.loads((TINY_MODEL / "reference.json").read_text())
+
+
+def _pair(tr, src, repeat, max_steps):
+    ids, mask = tr._pad(src)
+    return OnnxStepDecoder(tr.model, ids, mask, repeat), CachedStepDecoder(tr.model, ids, mask, repeat, max_steps=max_steps)
+
+
+@pytest.mark.parametrize("max_steps", [2, 64])  # 2: the cache must grow twice on the way
+def test_in_place_cache_matches_growing_cache_step_by_step(tr, ref, max_steps):
+    src = ref["source_ids"][:4]
+    repeat = 2
+    a, b = _pair(tr, src, repeat, max_steps)
+    rng = np.random.default_rng(0)
+    tokens = np.full(len(src) * repeat, tr.config.special_tokens.bos_id, dtype=np.int64)
+    n_sent = len(src)
+    for step in range(7):
+        full_a, full_b = a.step(tokens), b.step(tokens)
+        np.testing.assert_allclose(full_b, full_a, atol=1e-5)
+        if step == 2:  # the third sentence leaves the batch
+            keep_sent = [s for s in range(n_sent) if s != 2]
+            rows = np.array([s * repeat + r for s in keep_sent for r in range(repeat)])
+            n_sent -= 1
+        else:  # a beam reorder: inside each sentence, rows may be copied over each other
+            rows = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+        a.keep(rows)
+        b.keep(rows)
+        assert a.rows == b.rows == rows.size
+        tokens = rng.integers(4, tr.config.dims.vocab_size, rows.size)
+    top_a, top_b = a.step(tokens, top_k=3), b.step(tokens, top_k=3)
+    np.testing.assert_allclose(top_b[0], top_a[0], atol=1e-5)
+    assert (top_a[1] == top_b[1]).all()
+
+
+def test_in_place_cache_holds_what_the_graph_wrote(tr, ref):
+    a, b = _pair(tr, ref["source_ids"][:3], 1, 16)
+    tokens = np.full(3, tr.config.special_tokens.bos_id, dtype=np.int64)
+    for _ in range(3):
+        a.step(tokens)
+        b.step(tokens)
+    for grown, buffer in zip(a.past, b._cache):
+        assert grown.shape[2] == 3
+        np.testing.assert_allclose(buffer[:, :, :3], grown, atol=1e-6)
+        assert not buffer[:, :, 3:].any()  # nothing written past the position
+
+
+def test_searches_on_the_in_place_cache_reproduce_pytorch(tr, ref):
+    src = ref["source_ids"]
+    ids, mask = tr._pad(src)
+    limits = [tr._limit(s) for s in src]
+    st = tr.config.special_tokens
+    greedy = GreedySearch(st.bos_id, st.eos_id).search(CachedStepDecoder(tr.model, ids, mask, max_steps=max(limits)), limits)
+    beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(CachedStepDecoder(tr.model, ids, mask, 4, max_steps=4), limits)
+    assert [h[0].tokens for h in greedy] == ref["greedy"]
+    assert [[h.tokens for h in nb] for nb in beam] == ref["beam4"]
