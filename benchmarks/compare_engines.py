@@ -7,7 +7,7 @@ Every measurement runs in a fresh child process (load and warm-up excluded from 
 the engines are interleaved: for each repeat, each workload, each engine in turn. Tokenisation is
 done once up front, so all engines decode the same id sequences in the same batches. CTranslate2
 runs with OMP_WAIT_POLICY=ACTIVE (slow on this AMD CPU otherwise); every engine is tried with 1 and
-2 threads and reported at its best. Prints tokens/s, the ratios and BLEU per engine.
+2 threads, traductor also at its default (`auto`: threads by batch size), and reported at its best. Prints tokens/s, the ratios and BLEU per engine.
 """
 
 from __future__ import annotations
@@ -128,6 +128,8 @@ def main() -> int:
     src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
     engines = [e for e in args.engines.split(",") if e]
     threads = [int(t) for t in args.threads.split(",")]
+    # traductor is also run at its default (intra_threads=None: threads chosen by batch size)
+    settings = {e: ([None] if e.startswith("traductor") else []) + threads for e in engines}
 
     ct2_dir = {}
     if any(e.startswith("ct2") for e in engines):
@@ -142,13 +144,13 @@ def main() -> int:
     times: dict[tuple, list[float]] = {}
     hyps: dict[tuple, list[str]] = {}
     tokens: dict[tuple, int] = {}
-    total = args.repeats * len(WORKLOADS) * len(engines) * len(threads)
+    total = args.repeats * len(WORKLOADS) * sum(len(v) for v in settings.values())
     done = 0
     for rep in range(args.repeats):
         for wname, (beam, bsize) in WORKLOADS.items():
             batches = _batches(src, bsize)
             for engine in engines:
-                for t in threads:
+                for t in settings[engine]:
                     spec = {"engine": engine, "threads": t, "beam": beam, "batches": batches, "model": str(model_dir),
                             "ct2_dir": ct2_dir, "vocab": vocab, "max_len": max_len}
                     r = _measure(spec)
@@ -161,17 +163,18 @@ def main() -> int:
                             texts[i] = tok.decode(h)
                         hyps[key] = texts
                     done += 1
-                    print(f"[{done}/{total}] {wname:<11} {engine:<15} threads={t}: {r['tokens'] / r['seconds']:8.0f} tokens/s", file=sys.stderr, flush=True)
+                    print(f"[{done}/{total}] {wname:<11} {engine:<15} threads={t or 'auto'}: {r['tokens'] / r['seconds']:8.0f} tokens/s", file=sys.stderr, flush=True)
 
     rows = []
     for wname in WORKLOADS:
         for engine in engines:
-            best_t = max(threads, key=lambda t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]))
+            best_t = max(settings[engine], key=lambda t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]))
             key = (wname, engine, best_t)
             tps = tokens[key] / statistics.median(times[key])
             bleu = sacrebleu.corpus_bleu(hyps[key], [refs]).score
             rows.append({"workload": wname, "engine": engine, "threads": best_t, "tokens_per_s": tps, "bleu": bleu,
-                         "all_threads": {t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]) for t in threads}})
+                         "all_threads": {str(t or "auto"): tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)])
+                                         for t in settings[engine]}})
     _report(rows, engines, Path(args.out), len(src), args.repeats)
     return 0
 
@@ -180,11 +183,11 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     get = {(r["workload"], r["engine"]): r for r in rows}
-    lines = [f"{n} test sentences per workload, medians of {repeats} interleaved repeats, each engine at its best thread count (1 or 2).", "",
+    lines = [f"{n} test sentences per workload, medians of {repeats} interleaved repeats, each engine at its best thread setting (1, 2, or for traductor also its default `auto`).", "",
              "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |",
              "|---|" + "---|" * (len(engines) + 2)]
     for w in WORKLOADS:
-        cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s (t{get[(w, e)]['threads']}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
+        cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s (t{get[(w, e)]['threads'] or 'auto'}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
         ours = get.get((w, "traductor-int8"))
         ratio = lambda other: f"{ours['tokens_per_s'] / get[(w, other)]['tokens_per_s']:.2f}x" if ours and (w, other) in get else "-"  # noqa: E731
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio('ct2-int8')} | {ratio('pytorch')} |")

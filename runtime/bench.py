@@ -105,7 +105,7 @@ def bench_main(args) -> int:
     model = Path(args.model) if args.model else find_default_model()
     cfg = read_config(model)
     batch_sizes, beam_sizes = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.beam_sizes, "--beam-sizes")
-    threads = _ints(args.threads, "--threads")
+    threads = _threads(args.threads)
     sentences = _sentences(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def bench_main(args) -> int:
                 skipped.append({"provider": p, "reason": "not available in this onnxruntime"})
                 print(f"[{n}/{len(jobs)}] {p}: skipped (not installed)", file=sys.stderr)
             continue
-        print(f"[{n}/{len(jobs)}] {p} {v} threads={t} ...", file=sys.stderr, flush=True)
+        print(f"[{n}/{len(jobs)}] {p} {v} threads={t or 'auto'} ...", file=sys.stderr, flush=True)
         spec = {**base, "provider": p, "variant": v, "threads": t, "cold_start": True}
         proc = subprocess.run([sys.executable, "-m", "traductor.runtime.bench"], input=json.dumps(spec), capture_output=True, text=True)
         if proc.returncode != 0:
@@ -134,6 +134,15 @@ def bench_main(args) -> int:
     report = {"model": str(model), "machine": _machine(), "sentences": len(sentences), "results": results, "skipped": skipped}
     _write(report, out)
     return 0
+
+
+def _threads(text: str) -> list[int | None]:
+    """--threads: integers and/or `auto` (the Translator's default, intra_threads=None)."""
+    words = [x.strip() for x in text.split(",") if x.strip()]
+    if "auto" not in words:
+        return _ints(text, "--threads")
+    rest = [w for w in words if w != "auto"]
+    return [None, *(_ints(",".join(rest), "--threads") if rest else [])]
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -182,7 +191,7 @@ def _write(report: dict, out: Path) -> None:
         short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
         for s in r["settings"]:
             lines.append(
-                f"| {short} | {r['variant']} | {r['threads']} | {s['beam']} | {s['batch']} | {s['tokens_per_s']:,.0f} | {s['sentences_per_s']:.1f} | "
+                f"| {short} | {r['variant']} | {r['threads'] or 'auto'} | {s['beam']} | {s['batch']} | {s['tokens_per_s']:,.0f} | {s['sentences_per_s']:.1f} | "
                 f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / {s['latency_p99_ms']:.1f} | "
                 f"{r['first_token_ms_p50']:.1f} | {1000 * r['load_s']:.0f} | {r['peak_rss_mb']:.0f} |"
             )
@@ -205,7 +214,7 @@ def _chart(report: dict, png: Path) -> None:
         print("(matplotlib not installed: no chart)", file=sys.stderr)
         return
     short = {v: k for k, v in PROVIDER_ALIASES.items()}
-    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} t{r['threads']}" for r in report["results"]]
+    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} t{r['threads'] or 'auto'}" for r in report["results"]]
     settings = sorted({(s["beam"], s["batch"]) for r in report["results"] for s in r["settings"]})
     if not configs or not settings:
         return

@@ -109,7 +109,8 @@ class CachedStepDecoder:
     def _bind(self) -> None:
         """Bind every input and the cache outputs; runs again only when the running rows change."""
         m, names = self.model, self.model.config.io
-        io = m.decoder.io_binding()
+        self._session = m.decoder_for(self._n)
+        io = self._session.io_binding()
         self._keep_alive = [self._ids[: self._n], self._pos, self._top_k, self.mask, *self.cross,
                             *(c[: self._n] for c in self._cache)]
         ids, pos, top_k, mask, *rest = [self._value(a) for a in self._keep_alive]
@@ -160,7 +161,7 @@ class CachedStepDecoder:
         self._ids[: self._n, 0] = tokens
         self._pos[0] = self.position
         self._top_k[0] = top_k or 1
-        self.model.decoder.run_with_iobinding(self._io)
+        self._session.run_with_iobinding(self._io)
         self.position += 1
         # Copies: the buffers are rewritten by the next step.
         return (self._out[0].copy(), self._out[1].copy()) if top_k else self._out[0].copy()
