@@ -76,3 +76,25 @@ def test_searches_on_the_in_place_cache_reproduce_pytorch(tr, ref):
     beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(CachedStepDecoder(tr.model, ids, mask, 4, max_steps=4), limits)
     assert [h[0].tokens for h in greedy] == ref["greedy"]
     assert [[h.tokens for h in nb] for nb in beam] == ref["beam4"]
+
+
+def test_automatic_threads_pick_a_session_by_work_and_translate_the_same(monkeypatch, ref):
+    from traductor.runtime import onnx_model
+    from traductor.runtime.onnx_model import WIDE_DECODER_ROWS, WIDE_ENCODER_TOKENS, OnnxSeq2Seq, SessionSettings, resolve_providers
+
+    monkeypatch.setattr(onnx_model.os, "cpu_count", lambda: 4)
+    auto = OnnxSeq2Seq(TINY_MODEL, "fp32", SessionSettings(resolve_providers("cpu"), None))
+    assert auto.decoder_for(WIDE_DECODER_ROWS - 1) is auto.decoder
+    wide = auto.decoder_for(WIDE_DECODER_ROWS)
+    assert wide is not auto.decoder and auto.decoder_for(10 * WIDE_DECODER_ROWS) is wide
+    assert auto.encoder_for(WIDE_ENCODER_TOKENS - 1) is auto.encoder and auto.encoder_for(WIDE_ENCODER_TOKENS) is not auto.encoder
+    fixed = OnnxSeq2Seq(TINY_MODEL, "fp32", SessionSettings(resolve_providers("cpu"), 2))
+    assert fixed.decoder_for(10 * WIDE_DECODER_ROWS) is fixed.decoder and fixed.encoder_for(10 * WIDE_ENCODER_TOKENS) is fixed.encoder
+
+    src = ref["source_ids"] * 8  # beam 4: more than WIDE_DECODER_ROWS rows, and a wide encoder batch
+    from traductor.runtime import TranslationOptions
+
+    opts = TranslationOptions(beam_size=4, batch_size=len(src))
+    a = Translator(TINY_MODEL, variant="fp32").translate_ids(src, opts)
+    b = Translator(TINY_MODEL, variant="fp32", intra_threads=1).translate_ids(src, opts)
+    assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
