@@ -6,7 +6,7 @@
   with a past of 30 tokens and a source of 60 (a typical verse), 1 intra-op thread.
 - Breakdown: ONNX Runtime's own profiler, kernel time summed per operator type.
 - Memory floor (batch 1): bytes of decoder weights one step must read (every initializer except
-  the embedding table, of which a step reads one row per token) divided by the copy bandwidth
+  the lookup tables, of which a step reads one row per token) divided by the copy bandwidth
   measured here with numpy (a 512 MB copy; bandwidth = bytes read + written per second).
 """
 
@@ -91,12 +91,14 @@ def copy_bandwidth_gbs() -> float:
 
 
 def weight_bytes(path: Path) -> int:
+    """Bytes of initializers one step reads: all but lookup tables (Gather data: the token embedding,
+    the position table), of which a step reads one row per row."""
+    graph = onnx.load(str(path)).graph
+    tables = {n.input[0] for n in graph.node if n.op_type == "Gather"}
     total = 0
-    for init in onnx.load(str(path)).graph.initializer:
-        size = int(np.prod(init.dims)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
-        if init.name.startswith("model.embed.weight") and not init.name.endswith("_transposed") and "quantized" not in init.name:
-            continue  # the lookup table: a step reads one row of it
-        total += size
+    for init in graph.initializer:
+        if init.name not in tables:
+            total += int(np.prod(init.dims)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
     return total
 
 
