@@ -81,7 +81,7 @@ bench: $(RT_VENV)/.ok $(OV_VENV)/.ok  ## traductor bench on CPU (runtime venv) a
 	$(RT_VENV)/bin/traductor bench --merge $(BENCH_OUT)/bench-cpu $(BENCH_OUT)/bench-openvino --out $(BENCH_OUT)/bench
 
 compare: setup data  ## PyTorch vs traductor vs CTranslate2 on the same weights, interleaved in one run
-	$(BIN)/python benchmarks/compare_engines.py --model models/es-en --data $(DATA)/test.tsv --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/compare_engines.py --model models/es-en --data $(DATA)/test.tsv --out $(BENCH_OUT) --repeats 3
 
 MODEL_RUN ?= runs/es-en
 model: data  ## train the shipped es-en model (GPU if present; on 2 CPU cores expect hours) and export it to models/es-en

@@ -97,7 +97,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/es-en", help="model package (fp32 and int8 variants)")
     p.add_argument("--data", default="data/bible/test.tsv", help="source<TAB>reference test file")
-    p.add_argument("--sentences", type=int, default=128, help="test sentences per workload")
+    p.add_argument("--sentences", type=int, default=0, help="test sentences per workload (0 = the whole file: the 554 test-book verses)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median reported)")
     p.add_argument("--threads", default="1,2", help="thread counts tried for every engine")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to run")
@@ -122,7 +122,7 @@ def main() -> int:
     vocab = [""] * tok.get_vocab_size()
     for t, i in tok.get_vocab().items():
         vocab[i] = t
-    lines = [line.split("\t") for line in Path(args.data).read_text(encoding="utf-8").splitlines() if "\t" in line][: args.sentences]
+    lines = [line.split("\t") for line in Path(args.data).read_text(encoding="utf-8").splitlines() if "\t" in line][: args.sentences or None]
     src_text, refs = [s for s, _ in lines], [r for _, r in lines]
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
     src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
