@@ -179,6 +179,10 @@ def main() -> int:
     return 0
 
 
+def _threads_label(threads: int | None) -> str:
+    return "auto" if threads is None else f"t{threads}"
+
+
 def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
@@ -187,7 +191,7 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
              "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |",
              "|---|" + "---|" * (len(engines) + 2)]
     for w in WORKLOADS:
-        cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s (t{get[(w, e)]['threads'] or 'auto'}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
+        cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s ({_threads_label(get[(w, e)]['threads'])}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
         ours = get.get((w, "traductor-int8"))
         ratio = lambda other: f"{ours['tokens_per_s'] / get[(w, other)]['tokens_per_s']:.2f}x" if ours and (w, other) in get else "-"  # noqa: E731
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio('ct2-int8')} | {ratio('pytorch')} |")
