@@ -214,15 +214,18 @@ def _chart(report: dict, png: Path) -> None:
         print("(matplotlib not installed: no chart)", file=sys.stderr)
         return
     short = {v: k for k, v in PROVIDER_ALIASES.items()}
-    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} t{r['threads'] or 'auto'}" for r in report["results"]]
+    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} {'auto' if r['threads'] is None else 't' + str(r['threads'])}"
+               for r in report["results"]]
     settings = sorted({(s["beam"], s["batch"]) for r in report["results"] for s in r["settings"]})
     if not configs or not settings:
         return
     width = 0.8 / len(configs)
     fig, ax = plt.subplots(figsize=(2.2 * len(settings) + 3, 4.5))
+    colors = plt.get_cmap("tab20").colors  # 20 distinct colors: the default cycle repeats after 10
     for c, (label, r) in enumerate(zip(configs, report["results"])):
         speed = {(s["beam"], s["batch"]): s["tokens_per_s"] for s in r["settings"]}
-        ax.bar([i + c * width for i in range(len(settings))], [speed.get(k, 0) for k in settings], width, label=label)
+        ax.bar([i + c * width for i in range(len(settings))], [speed.get(k, 0) for k in settings], width, label=label,
+               color=colors[c % len(colors)])
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], [f"beam {b}, batch {n}" for b, n in settings])
     ax.set_ylabel("target tokens / s")
     ax.set_title(f"traductor bench: {Path(report['model']).name}, {report['sentences']} sentences")
