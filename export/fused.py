@@ -85,20 +85,20 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d)  # (max_len + 1, d)
     pe = g.one("Gather", [g.init("positions", table), io.position])  # (1, d)
 
-    def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str]:
-        return g.init(f"{prefix}.weight", layer_norm.weight), g.init(f"{prefix}.bias", layer_norm.bias)
+    def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
+        return g.init(f"{prefix}.weight", layer_norm.weight), g.init(f"{prefix}.bias", layer_norm.bias), layer_norm.eps
 
-    def skip_norm(x: str, skip: str, ln: tuple[str, str], bias: str | None) -> tuple[str, str]:
+    def skip_norm(x: str, skip: str, ln: tuple[str, str, float], bias: str | None) -> tuple[str, str]:
         """-> (LayerNorm(x + skip + bias), x + skip + bias). Two Adds and a LayerNormalization: ORT's
         fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
         total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
-        return g.one("LayerNormalization", [total, *ln], axis=-1, epsilon=1e-5), total
+        return g.one("LayerNormalization", [total, ln[0], ln[1]], axis=-1, epsilon=ln[2]), total
 
-    # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream.
+    # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream, and the
+    # feed-forward output of a layer is added to the stream by the next layer's (or the final) norm.
     # Post-LN: the residual stream is normalized after each sublayer, h == x.
-    pending: tuple[str, str | None] = (pe, None)  # what still has to be added to the stream, and a bias
     x = emb
-    h = x
+    ffn_out = ffn_bias = ""
     for i, layer in enumerate(model.decoder_layers):
         p = f"decoder_layers.{i}"
         blocks = [(layer.self_block.norm, f"{p}.self_block.norm"), (layer.cross_block.norm, f"{p}.cross_block.norm"),
@@ -107,11 +107,11 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
 
         # self-attention
         if cfg.pre_norm and i == 0:
-            h, x = skip_norm(x, pe, ln[0], None)  # the skip input may broadcast, the first may not
+            h, x = skip_norm(x, pe, ln[0], None)  # pe (1, d) broadcasts over the rows
         elif cfg.pre_norm:
-            h, x = skip_norm(pending[0], x, ln[0], pending[1])
+            h, x = skip_norm(ffn_out, x, ln[0], ffn_bias)
         elif i == 0:
-            x = h = g.one("Add", [x, pending[0]])
+            x = h = g.one("Add", [x, pe])
         sa = layer.self_attn
         w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).T
         b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
@@ -148,12 +148,12 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         f = g.one("Relu", [g.one("Add", [g.one("MatMul", [h, w1]), b1])])
         o = g.one("MatMul", [f, w2])
         if cfg.pre_norm:
-            pending = (o, b2)
+            ffn_out, ffn_bias = o, b2
         else:
             x = h = skip_norm(o, x, ln[2], b2)[0]
 
     if cfg.pre_norm:  # the final norm takes the last residual add
-        h, _ = skip_norm(pending[0], x, norm(model.decoder_norm, "decoder_norm"), pending[1])
+        h, _ = skip_norm(ffn_out, x, norm(model.decoder_norm, "decoder_norm"), ffn_bias)
     h2 = g.one("Reshape", [h, g.init("row_d", np.array([-1, d], dtype=np.int64))])
     # Tied output projection: MatMul with the transposed embedding (ORT folds the Transpose at load;
     # the int8 export gives it its own quantized initializer).

@@ -11,6 +11,7 @@ from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import ModelPackageConfig, read_config
 from traductor.runtime import Translator
 from traductor.training.checkpoint import load_model
+from traductor.training.model import Transformer
 from traductor.training.search import beam_search, greedy
 
 from .conftest import export_args
@@ -126,3 +127,49 @@ def test_int8_below_the_agreement_threshold_is_refused(tiny_checkpoint, tmp_path
     with pytest.raises(ExportError, match="int8 variant refused"):
         main(export_args(tiny_checkpoint, tmp_path / "pkg"))
     assert not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_written_decoder_graph_matches_pytorch_for_both_norm_placements(pre_norm, tmp_path):
+    """The decoder graph is written node by node (export/fused.py) with a branch per norm placement:
+    the shipped model is pre-LN, the tiny test model post-LN; both must match PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    from traductor.export.fused import build_decoder
+    from traductor.runtime.package import IONames
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = Transformer(tiny_config(pre_norm=pre_norm)).eval()
+    with torch.no_grad():  # random, untrained LayerNorm parameters, so a mixed-up norm cannot pass unnoticed
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5) if name.endswith("weight") else p.uniform_(-0.5, 0.5)
+    io, n, cfg = IONames(), model.cfg.n_decoder_layers, model.cfg
+    path = tmp_path / "decoder.onnx"
+    onnx.save(build_decoder(model, io), str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(1)
+    for batch, src_len, past_len, group in [(1, 1, 0, 1), (3, 6, 4, 1), (2, 5, 3, 3)]:
+        rows = batch * group
+        ids = torch.randint(4, cfg.vocab_size, (batch, src_len), generator=g)
+        mask = torch.ones(batch, src_len, dtype=torch.long)
+        mask[-1, src_len // 2 + 1 :] = 0
+        expand = torch.arange(batch).repeat_interleave(group)
+        prefix = torch.randint(4, cfg.vocab_size, (rows, past_len + 1), generator=g)
+        with torch.no_grad():
+            mem = model.encode(ids, mask != 0)
+            cross = [t for kv in model.cross_kv(mem) for t in kv]
+            past_kv = model.decode(prefix[:, :past_len], mem[expand], (mask != 0)[expand])[1].self_kv if past_len else None
+            logits, present = model.decode_step(prefix[:, past_len:], torch.tensor([past_len]), (mask != 0)[expand], past_kv,
+                                                model.cross_kv(mem[expand]))
+        past = [t.numpy() for kv in past_kv for t in kv] if past_len else [np.zeros((rows, cfg.n_heads, 0, cfg.head_dim), np.float32)] * (2 * n)
+        feeds = dict(zip(io.decoder_inputs(n), [prefix[:, past_len:].numpy(), np.array([past_len]), mask.numpy(), *past,
+                                                *(c.numpy() for c in cross), np.array([3])]))
+        log_probs, *rest = session.run(None, feeds)
+        assert np.abs(log_probs - logits[:, -1].log_softmax(-1).numpy()).max() < 1e-4
+        for got, want in zip(rest[: 2 * n], (t for kv in present for t in kv)):
+            assert got.shape == (rows, cfg.n_heads, past_len + 1, cfg.head_dim)
+            assert np.abs(got - want.numpy()).max() < 1e-4
