@@ -2,7 +2,7 @@
 
 A search drives a `StepDecoder`: something that, given one token per running row, returns the
 next-token log-probabilities of each row, and that can keep (select and reorder) rows of its
-running batch. `decoder.OnnxStepDecoder` is the ONNX Runtime one; tests use others.
+running batch. The ONNX Runtime ones are in `decoder` (make_step_decoder picks one); tests use others.
 """
 
 from __future__ import annotations
