@@ -119,9 +119,9 @@ class OnnxSeq2Seq:
     encode(ids, mask) -> cross K/V per layer; step(...) -> log-probs and the present self K/V.
 
     Threads: with settings.intra_threads = n every session runs on n threads. With None (automatic)
-    each graph has a one-thread session and, where there is more than one core, a session on all
-    cores (created on first use) for runs over WIDE_ENCODER_TOKENS source tokens or WIDE_DECODER_ROWS
-    decoder rows and more. `encoder_for()` / `decoder_for()` pick one.
+    each graph has a one-thread session and, on the CPU provider with more than one core, a session
+    on all cores (created on first use) for runs over WIDE_ENCODER_TOKENS source tokens or
+    WIDE_DECODER_ROWS decoder rows and more. `encoder_for()` / `decoder_for()` pick one.
     """
 
     def __init__(self, model_dir: Path | str, variant: str | None = None, settings: SessionSettings | None = None, verify: bool = True):
@@ -139,7 +139,10 @@ class OnnxSeq2Seq:
         self.encoder = self._load(files.encoder, settings, verify, settings.intra_threads or 1)
         self.decoder = self._load(files.decoder, settings, verify, settings.intra_threads or 1)
         self._wide_sessions: dict[str, ort.InferenceSession] = {}
-        self._wide = settings.intra_threads is None and (os.cpu_count() or 1) > 1
+        # Only where ORT's CPU kernels do the work: other providers (OpenVINO, CUDA) run their own threads,
+        # and a second session would only compile the graph twice.
+        cpu_first = settings.providers[0][0] == "CPUExecutionProvider"
+        self._wide = settings.intra_threads is None and cpu_first and (os.cpu_count() or 1) > 1
         self._lock = threading.Lock()
         io, n = self.config.io, self.config.dims.n_decoder_layers
         self.n_layers = n

@@ -90,10 +90,11 @@ def find_default_model() -> Path:
 class Translator:
     """Loads a model package once; `translate` may be called from many threads at once.
 
-    intra_threads=None picks threads by the work: the encoder runs on all cores, a decoder step on
-    one thread while fewer than 24 rows (sentences x beams) are running and on all cores above
-    (measured on 2 cores: one thread is 1.7x faster for a step over 1 row, two are 1.4x faster over
-    128). An integer n runs everything on n threads.
+    intra_threads=None picks threads by the work (CPU provider): an encoder batch of fewer than 128
+    source tokens and a decoder step over fewer than 24 rows (sentences x beams) run on one thread,
+    larger ones on all cores, through a second session per graph created on first use (measured
+    on 2 cores: one thread is 1.7x faster for a step over 1 row, two are 1.4x faster over 128 rows).
+    An integer n runs everything on n threads with one session per graph.
     """
 
     def __init__(
