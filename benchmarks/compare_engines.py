@@ -195,6 +195,10 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
         ours = get.get((w, "traductor-int8"))
         ratio = lambda other: f"{ours['tokens_per_s'] / get[(w, other)]['tokens_per_s']:.2f}x" if ours and (w, other) in get else "-"  # noqa: E731
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio('ct2-int8')} | {ratio('pytorch')} |")
+    lines += ["", "Every thread setting (tokens/s, same run):", "", "| workload | engine | " + " | ".join(["auto", "t1", "t2"]) + " |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r['all_threads'][k]:,.0f}" if k in r["all_threads"] else "-" for k in ("auto", "1", "2")]
+        lines.append(f"| {r['workload']} | {r['engine']} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (out / "compare.md").write_text(text)
     print(text)
