@@ -95,7 +95,7 @@ def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 1
     out = []
     for start in range(0, len(src), batch_size):
         chunk = src[start : start + batch_size]
-        ids, mask = pad_sources(chunk, st.pad_id)
+        ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         limits = [max_target_length(len(s), ort_model.config.dims.max_len) for s in chunk]
         out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id).search(dec, limits)]
@@ -109,7 +109,7 @@ def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets
     same = total = 0
     for start in range(0, len(src), 16):
         chunk, tgt = src[start : start + 16], [t + [st.eos_id] for t in targets[start : start + 16]]
-        ids, mask = pad_sources(chunk, st.pad_id)
+        ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         tokens = np.full(len(chunk), st.bos_id, dtype=np.int64)
         for t in range(max(map(len, tgt))):
@@ -260,7 +260,7 @@ def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig,
     if args.int8:
         quantize_int8(tmp / "encoder.onnx", tmp / "encoder.int8.onnx")
         quantize_int8(tmp / "decoder.onnx", tmp / "decoder.int8.onnx")
-        variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization="int8-dynamic")}
+        variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization="int8-rows")}
         pkg = replace(pkg, variants=variants, default_variant="int8")
         (tmp / "config.json").write_text(pkg.to_json())
         int8 = OnnxSeq2Seq(tmp, variant="int8", verify=False)

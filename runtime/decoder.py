@@ -7,9 +7,15 @@ import numpy as np
 from .onnx_model import OnnxSeq2Seq
 
 
-def pad_sources(seqs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad source id lists -> input_ids and attention_mask, both (batch, max_len) int64."""
-    ids = np.full((len(seqs), max(map(len, seqs))), pad_id, dtype=np.int64)
+def padded_length(n: int, multiple: int = 1) -> int:
+    """n source tokens rounded up to a multiple: the length a sentence is always encoded at."""
+    return -(-n // multiple) * multiple
+
+
+def pad_sources(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad source id lists -> input_ids and attention_mask, both (batch, src_len) int64, where
+    src_len is the longest list rounded up to `multiple`."""
+    ids = np.full((len(seqs), padded_length(max(map(len, seqs)), multiple)), pad_id, dtype=np.int64)
     mask = np.zeros_like(ids)
     for r, s in enumerate(seqs):
         ids[r, : len(s)] = s

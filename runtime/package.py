@@ -21,8 +21,10 @@ from pathlib import Path
 
 FORMAT = "traductor-model"
 # 2: beams share cross K/V; 3: TopK output in the decoder; 4: decoder on ORT's fused attention
-# operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present.
-FORMAT_VERSION = 4
+# operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present;
+# 5: int8 with per-row activation scales (opset 21, MatMulIntegerToFloat), sources padded to
+# decoding.source_pad_multiple.
+FORMAT_VERSION = 5
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
 
 
@@ -94,13 +96,16 @@ class DecodingDefaults:
     length_penalty: float = 1.0
     max_length_ratio: float = 2.0  # target may be up to ratio * source subwords ...
     max_length_extra: int = 10  # ... plus this many
+    # Sources are padded to a multiple of this and batched only with sentences padded alike, so a
+    # sentence is computed at the same shapes alone or in any batch (see Translator.translate_ids).
+    source_pad_multiple: int = 8
 
 
 @dataclass(frozen=True)
 class Variant:
     encoder: str  # file name inside the package
     decoder: str
-    quantization: str = "none"  # "none" or "int8-dynamic"
+    quantization: str = "none"  # "none" or "int8-rows" (per-row int8 activations, 7-bit per-column weights)
     greedy_agreement: float | None = None  # share of dev sentences whose greedy tokens equal fp32's
     bleu: float | None = None  # on the held-out test set, where measured
 
@@ -129,7 +134,7 @@ class ModelPackageConfig:
         if version != FORMAT_VERSION:
             raise ModelError(f"unsupported model format version {version!r}; this traductor reads version {FORMAT_VERSION}")
         try:
-            return cls(
+            cfg = cls(
                 dims=Dimensions(**d["dims"]),
                 special_tokens=SpecialTokens(**d["special_tokens"]),
                 source_language=d["source_language"],
@@ -143,6 +148,10 @@ class ModelPackageConfig:
             )
         except (KeyError, TypeError) as e:
             raise ModelError(f"config.json is missing or has a malformed field: {e}") from e
+        multiple = cfg.decoding.source_pad_multiple
+        if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+            raise ModelError(f"config.json: decoding.source_pad_multiple must be an integer >= 1, got {multiple!r}")
+        return cfg
 
 
 def sha256_of(path: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .decoder import make_step_decoder, pad_sources
+from .decoder import make_step_decoder, pad_sources, padded_length
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import TOKENIZER_FILE, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
@@ -221,7 +221,7 @@ class Translator:
         return segments
 
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        return pad_sources(seqs, self._specials.pad_id)
+        return pad_sources(seqs, self._specials.pad_id, self.config.decoding.source_pad_multiple)
 
     def _search(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
         st = self._specials
@@ -233,11 +233,17 @@ class Translator:
         return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
 
     def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
-        """Source id lists (end token included) -> n-best hypotheses, batched by similar length."""
+        """Source id lists (end token included) -> n-best hypotheses.
+
+        Batch invariance: a sentence's result does not depend on what it is batched with. Every
+        sentence is padded to its own length rounded up to source_pad_multiple and batched only with
+        sentences of that padded length, so each row is computed at the same shapes as alone; int8
+        scales are per row, and ONNX Runtime computes rows independently.
+        """
+        multiple = self.config.decoding.source_pad_multiple
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out: list[list[Hypothesis]] = [[] for _ in seqs]
-        for start in range(0, len(order), opts.batch_size):
-            idx = order[start : start + opts.batch_size]
+        for idx in _batches(order, [padded_length(len(seqs[i]), multiple) for i in order], opts.batch_size):
             for i, hyps in zip(idx, self._search([seqs[i] for i in idx], opts)):
                 out[i] = hyps
         return out
@@ -275,6 +281,17 @@ class Translator:
             self.tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
             [self.tokenizer.id_to_token(t) for t in h.tokens],
         )
+
+
+def _batches(order: list[int], keys: list[int], size: int) -> Iterator[list[int]]:
+    """Split `order` into runs of at most `size` items with equal keys (keys sorted like order)."""
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < size and keys[end] == keys[start]:
+            end += 1
+        yield order[start:end]
+        start = end
 
 
 def _check_texts(texts) -> list[str]:
