@@ -12,7 +12,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model bench compare setup sword data test test-fast test-runtime-only test-openvino train-demo clean
+.PHONY: help translate model reexport bench compare setup sword qemu data test test-fast test-runtime-only test-cpus test-openvino train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -38,9 +38,23 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword  ## set up and run the whole test suite, then the runtime tests without torch
+test: setup sword  ## set up and run the whole test suite, the runtime tests without torch, and the int8 tests on emulated CPUs
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
+	$(MAKE) test-cpus
+
+qemu:  ## Debian's qemu-user, to run the tests as on other x86-64 CPUs, if missing
+	@command -v qemu-x86_64 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user; }
+
+# int8 kernels differ by CPU: AVX2 without VNNI (where u8 x s8 sums can saturate) and no AVX at all.
+# QEMU emulates both on any x86-64 machine (it cannot emulate AVX-512: that path runs natively on CI
+# machines that have it).
+# (Haswell minus system features QEMU's TCG lacks and only warns about.)
+EMULATED_CPUS ?= Haswell,-hle,-rtm,-invpcid,-pcid,-x2apic,-tsc-deadline Nehalem
+test-cpus: setup qemu  ## the int8 and batch-invariance tests under qemu as an AVX2-only and a no-AVX CPU
+	@for cpu in $(EMULATED_CPUS); do echo "== qemu -cpu $$cpu"; \
+	  qemu-x86_64 -cpu $$cpu $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_quantize.py tests/runtime/test_batch_invariance.py \
+	    -m "not slow" || exit 1; done
 
 $(RT_VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(RT_VENV)
@@ -89,6 +103,11 @@ model: data  ## train the shipped es-en model (GPU if present; on 2 CPU cores ex
 	  --encoder-layers 6 --decoder-layers 4 --vocab-size 8000 --dropout 0.3 --max-tokens 12000 --warmup 1000 --lr 1e-3 \
 	  --minutes $${MINUTES:-7.8} --steps 1000000 --eval-every 400 --eval-sentences 238 --no-optimizer-state
 	$(BIN)/traductor export $(MODEL_RUN)/best.pt --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
+	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
+
+reexport: setup data  ## re-export models/es-en from its own fp32 weights (after an exporter change; no training run needed)
+	$(BIN)/python benchmarks/same_weights.py models/es-en --checkpoint runs/es-en-from-package.pt
+	$(BIN)/traductor export runs/es-en-from-package.pt --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
 	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
 
 clean:  ## remove the virtual environments and build leftovers

@@ -49,7 +49,7 @@ def _child(spec: dict) -> dict:
             if beam == 1:
                 return [h.tokens for h in greedy(model, batch)]
             return [nb[0].tokens for nb in beam_search(model, batch, beam_size=beam)]
-    elif engine.startswith("traductor"):
+    elif engine.startswith(("traductor", "baseline")):
         from traductor.runtime import TranslationOptions, Translator
 
         tr = Translator(spec["model"], variant=engine.split("-")[1], intra_threads=threads)
@@ -82,10 +82,27 @@ def _child(spec: dict) -> dict:
 
 def _measure(spec: dict) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"} if spec["engine"].startswith("ct2") else dict(os.environ)
+    if spec["engine"].startswith("baseline"):  # an older checkout's runtime and model, imported first
+        env["PYTHONPATH"] = spec["baseline_path"]
+        spec = {**spec, "model": spec["baseline_model"]}
     proc = subprocess.run([sys.executable, __file__, "--child"], input=json.dumps(spec), capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{spec['engine']} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
+
+
+def _baseline_path(checkout: Path) -> str:
+    """A folder where `import traductor` finds an older checkout's code (its package-dir layout)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="traductor-baseline-"))
+    pkg = root / "traductor"
+    pkg.mkdir()
+    for f in (checkout / "src" / "traductor").iterdir():
+        (pkg / f.name).symlink_to(f.resolve())
+    for sub in ("training", "export", "runtime"):
+        (pkg / sub).symlink_to((checkout / sub).resolve())
+    return str(root)
 
 
 def _batches(src: list[list[int]], size: int) -> list[list[list[int]]]:
@@ -102,6 +119,8 @@ def main() -> int:
     p.add_argument("--threads", default="1,2", help="thread counts tried for every engine")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to run")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for compare.json and compare.md")
+    p.add_argument("--baseline", default=None, help="an older checkout of traductor (e.g. a git worktree): its runtime and its "
+                   "models/es-en int8 run as engine 'baseline-int8', interleaved with the others (before/after in one run)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -127,9 +146,13 @@ def main() -> int:
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
     src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
     engines = [e for e in args.engines.split(",") if e]
+    baseline = {}
+    if args.baseline:
+        engines.insert(0, "baseline-int8")
+        baseline = {"baseline_path": _baseline_path(Path(args.baseline)), "baseline_model": str(Path(args.baseline) / "models" / "es-en")}
     threads = [int(t) for t in args.threads.split(",")]
     # traductor is also run at its default (intra_threads=None: threads chosen by batch size)
-    settings = {e: ([None] if e.startswith("traductor") else []) + threads for e in engines}
+    settings = {e: ([None] if e.startswith(("traductor", "baseline")) else []) + threads for e in engines}
 
     ct2_dir = {}
     if any(e.startswith("ct2") for e in engines):
@@ -152,7 +175,7 @@ def main() -> int:
             for engine in engines:
                 for t in settings[engine]:
                     spec = {"engine": engine, "threads": t, "beam": beam, "batches": batches, "model": str(model_dir),
-                            "ct2_dir": ct2_dir, "vocab": vocab, "max_len": max_len}
+                            "ct2_dir": ct2_dir, "vocab": vocab, "max_len": max_len, **baseline}
                     r = _measure(spec)
                     key = (wname, engine, t)
                     times.setdefault(key, []).append(r["seconds"])
@@ -188,13 +211,17 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     get = {(r["workload"], r["engine"]): r for r in rows}
     lines = [f"{n} test sentences per workload, medians of {repeats} interleaved repeats, each engine at its best thread setting (1, 2, or for traductor also its default `auto`).", "",
-             "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |",
-             "|---|" + "---|" * (len(engines) + 2)]
+             "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |" + (" baseline int8 vs CT2 int8 |" if "baseline-int8" in engines else ""),
+             "|---|" + "---|" * (len(engines) + 2 + ("baseline-int8" in engines))]
+
+    def ratio(w: str, mine: str, other: str) -> str:
+        a, b = get.get((w, mine)), get.get((w, other))
+        return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
+
     for w in WORKLOADS:
         cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s ({_threads_label(get[(w, e)]['threads'])}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
-        ours = get.get((w, "traductor-int8"))
-        ratio = lambda other: f"{ours['tokens_per_s'] / get[(w, other)]['tokens_per_s']:.2f}x" if ours and (w, other) in get else "-"  # noqa: E731
-        lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio('ct2-int8')} | {ratio('pytorch')} |")
+        extra = f" {ratio(w, 'baseline-int8', 'ct2-int8')} |" if "baseline-int8" in engines else ""
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio(w, 'traductor-int8', 'ct2-int8')} | {ratio(w, 'traductor-int8', 'pytorch')} |" + extra)
     lines += ["", "Every thread setting (tokens/s, same run):", "", "| workload | engine | " + " | ".join(["auto", "t1", "t2"]) + " |", "|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r['all_threads'][k]:,.0f}" if k in r["all_threads"] else "-" for k in ("auto", "1", "2")]

@@ -148,3 +148,38 @@ def to_ctranslate2(model: Transformer, tokens: list[str], out_dir: Path, quantiz
     spec.save(str(out_dir))
     del ctranslate2
     return out_dir
+
+
+def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
+    """A traductor checkpoint holding the package's fp32 weights and tokenizer, so `traductor export`
+    can re-export a shipped model (after an exporter change) without its training run. The training
+    facts the model card quotes (steps, best dev BLEU) are carried over from the package's card."""
+    import re
+
+    from traductor.training.checkpoint import save_checkpoint
+
+    model = load_model_weights(model_dir)
+    card = (model_dir / "MODEL_CARD.md").read_text(encoding="utf-8") if (model_dir / "MODEL_CARD.md").is_file() else ""
+    facts = re.search(r"(\d+) steps; best dev BLEU during training\s+([\d.]+)", card)
+    state = {
+        "model_config": model.cfg.to_dict(),
+        "model": model.state_dict(),
+        "tokenizer": (model_dir / "tokenizer.json").read_text(encoding="utf-8"),
+        "train_config": {"data": data},
+    }
+    if facts:
+        state["step"], state["best_bleu"] = int(facts.group(1)), float(facts.group(2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(state, out)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Rebuild a checkpoint from a model package's fp32 graphs.")
+    p.add_argument("model", type=Path, help="model package with an fp32 variant")
+    p.add_argument("--checkpoint", type=Path, required=True, help="where to write the checkpoint (.pt)")
+    p.add_argument("--data", default="data/bible", help="corpus directory recorded as the training data")
+    a = p.parse_args()
+    print(f"wrote {to_checkpoint(a.model, a.checkpoint, a.data)}")

@@ -11,15 +11,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
-from traductor.runtime.decoder import OnnxStepDecoder, pad_sources
+from traductor.runtime.bench import cpu_summary
+from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy  # noqa: F401 (re-exported)
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
     CARD_FILE, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
     write_manifest,
 )
-from traductor.runtime.search import GreedySearch, max_target_length
 from traductor.training.checkpoint import load_model
 from traductor.training.data import read_tsv
 from traductor.training.search import greedy
@@ -85,43 +86,6 @@ def check_parity(model, ort_model: OnnxSeq2Seq, shapes=PARITY_SHAPES, seed: int 
     return worst
 
 
-def encode_sources(tok, texts: list[str], eos_id: int, max_len: int) -> list[list[int]]:
-    return [tok.encode(t, add_special_tokens=False).ids[: max_len - 1] + [eos_id] for t in texts]
-
-
-def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 16) -> list[list[int]]:
-    """Greedy token ids through the runtime's own search and step decoder."""
-    st = ort_model.config.special_tokens
-    out = []
-    for start in range(0, len(src), batch_size):
-        chunk = src[start : start + batch_size]
-        ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
-        dec = OnnxStepDecoder(ort_model, ids, mask)
-        limits = [max_target_length(len(s), ort_model.config.dims.max_len) for s in chunk]
-        out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id).search(dec, limits)]
-    return out
-
-
-def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets: list[list[int]]) -> float:
-    """Share of positions where ort_model's argmax equals the given target token (end token included),
-    feeding the target itself as the prefix, so one early difference does not cascade."""
-    st = ort_model.config.special_tokens
-    same = total = 0
-    for start in range(0, len(src), 16):
-        chunk, tgt = src[start : start + 16], [t + [st.eos_id] for t in targets[start : start + 16]]
-        ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
-        dec = OnnxStepDecoder(ort_model, ids, mask)
-        tokens = np.full(len(chunk), st.bos_id, dtype=np.int64)
-        for t in range(max(map(len, tgt))):
-            best = dec.step(tokens).argmax(-1)
-            for i, seq in enumerate(tgt):
-                if t < len(seq):
-                    same += int(best[i] == seq[t])
-                    total += 1
-            tokens = np.array([seq[t] if t < len(seq) else st.eos_id for seq in tgt], dtype=np.int64)
-    return same / max(total, 1)
-
-
 def measure_quality(model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: int) -> tuple[ModelPackageConfig, list[dict]]:
     """BLEU/chrF (sacrebleu defaults) of every variant, greedy and beam, through the runtime."""
     import sacrebleu
@@ -170,6 +134,9 @@ Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor expor
 {rows}
 
 fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len, rows per sentence) {PARITY_SHAPES}.
+Figures measured on {cpu_summary()}, onnxruntime {ort.__version__}. The int8 variant scales
+activations per row and stores 7-bit weights, so its integer products are exact on every x86-64 CPU
+(AVX2-only CPUs included: no saturating int8 path) and a sentence's translation does not depend on its batch.
 {_quality_table(quality, test)}"""
 
 

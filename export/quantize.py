@@ -1,5 +1,5 @@
 """The int8 variant: per-row int8 activations x per-column int8 weights, scaled back to float inside
-one com.microsoft MatMulIntegerToFloat per product (bias fused). Two graph edits come first.
+one com.microsoft MatMulIntegerToFloat per product. Two graph edits come first.
 
 Why per row: DynamicQuantizeLinear / DynamicQuantizeMatMul take one scale for the whole tensor,
 padding and every other sentence of the batch included, so a sentence's translation changed with
@@ -11,8 +11,10 @@ depends on that row alone.
 Why 7-bit weights: on x86 CPUs with AVX2 but no VNNI, ONNX Runtime's u8 x s8 kernel adds pairs of
 u8*s8 products in 16 bits and saturates (ORT's quantization docs; the tiny test model fell to 80%
 agreement there). Weights in [-63, 63] keep every pair within 2 * 255 * 63 = 32,130 < 32,767, so the
-product is exact on AVX2, AVX-512 and VNNI alike. u8 x u8 would also be exact but ran 1.6x slower
-on an AVX-512/VNNI CPU (benchmarks/int8_levers.py).
+product is exact on AVX2, AVX-512 and VNNI alike (and without AVX). The other candidates, measured
+side by side in benchmarks/int8_levers.py: u8 x u8 MatMulInteger (also exact) with the scales built
+from standard ops, and MatMulNBits with 8-bit weights, were slower; MatMulNBits was not batch
+invariant at every block size either.
 
 1. The tied output projection is written as MatMul(h, Transpose(embedding)). It gets its own
    pre-transposed initializer so that it is quantized too (the largest product of a step).
@@ -116,6 +118,8 @@ class _RowQuantizer:
     quantize(x) per row -> MatMulIntegerToFloat(q, W as int8, row scales, column scales)."""
 
     def __init__(self, model: onnx.ModelProto):
+        self.shapes = _symbolic_shapes(model)
+        self.zero_points: dict[tuple, str] = {}  # leading shape -> a zero-point tensor of that shape
         self.graph = model.graph
         self.inits = {t.name: t for t in self.graph.initializer}
         self.producers = {o: n for n in self.graph.node for o in n.output}
@@ -152,7 +156,13 @@ class _RowQuantizer:
             q = self._node("QuantizeLinear", [x, scale], f"{p}_q", axis=-1, block_size=k, output_dtype=TensorProto.UINT8)
         else:
             zp_name = self.const("rowq_zero_point", np.array(ACT_MAX + 1, np.uint8))
-            zp = self._node("Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp")
+            # QuantizeLinear wants a zero point shaped like the scale: made once per leading shape.
+            lead = self.shapes.get(x, (None,))[:-1]
+            zp = self.zero_points.get(lead) if None not in lead else None
+            if zp is None:
+                zp = self._node("Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp")
+                if None not in lead:
+                    self.zero_points[lead] = zp
             q = self._node("QuantizeLinear", [x, scale, zp], f"{p}_q", axis=-1, block_size=k)
         self.quantized[x] = (q, scale, zp_name)
         return self.quantized[x]
@@ -180,6 +190,22 @@ class _RowQuantizer:
 
 
 MS = "com.microsoft"
+
+
+def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
+    """Tensor name -> shape with named dims ('rows', 'src_len'), from onnxruntime's symbolic shape
+    inference, which knows the com.microsoft attention operators. {} if it cannot run."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # an unknown operator or shape: fall back to one zero point per quantization
+        return {}
+    shapes = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info]:
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims)
+    return shapes
 
 
 def _require_opsets(model: onnx.ModelProto) -> None:

@@ -93,7 +93,7 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="checkpoint -> verified ONNX model package", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`")
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--int8", action="store_true", help="also write a dynamic int8 variant (checked against fp32)")
+    p.add_argument("--int8", action="store_true", help="also write an int8 variant (per-row activation scales, 7-bit weights; checked against fp32)")
     p.add_argument("--dev", help="source<TAB>target file for the greedy checks (default: the training run's dev.tsv)")
     p.add_argument("--dev-sentences", type=int, default=100, help="dev sentences used by the greedy checks")
     p.add_argument("--source-lang", default="es", help="source language code written to config.json")
