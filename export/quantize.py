@@ -105,10 +105,23 @@ ACT_MAX = 127
 MIN_OPSET = 21  # QuantizeLinear with a block as long as the row (block_size) is opset 21
 
 
+# Each column's range is clipped to the fraction of its largest |weight| that gives the smallest squared
+# error: with 127 levels, one outlier weight would otherwise coarsen the whole column.
+CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
+
+
 def _quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(K, N) float -> int8 in [-WEIGHT_MAX, WEIGHT_MAX] and one scale per column (N,)."""
     peak = np.abs(w).max(axis=0)
-    scale = np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32)
+    peak = np.where(peak > 0, peak, 1.0)
+    best_err = np.full(w.shape[1], np.inf)
+    scale = peak / WEIGHT_MAX
+    for ratio in CLIP_RATIOS:
+        s = (ratio * peak / WEIGHT_MAX).astype(np.float32)
+        err = ((np.clip(np.round(w / s), -WEIGHT_MAX, WEIGHT_MAX) * s - w) ** 2).sum(axis=0)
+        better = err < best_err
+        best_err, scale = np.where(better, err, best_err), np.where(better, s, scale)
+    scale = scale.astype(np.float32)
     q = np.clip(np.round(w / scale), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
     return q, scale
 
