@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from traductor.export.export import ExportError, check_parity, forced_token_agreement, main
+from traductor.export.export import ExportError, check_parity, encode_sources, forced_token_agreement, main
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import ModelPackageConfig, read_config
 from traductor.runtime import Translator
@@ -67,19 +67,23 @@ def test_greedy_and_beam_through_the_runtime_equal_pytorch(tiny_package, torch_m
     assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in ref]
 
 
-def test_int8_variant_agrees_with_fp32(tiny_package, torch_model):
-    model, _, _ = torch_model
+def test_int8_variant_agrees_with_fp32(tiny_package, torch_model, reverse_corpus):
+    model, tok, _ = torch_model
     cfg = read_config(tiny_package)
     assert set(cfg.variants) == {"fp32", "int8"} and cfg.default_variant == "int8"
     assert cfg.variants["int8"].greedy_agreement >= 0.9
     fp32, int8 = OnnxSeq2Seq(tiny_package, "fp32"), OnnxSeq2Seq(tiny_package, "int8")
-    rng = np.random.default_rng(0)
-    # ~1,000 positions: with 20 sentences (~100 positions) one near-tie more or less moved the
-    # agreement by a point on this tiny, undertrained model (measured 0.974-0.991 across seeds).
-    src = [list(rng.integers(4, model.cfg.vocab_size, int(rng.integers(3, 9)))) + [model.cfg.eos_id] for _ in range(200)]
+    # Test-split sentences, as the exporter's gate uses dev sentences. (Random token ids, used here
+    # before, are far from anything this tiny model was trained on: there its int8 agreement sat
+    # at 0.974-0.991 depending on the seed, a coin toss around the 98% line.) int8 products are
+    # exact integer math on every x86-64 CPU, so this figure does not depend on the CPU's kernels.
+    lines = (reverse_corpus / "test.tsv").read_text(encoding="utf-8").splitlines()
+    src = encode_sources(tok, [line.split("\t")[0] for line in lines], model.cfg.eos_id, model.cfg.max_len)
     from traductor.export.export import ort_greedy
 
-    assert forced_token_agreement(int8, src, ort_greedy(fp32, src)) >= 0.98
+    agreement = forced_token_agreement(int8, src, ort_greedy(fp32, src))
+    print(f"int8 next-token agreement on {len(src)} test sentences: {agreement:.4f}")
+    assert agreement >= 0.98
     sizes = {v: sum((tiny_package / f).stat().st_size for f in (cfg.variants[v].encoder, cfg.variants[v].decoder)) for v in cfg.variants}
     assert sizes["int8"] < 0.8 * sizes["fp32"]
 
