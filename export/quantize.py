@@ -99,12 +99,11 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
         _drop_unused(graph)
 
 
+MS = "com.microsoft"
 # Weights use 7 bits (see the module docstring); activations 8.
 WEIGHT_MAX = 63
 ACT_MAX = 127
 MIN_OPSET = 21  # QuantizeLinear with a block as long as the row (block_size) is opset 21
-
-
 # Each column's range is clipped to the fraction of its largest |weight| that gives the smallest squared
 # error: with 127 levels, one outlier weight would otherwise coarsen the whole column.
 CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
@@ -200,9 +199,6 @@ class _RowQuantizer:
         del self.graph.node[:]
         self.graph.node.extend(self.nodes)
         _drop_unused(self.graph)
-
-
-MS = "com.microsoft"
 
 
 def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, tuple]:

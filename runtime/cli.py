@@ -8,6 +8,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .onnx_model import choose_variant
 from .package import ModelError, read_config
 from .translator import Translator, find_default_model
 
@@ -118,7 +119,7 @@ def models_main(args) -> int:
             for name, v in cfg.variants.items():
                 size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
                 bleu = v.bleu
-                default = " (default)" if name == ("int8" if "int8" in cfg.variants else cfg.default_variant) else ""
+                default = " (default)" if name == choose_variant(cfg, ["CPUExecutionProvider"]) else ""
                 print(f"  {name:<5}{default:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}")
     if not found:
         print("no models found")

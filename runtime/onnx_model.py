@@ -69,6 +69,30 @@ def resolve_providers(
     return chosen
 
 
+# Execution providers that cannot load the int8 graphs: OpenVINO's ONNX reader rejects QuantizeLinear
+# with a per-row block over a dynamic number of rows ("Cannot get length of dynamic dimension",
+# onnxruntime-openvino 1.24). Its fp32 ran 3-4x faster than int8 there anyway (benchmarks/results).
+NO_INT8 = {"OpenVINOExecutionProvider"}
+
+
+def choose_variant(config: ModelPackageConfig, providers: list[str]) -> str:
+    """The variant to load when none is asked for: int8 if the package has it and the first provider
+    can run it, else the package's default (fp32 where int8 is the default)."""
+    if "int8" in config.variants and providers[0] not in NO_INT8:
+        return "int8"
+    if config.default_variant == "int8" and "fp32" in config.variants:
+        return "fp32"
+    return config.default_variant
+
+
+def check_variant(config: ModelPackageConfig, variant: str, providers: list[str]) -> None:
+    if variant not in config.variants:
+        raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(config.variants)}")
+    if config.variants[variant].quantization == "int8-rows" and providers[0] in NO_INT8:
+        raise ModelError(f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
+                         "there); use variant 'fp32'")
+
+
 @dataclass
 class SessionSettings:
     providers: list[tuple[str, dict]]
@@ -127,12 +151,12 @@ class OnnxSeq2Seq:
     def __init__(self, model_dir: Path | str, variant: str | None = None, settings: SessionSettings | None = None, verify: bool = True):
         self.model_dir = Path(model_dir)
         self.config: ModelPackageConfig = read_config(self.model_dir)
-        variant = variant or self.config.default_variant
-        if variant not in self.config.variants:
-            raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(self.config.variants)}")
+        settings = settings or SessionSettings(resolve_providers(["cpu"]))
+        providers = [p for p, _ in settings.providers]
+        variant = variant or choose_variant(self.config, providers)
+        check_variant(self.config, variant, providers)
         self.variant = variant
         files = self.config.variants[variant]
-        settings = settings or SessionSettings(resolve_providers(["cpu"]))
         if verify:
             verify_files(self.model_dir, [files.encoder, files.decoder], check_hash=False)
         self._settings, self._verify, self._files = settings, verify, files
@@ -217,4 +241,4 @@ class OnnxSeq2Seq:
         return (out[-2], out[-1]), out[:-2]
 
 
-__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "PROVIDER_ALIASES"]
+__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "choose_variant", "PROVIDER_ALIASES"]

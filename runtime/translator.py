@@ -119,12 +119,10 @@ class Translator:
             self.tokenizer = Tokenizer.from_file(str(tok_path))
         except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
             raise ModelError(f"{tok_path} could not be read: {e}") from e
-        if variant is None:
-            variant = "int8" if "int8" in config.variants else config.default_variant
         settings = SessionSettings(resolve_providers(providers, provider_options, fallback), intra_threads, optimization)
-        self.model = OnnxSeq2Seq(self.model_dir, variant, settings)
+        self.model = OnnxSeq2Seq(self.model_dir, variant, settings)  # variant None: choose_variant()
         self.config = config
-        self.variant = variant
+        self.variant = self.model.variant
         st = config.special_tokens
         self._specials = st
         self.defaults = TranslationOptions(beam_size=config.decoding.beam_size, length_penalty=config.decoding.length_penalty)

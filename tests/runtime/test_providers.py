@@ -73,3 +73,21 @@ def test_iobinding_decoder_gives_the_same_tokens_as_the_numpy_decoder():
         beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(make(4), limits)
         assert [h[0].tokens for h in greedy] == ref["greedy"]
         assert [[h.tokens for h in nb] for nb in beam] == ref["beam4"]
+
+
+def test_variant_is_chosen_for_the_provider():
+    from traductor.runtime.onnx_model import choose_variant
+    from traductor.runtime.package import read_config
+
+    cfg = read_config(TINY_MODEL)
+    assert choose_variant(cfg, ["CPUExecutionProvider"]) == "int8"
+    assert choose_variant(cfg, ["OpenVINOExecutionProvider", "CPUExecutionProvider"]) == "fp32"
+
+
+@pytest.mark.skipif("OpenVINOExecutionProvider" not in ort.get_available_providers(), reason="OpenVINOExecutionProvider not in this onnxruntime")
+def test_int8_on_openvino_is_a_clear_error():
+    from traductor.runtime import ModelError
+
+    with pytest.raises(ModelError, match="does not run on OpenVINOExecutionProvider.*use variant 'fp32'"):
+        Translator(TINY_MODEL, variant="int8", providers=("openvino",))
+    assert Translator(TINY_MODEL, providers=("openvino",)).variant == "fp32"
