@@ -15,12 +15,12 @@ import onnxruntime as ort
 import torch
 
 from traductor.runtime.bench import cpu_summary
-from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy  # noqa: F401 (re-exported)
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
-    CARD_FILE, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
+    CARD_FILE, INT8_ROWS, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
     write_manifest,
 )
+from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
 from traductor.training.checkpoint import load_model
 from traductor.training.data import read_tsv
 from traductor.training.search import greedy
@@ -134,10 +134,13 @@ Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor expor
 {rows}
 
 fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len, rows per sentence) {PARITY_SHAPES}.
-Figures measured on {cpu_summary()}, onnxruntime {ort.__version__}. The int8 variant scales
-activations per row and stores 7-bit weights, so its integer products are exact on every x86-64 CPU
-(AVX2-only CPUs included: no saturating int8 path) and a sentence's translation does not depend on its batch.
+Figures measured on {cpu_summary()}, onnxruntime {ort.__version__}.{_INT8_NOTE if "int8" in pkg.variants else ""}
 {_quality_table(quality, test)}"""
+
+
+_INT8_NOTE = """ The int8 variant scales
+activations per row and stores 7-bit weights, so its integer products are exact on every x86-64 CPU
+(AVX2-only CPUs included: no saturating int8 path) and a sentence's translation does not depend on its batch."""
 
 
 def _quality_table(rows: list[dict], test) -> str:
@@ -227,7 +230,7 @@ def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig,
     if args.int8:
         quantize_int8(tmp / "encoder.onnx", tmp / "encoder.int8.onnx")
         quantize_int8(tmp / "decoder.onnx", tmp / "decoder.int8.onnx")
-        variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization="int8-rows")}
+        variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization=INT8_ROWS)}
         pkg = replace(pkg, variants=variants, default_variant="int8")
         (tmp / "config.json").write_text(pkg.to_json())
         int8 = OnnxSeq2Seq(tmp, variant="int8", verify=False)

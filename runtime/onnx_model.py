@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, read_config, verify_files
+from .package import INT8_ROWS, MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, read_config, verify_files
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -88,7 +88,7 @@ def choose_variant(config: ModelPackageConfig, providers: list[str]) -> str:
 def check_variant(config: ModelPackageConfig, variant: str, providers: list[str]) -> None:
     if variant not in config.variants:
         raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(config.variants)}")
-    if config.variants[variant].quantization == "int8-rows" and providers[0] in NO_INT8:
+    if config.variants[variant].quantization == INT8_ROWS and providers[0] in NO_INT8:
         raise ModelError(f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
                          "there); use variant 'fp32'")
 

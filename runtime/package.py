@@ -26,6 +26,7 @@ FORMAT = "traductor-model"
 # decoding.source_pad_multiple.
 FORMAT_VERSION = 5
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
+INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
 
 
 class ModelError(Exception):
