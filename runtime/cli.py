@@ -9,8 +9,9 @@ import warnings
 from pathlib import Path
 
 from .onnx_model import choose_variant
-from .package import ModelError, read_config
-from .translator import Translator, find_default_model
+from .models import add_model, list_models, remove_model, user_root
+from .package import ModelError, installed_variants, read_config
+from .translator import Translator
 
 
 def _translator(args) -> Translator:
@@ -97,30 +98,46 @@ def _emit(translator: Translator, texts: list[str], opts: dict, out, as_json: bo
 
 
 def models_main(args) -> int:
-    roots = [Path(p) for p in args.path] if args.path else []
-    if not roots:
-        try:
-            roots = [find_default_model().parent]
-        except ModelError:
-            print("no models found (looked for models/es-en)")
-            return 0
-    found = 0
-    for root in roots:
-        for cfg_path in sorted(set(root.glob("*/config.json")) | set(root.glob("config.json"))):
-            model_dir = cfg_path.parent
-            try:
-                cfg = read_config(model_dir)
-            except ModelError as e:
-                print(f"{model_dir}: unusable ({e})")
-                continue
-            found += 1
-            d = cfg.dims
-            print(f"{model_dir}  {cfg.source_language}->{cfg.target_language}  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
-            for name, v in cfg.variants.items():
-                size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
-                bleu = v.bleu
-                default = " (default)" if name == choose_variant(cfg, ["CPUExecutionProvider"]) else ""
-                print(f"  {name:<5}{default:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}")
-    if not found:
-        print("no models found")
+    if args.action == "add":
+        entry = add_model(args.src, args.name, args.force)
+        print(f"added {entry.name} -> {entry.path}")
+        _describe(entry.path, entry.name, entry.origin)
+        return 0
+    if args.action == "remove":
+        print(f"removed {args.name} ({remove_model(args.name)})")
+        return 0
+    if args.path:
+        dirs = []
+        for root in map(Path, args.path):
+            if not root.is_dir():
+                raise ModelError(f"not a directory: {root}")
+            dirs += [(p.parent, p.parent.name, "path") for p in sorted(set(root.glob("*/config.json")) | set(root.glob("config.json")))]
+    else:
+        dirs = [(e.path, e.name, e.origin) for e in list_models()]
+        print(f"user models: {user_root()}")
+    for model_dir, name, origin in dirs:
+        _describe(model_dir, name, origin)
+    if not dirs:
+        print("no models found" + ("" if args.path else "; `traductor models add DIR` installs a package"))
     return 0
+
+
+def _describe(model_dir: Path, name: str, origin: str) -> None:
+    try:
+        cfg = read_config(model_dir)
+    except ModelError as e:
+        print(f"{name}  [{origin}] {model_dir}: unusable ({e})")
+        return
+    d = cfg.dims
+    present = installed_variants(model_dir, cfg)
+    print(f"{name}  {cfg.source_language}->{cfg.target_language}  [{origin}] {model_dir}")
+    print(f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
+    default = choose_variant(cfg, ["CPUExecutionProvider"], present) if present else None
+    for vname, v in cfg.variants.items():
+        if vname not in present:
+            print(f"  {vname:<5}{'':<10} not installed here ({v.encoder}, {v.decoder} absent)")
+            continue
+        size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
+        bleu = v.bleu
+        mark = " (default)" if vname == default else ""
+        print(f"  {vname:<5}{mark:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}")

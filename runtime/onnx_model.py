@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import INT8_ROWS, MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, read_config, verify_files
+from .package import INT8_ROWS, MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, installed_variants, read_config, verify_files
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -75,19 +75,27 @@ def resolve_providers(
 NO_INT8 = {"OpenVINOExecutionProvider"}
 
 
-def choose_variant(config: ModelPackageConfig, providers: list[str]) -> str:
+def choose_variant(config: ModelPackageConfig, providers: list[str], available: list[str] | None = None) -> str:
     """The variant to load when none is asked for: int8 if the package has it and the first provider
-    can run it, else the package's default (fp32 where int8 is the default)."""
-    if "int8" in config.variants and providers[0] not in NO_INT8:
+    can run it, else the package's default (fp32 where int8 is the default). `available` limits the
+    choice to the variants whose files are present (a wheel ships only int8, see installed_variants)."""
+    have = [v for v in config.variants if available is None or v in available]
+    if not have:
+        raise ModelError("the model has none of its variants' files: " + ", ".join(f"{n} ({v.encoder}, {v.decoder})" for n, v in config.variants.items()))
+    if "int8" in have and providers[0] not in NO_INT8:
         return "int8"
-    if config.default_variant == "int8" and "fp32" in config.variants:
+    if config.default_variant == "int8" and "fp32" in have:
         return "fp32"
-    return config.default_variant
+    return config.default_variant if config.default_variant in have else have[0]
 
 
-def check_variant(config: ModelPackageConfig, variant: str, providers: list[str]) -> None:
+def check_variant(config: ModelPackageConfig, variant: str, providers: list[str], available: list[str] | None = None) -> None:
     if variant not in config.variants:
         raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(config.variants)}")
+    if available is not None and variant not in available:
+        files = config.variants[variant]
+        raise ModelError(f"this copy of the model has only the {', '.join(available) or 'no'} variant(s): {variant} is not installed "
+                         f"({files.encoder} and {files.decoder} are not here; in a source checkout, `make fp32` rebuilds fp32)")
     if config.variants[variant].quantization == INT8_ROWS and providers[0] in NO_INT8:
         raise ModelError(f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
                          "there); use variant 'fp32'")
@@ -153,8 +161,9 @@ class OnnxSeq2Seq:
         self.config: ModelPackageConfig = read_config(self.model_dir)
         settings = settings or SessionSettings(resolve_providers(["cpu"]))
         providers = [p for p, _ in settings.providers]
-        variant = variant or choose_variant(self.config, providers)
-        check_variant(self.config, variant, providers)
+        self.available = installed_variants(self.model_dir, self.config)
+        variant = variant or choose_variant(self.config, providers, self.available)
+        check_variant(self.config, variant, providers, self.available)
         self.variant = variant
         files = self.config.variants[variant]
         if verify:

@@ -190,6 +190,14 @@ def read_config(model_dir: Path | str) -> ModelPackageConfig:
     return ModelPackageConfig.from_dict(data)
 
 
+def installed_variants(model_dir: Path, config: ModelPackageConfig) -> list[str]:
+    """The variants present in model_dir. A package may carry only some of the variants its
+    config.json describes: the wheel ships the default model's int8 variant alone, and a source
+    checkout rebuilds fp32 from the tracked weights (`make fp32`). A variant with one of its two
+    graphs present counts as present, so that loading it reports the missing file as damage."""
+    return [name for name, v in config.variants.items() if (model_dir / v.encoder).is_file() or (model_dir / v.decoder).is_file()]
+
+
 def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> None:
     """Every named file exists, has its manifest size and (optionally) its sha256."""
     manifest_path = model_dir / MANIFEST_FILE

@@ -15,12 +15,12 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .decoder import make_step_decoder, pad_sources, padded_length
+from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import TOKENIZER_FILE, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
 from .text import clean_text, split_sentences
 
-DEFAULT_MODEL_ENV = "TRADUCTOR_MODEL"
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,15 @@ class _Segment:
 
 
 def find_default_model() -> Path:
-    """The shipped model: $TRADUCTOR_MODEL, else models/es-en next to the source tree or the install."""
-    env = os.environ.get(DEFAULT_MODEL_ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for base in (here.parent, here, Path.cwd()):
-        cand = base / "models" / "es-en"
-        if (cand / "config.json").is_file():
-            return cand
-    raise ModelError(f"no model given and no shipped model found (looked for models/es-en; set {DEFAULT_MODEL_ENV} or pass a model directory)")
+    """The model used when none is given: $TRADUCTOR_MODEL (a name or a path), else the built-in es-en."""
+    return resolve_model(None)
 
 
 class Translator:
     """Loads a model package once; `translate` may be called from many threads at once.
+
+    model: a package directory, the name of an installed model (`traductor models` lists them), or
+    None for $TRADUCTOR_MODEL, else the built-in es-en.
 
     intra_threads=None picks threads by the work (CPU provider): an encoder batch of fewer than 128
     source tokens and a decoder step over fewer than 24 rows (sentences x beams) run on one thread,
@@ -99,7 +94,7 @@ class Translator:
 
     def __init__(
         self,
-        model_dir: str | os.PathLike | None = None,
+        model: str | os.PathLike | None = None,
         *,
         providers: Sequence[str] | str = ("cpu",),
         variant: str | None = None,
@@ -108,7 +103,7 @@ class Translator:
         fallback: Sequence[str] = (),
         optimization: str = "all",
     ):
-        self.model_dir = Path(model_dir) if model_dir is not None else find_default_model()
+        self.model_dir = resolve_model(model)
         if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
             raise ValueError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
         config = read_config(self.model_dir)

@@ -109,7 +109,7 @@ def _add_export(sub) -> None:
 def _add_translate(sub) -> None:
     p = sub.add_parser("translate", help="translate text with a model package (no torch needed)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
-    p.add_argument("--model", help="model directory (default: the shipped models/es-en)")
+    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
     p.add_argument("--input", help="file to translate, one text per line")
     p.add_argument("--output", help="file to write translations to (default: stdout)")
     p.add_argument("--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)")
@@ -125,9 +125,19 @@ def _add_translate(sub) -> None:
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list model packages, their variants, sizes and BLEU")
-    p.add_argument("path", nargs="*", help="directories to search (default: the shipped models/)")
-    p.set_defaults(run="traductor.runtime.cli:models_main")
+    p = sub.add_parser("models", help="list, add or remove model packages (default: list)",
+                       description="Models are addressed by name (--model es-en) or by path. `traductor models` lists the built-in "
+                                   "and user models with their variants, sizes and BLEU.")
+    p.set_defaults(run="traductor.runtime.cli:models_main", action="list", path=[])
+    acts = p.add_subparsers(dest="action", metavar="ACTION")
+    q = acts.add_parser("list", help="list installed models, or the packages in the given directories")
+    q.add_argument("path", nargs="*", help="package directories, or folders of packages (default: every installed model)")
+    q = acts.add_parser("add", help="verify a package and copy it into the user's model directory")
+    q.add_argument("src", help="model package directory (from `traductor export` or `traductor convert`)")
+    q.add_argument("--name", help="name to install it under (default: the directory's name)")
+    q.add_argument("--force", action="store_true", help="replace a user model of the same name")
+    q = acts.add_parser("remove", help="delete a user model")
+    q.add_argument("name", help="the model's name, as `traductor models` shows it")
 
 
 def build_parser() -> argparse.ArgumentParser:
