@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 DATA ?= data/bible
 RT_VENV := .venv-runtime
+WHEEL_VENV := .venv-wheel
 OV_VENV := .venv-openvino
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -12,7 +13,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model reexport bench compare setup sword qemu data test test-fast test-runtime-only test-cpus test-openvino train-demo clean
+.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -41,6 +42,7 @@ data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/b
 test: setup sword  ## set up and run the whole test suite, the runtime tests without torch, and the int8 tests on emulated CPUs
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
+	$(MAKE) test-wheel
 	$(MAKE) test-cpus
 
 qemu:  ## Debian's qemu-user, to run the tests as on other x86-64 CPUs, if missing
@@ -66,6 +68,18 @@ test-runtime-only: $(RT_VENV)/.ok  ## runtime tests in a venv with only the base
 	cd tests && ../$(RT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
 	  || { echo "torch is installed in $(RT_VENV); the runtime must work without it"; exit 1; }
 	cd /tmp && $(CURDIR)/$(RT_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
+
+wheel: setup  ## build the wheel (runtime + the default model's int8 variant) into dist/
+	rm -rf build dist/traductor-*.whl
+	$(BIN)/pip wheel -q --no-deps -w dist .
+	@ls -l dist/traductor-*.whl
+
+test-wheel: wheel  ## install the wheel into a clean venv (no torch) and translate from a temporary directory
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q --upgrade pip
+	$(WHEEL_VENV)/bin/pip install -q dist/traductor-*.whl
+	$(PY) tests/wheel_check.py dist/traductor-*.whl --venv $(WHEEL_VENV)
 
 $(OV_VENV)/.ok: pyproject.toml
 	$(PYTHON) -m venv $(OV_VENV)
@@ -110,4 +124,4 @@ reexport: setup data  ## re-export models/es-en from its own fp32 weights (after
 	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
 
 clean:  ## remove the virtual environments and build leftovers
-	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) build *.egg-info
+	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) $(WHEEL_VENV) build dist *.egg-info
