@@ -39,7 +39,7 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword  ## set up and run the whole test suite, the runtime tests without torch, and the int8 tests on emulated CPUs
+test: setup sword fp32  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
 	$(MAKE) test-wheel
@@ -100,28 +100,34 @@ train-demo: data  ## a 20-minute CPU training run on the Bible (issue-2 demo)
 	  --eval-every 200 --max-tokens 3000 --warmup 500 --lr 1e-3
 
 BENCH_OUT ?= benchmarks/results
-bench: $(RT_VENV)/.ok $(OV_VENV)/.ok  ## traductor bench on CPU (runtime venv) and OpenVINO (its venv), merged into one report
+bench: $(RT_VENV)/.ok $(OV_VENV)/.ok fp32  ## traductor bench on CPU (runtime venv) and OpenVINO (its venv), merged into one report
 	$(RT_VENV)/bin/pip install -q --no-deps --force-reinstall . && $(RT_VENV)/bin/pip install -q matplotlib
 	$(OV_VENV)/bin/pip install -q --no-deps --force-reinstall .
-	$(RT_VENV)/bin/traductor bench --providers cpu,cuda --out $(BENCH_OUT)/bench-cpu $(BENCH_ARGS)
-	$(OV_VENV)/bin/traductor bench --providers openvino --out $(BENCH_OUT)/bench-openvino $(BENCH_ARGS)
+	$(RT_VENV)/bin/traductor bench --model models/es-en --providers cpu,cuda --out $(BENCH_OUT)/bench-cpu $(BENCH_ARGS)
+	$(OV_VENV)/bin/traductor bench --model models/es-en --providers openvino --out $(BENCH_OUT)/bench-openvino $(BENCH_ARGS)
 	$(RT_VENV)/bin/traductor bench --merge $(BENCH_OUT)/bench-cpu $(BENCH_OUT)/bench-openvino --out $(BENCH_OUT)/bench
 
-compare: setup data  ## PyTorch vs traductor vs CTranslate2 on the same weights, interleaved in one run
+compare: setup data fp32  ## PyTorch vs traductor vs CTranslate2 on the same weights, interleaved in one run
 	$(BIN)/python benchmarks/compare_engines.py --model models/es-en --data $(DATA)/test.tsv --out $(BENCH_OUT) --repeats 3
 
 MODEL_RUN ?= runs/es-en
+WEIGHTS := models/es-en.weights.npz
 model: data  ## train the shipped es-en model (GPU if present; on 2 CPU cores expect hours) and export it to models/es-en
 	$(BIN)/traductor train --data $(DATA) --out $(MODEL_RUN) --force --pre-norm --d-model 256 --heads 4 --d-ff 1024 \
 	  --encoder-layers 6 --decoder-layers 4 --vocab-size 8000 --dropout 0.3 --max-tokens 12000 --warmup 1000 --lr 1e-3 \
 	  --minutes $${MINUTES:-7.8} --steps 1000000 --eval-every 400 --eval-sentences 238 --no-optimizer-state
 	$(BIN)/traductor export $(MODEL_RUN)/best.pt --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
+	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md --save-weights $(WEIGHTS)
+
+reexport: setup data  ## re-export models/es-en from its tracked float16 weights (after an exporter change; no training run needed)
+	$(BIN)/traductor export $(WEIGHTS) --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
 	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
 
-reexport: setup data  ## re-export models/es-en from its own fp32 weights (after an exporter change; no training run needed)
-	$(BIN)/python benchmarks/same_weights.py models/es-en --checkpoint runs/es-en-from-package.pt
-	$(BIN)/traductor export runs/es-en-from-package.pt --out models/es-en --force --int8 --dev $(DATA)/dev.tsv \
-	  --test-data $(DATA)/test.tsv --card-notes models/es-en.notes.md
+# The fp32 variant is not tracked: it is rebuilt from the float16 weights, parity-checked against
+# PyTorch and against the manifest (the int8 variant and the weights are what the repository holds).
+fp32: models/es-en/decoder.onnx  ## rebuild the shipped model's fp32 variant from models/es-en.weights.npz
+models/es-en/decoder.onnx: $(WEIGHTS) | $(VENV)/.dev
+	$(BIN)/traductor export $(WEIGHTS) --out models/es-en --rebuild-fp32
 
 clean:  ## remove the virtual environments and build leftovers
 	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) $(WHEEL_VENV) build dist *.egg-info

@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from tokenizers import Tokenizer
 
 from traductor.runtime.bench import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
-    CARD_FILE, INT8_ROWS, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
-    write_manifest,
+    CARD_FILE, CONFIG_FILE, INT8_ROWS, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
+    MANIFEST_FILE, read_config, sha256_of, write_manifest,
 )
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
-from traductor.training.checkpoint import load_model
+from traductor.training.checkpoint import load_model, save_compact
 from traductor.training.data import read_tsv
 from traductor.training.search import greedy
 
@@ -164,10 +165,14 @@ def main(args) -> int:
     for name in ("torch.onnx", "torch._export", "torch.onnx._internal.exporter._registration", ""):
         logging.getLogger(name).setLevel(logging.ERROR)
     out = Path(args.out)
-    if out.exists() and not args.force:
+    if out.exists() and not args.force and not getattr(args, "rebuild_fp32", False):
         raise ExportError(f"{out} already exists; pass --force to replace it")
     torch.set_grad_enabled(False)
+    if getattr(args, "rebuild_fp32", False):
+        return rebuild_fp32(Path(args.checkpoint), out)
     model, tok, state = load_model(args.checkpoint)
+    if getattr(args, "save_weights", None):
+        print(f"wrote {save_compact(state, args.save_weights)} (float16 weights)", file=sys.stderr)
     cfg = model.cfg
     dev_path = Path(args.dev) if args.dev else Path((state.get("train_config") or {}).get("data", ".")) / "dev.tsv"
     pairs, _ = read_tsv(dev_path, limit=args.dev_sentences)
@@ -195,6 +200,52 @@ def main(args) -> int:
     for name, c in checks.items():
         print(f"{name}: {sizes[name] / 1e6:.2f} MB  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()))
     print(f"wrote {out}")
+    return 0
+
+
+def rebuild_fp32(weights: Path, package: Path) -> int:
+    """Add the fp32 graphs to an existing package (one that ships int8 only, as the repository tracks
+    it), rebuilt from the checkpoint or compact weights it was exported from. The parity gate against
+    PyTorch must pass; the files must also match the package's manifest, unless this onnx/torch
+    serializes them differently, in which case the manifest entries are updated with a warning."""
+    pkg = read_config(package)
+    if "fp32" not in pkg.variants:
+        raise ExportError(f"{package}/config.json describes no fp32 variant to rebuild")
+    model, tok, _ = load_model(weights)
+    cfg, d = model.cfg, pkg.dims
+    ours = (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.max_len, cfg.pre_norm)
+    if ours != (d.vocab_size, d.d_model, d.n_heads, d.n_encoder_layers, d.n_decoder_layers, d.max_len, d.pre_norm):
+        raise ExportError(f"{weights} is not the model of {package}: dimensions {ours} differ from config.json's")
+    if tok.to_str() != Tokenizer.from_file(str(package / TOKENIZER_FILE)).to_str():
+        raise ExportError(f"{weights} was trained with another tokenizer than {package}/{TOKENIZER_FILE}")
+    fp32 = pkg.variants["fp32"]
+    tmp = package.parent / f".{package.name}.fp32.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        export_graphs(model, tmp, pkg.io, fp32.encoder, fp32.decoder)
+        for f in (CONFIG_FILE, TOKENIZER_FILE):
+            shutil.copy2(package / f, tmp / f)
+        diff = check_parity(model, OnnxSeq2Seq(tmp, variant="fp32", verify=False))
+        if diff > PARITY_ATOL:
+            raise ExportError(f"rebuilt fp32 log-probs differ from PyTorch by {diff:.2e} > {PARITY_ATOL}; {package} left as it was")
+        manifest = json.loads((package / MANIFEST_FILE).read_text())
+        changed = []
+        for f in (fp32.encoder, fp32.decoder):
+            entry = {"sha256": sha256_of(tmp / f), "size": (tmp / f).stat().st_size}
+            if manifest["files"].get(f) != entry:
+                changed.append(f)
+                manifest["files"][f] = entry
+        for f in (fp32.encoder, fp32.decoder):
+            (tmp / f).replace(package / f)
+        if changed:
+            (package / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+            print(f"WARNING: the rebuilt {', '.join(changed)} differ byte-wise from the files the manifest recorded (another onnx or "
+                  f"torch version?); parity with PyTorch holds ({diff:.1e}), manifest.json updated", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"fp32 rebuilt into {package}: parity with PyTorch {diff:.1e} (gate {PARITY_ATOL}), "
+          f"{'files identical to the manifest' if not changed else 'manifest updated'}")
     return 0
 
 

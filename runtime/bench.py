@@ -122,20 +122,25 @@ def bench_main(args) -> int:
     if args.merge:
         return _merge(args)
     from .package import read_config
-    from .translator import find_default_model
+    from .models import resolve_model
+    from .package import installed_variants
 
-    model = Path(args.model) if args.model else find_default_model()
+    model = resolve_model(args.model)
     cfg = read_config(model)
+    present = installed_variants(model, cfg)
     batch_sizes, beam_sizes = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.beam_sizes, "--beam-sizes")
     threads = _threads(args.threads)
     sentences = _sentences(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    variants = [v for v in (args.variants.split(",") if args.variants else cfg.variants) if v]
+    variants = [v for v in (args.variants.split(",") if args.variants else present) if v]
     unknown = [v for v in variants if v not in cfg.variants]
     if unknown:
         raise ValueError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
+    absent = [v for v in variants if v not in present]
+    if absent:
+        raise ValueError(f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})")
     base = {"model": str(model), "sentences": sentences, "batch_sizes": batch_sizes, "beam_sizes": beam_sizes, "repeats": args.repeats}
     jobs = [(p, v, t) for p in providers for v in variants for t in threads]
     results, skipped = [], []

@@ -123,7 +123,7 @@ def add_model(src: str | os.PathLike, name: str | None = None, force: bool = Fal
     src = Path(src).expanduser()
     if not src.is_dir():
         raise ModelError(f"model directory not found: {src}")
-    name = check_name(name or src.resolve().name)
+    name = check_name(src.resolve().name if name is None else name)
     files = verify_package(src)
     root = user_root()
     dest = root / name

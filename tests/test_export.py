@@ -177,3 +177,73 @@ def test_written_decoder_graph_matches_pytorch_for_both_norm_placements(pre_norm
         for got, want in zip(rest[: 2 * n], (t for kv in present for t in kv)):
             assert got.shape == (rows, cfg.n_heads, past_len + 1, cfg.head_dim)
             assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+def _without_fp32(package, tmp_path):
+    import shutil
+
+    pkg = tmp_path / "int8-only"
+    shutil.copytree(package, pkg)
+    for f in ("encoder.onnx", "decoder.onnx"):
+        (pkg / f).unlink()
+    return pkg
+
+
+def test_compact_weights_are_float16_and_round_trip(tiny_checkpoint, tmp_path):
+    from traductor.training.checkpoint import load_checkpoint, load_compact, save_compact
+
+    state = load_checkpoint(tiny_checkpoint)
+    path = save_compact(state, tmp_path / "w.npz")
+    with np.load(path) as z:
+        assert {z[k].dtype for k in z.files if k.startswith("param/")} == {np.dtype(np.float16)}
+    back = load_compact(path)
+    assert back["model_config"] == state["model_config"] and back["tokenizer"] == state["tokenizer"]
+    assert back["step"] == state["step"]
+    for name, t in state["model"].items():
+        assert back["model"][name].dtype == torch.float32
+        assert torch.equal(back["model"][name], t.half().float()), name
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    from traductor.training.data import DataError
+
+    with pytest.raises(DataError, match="not a readable traductor weights file"):
+        load_compact(tmp_path / "junk.npz")
+
+
+def test_rebuild_fp32_from_the_checkpoint_gives_the_same_files(tiny_package, tiny_checkpoint, tmp_path):
+    pkg = _without_fp32(tiny_package, tmp_path)
+    manifest = (pkg / "manifest.json").read_text()
+    main(export_args(tiny_checkpoint, pkg, rebuild_fp32=True))
+    for f in ("encoder.onnx", "decoder.onnx"):
+        assert (pkg / f).read_bytes() == (tiny_package / f).read_bytes()
+    assert (pkg / "manifest.json").read_text() == manifest
+    t = Translator(pkg, variant="fp32")  # verifies the sha256 of both graphs
+    assert t.model.available == ["fp32", "int8"]
+
+
+def test_rebuild_fp32_from_float16_weights_passes_parity_and_updates_the_manifest(tiny_package, tiny_checkpoint, tmp_path, capsys):
+    from traductor.training.checkpoint import load_checkpoint, save_compact
+
+    weights = save_compact(load_checkpoint(tiny_checkpoint), tmp_path / "w.npz")
+    pkg = _without_fp32(tiny_package, tmp_path)
+    main(export_args(weights, pkg, rebuild_fp32=True))
+    assert "differ byte-wise" in capsys.readouterr().err
+    fp32 = Translator(pkg, variant="fp32")  # the updated manifest verifies
+    src = ["sol luna agua", "casa perro gato rey"]
+    assert fp32.translate(src, beam_size=1) == Translator(tiny_package, variant="fp32").translate(src, beam_size=1)
+
+
+def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
+    from tokenizers import Tokenizer
+
+    from traductor.training.checkpoint import save_checkpoint
+
+    from .conftest import tiny_config
+
+    other = Transformer(tiny_config(d_model=16, n_heads=2))
+    tok = Tokenizer.from_file(str(tiny_package / "tokenizer.json"))
+    ckpt = tmp_path / "other.pt"
+    save_checkpoint({"model_config": other.cfg.to_dict(), "model": other.state_dict(), "tokenizer": tok.to_str()}, ckpt)
+    pkg = _without_fp32(tiny_package, tmp_path)
+    with pytest.raises(ExportError, match="is not the model of"):
+        main(export_args(ckpt, pkg, rebuild_fp32=True))
+    assert not (pkg / "decoder.onnx").exists()

@@ -19,7 +19,7 @@ class UserError(Exception):
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmark execution providers, variants and settings (no torch)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", help="model directory (default: the shipped models/es-en)")
+    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
     p.add_argument("--providers", default="cpu", help="comma-separated providers; missing ones are reported as skipped")
     p.add_argument("--variants", default="", help="comma-separated variants (default: all in the package)")
     p.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes")
@@ -91,7 +91,7 @@ def _add_evaluate(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="checkpoint -> verified ONNX model package", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`")
+    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`, or compact .npz weights (--save-weights)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--int8", action="store_true", help="also write an int8 variant (per-row activation scales, 7-bit weights; checked against fp32)")
     p.add_argument("--dev", help="source<TAB>target file for the greedy checks (default: the training run's dev.tsv)")
@@ -103,6 +103,8 @@ def _add_export(sub) -> None:
     p.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
+    p.add_argument("--save-weights", metavar="NPZ", help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 restores fp32")
+    p.add_argument("--rebuild-fp32", action="store_true", help="only add the fp32 graphs, rebuilt from CHECKPOINT, to the existing package --out (parity-checked)")
     p.set_defaults(run="traductor.export.export:main")
 
 
