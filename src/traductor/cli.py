@@ -10,7 +10,8 @@ import sys
 
 from traductor import __version__
 
-EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib": "train", "pysword": "train", "onnx": "export", "onnxscript": "export"}
+EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib": "train", "pysword": "train", "onnx": "export", "onnxscript": "export",
+            "transformers": "convert", "sentencepiece": "convert", "safetensors": "convert", "huggingface_hub": "convert"}
 
 
 class UserError(Exception):
