@@ -80,9 +80,12 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     grouped = g.one("Concat", [batch, g.init("group_d", np.array([-1, d], dtype=np.int64))], axis=0)  # (batch, group, d)
     per_row = g.init("row_1_d", np.array([-1, 1, d], dtype=np.int64))
 
-    emb = g.one("Gather", [g.init("embed.weight", model.embed.weight), io.input_ids])  # (rows, 1, d)
-    emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
-    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d)  # (max_len + 1, d)
+    # The target embedding: the shared table, or a converted model's separate decoder vocabulary.
+    embed_name = "decoder_embed.weight" if model.decoder_embed is not None else "embed.weight"
+    emb = g.one("Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids])  # (rows, 1, d)
+    if cfg.scale_embedding:
+        emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
+    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d, cfg.positions)  # (max_len + 1, d)
     pe = g.one("Gather", [g.init("positions", table), io.position])  # (1, d)
 
     def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
@@ -93,6 +96,13 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
         total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
         return g.one("LayerNormalization", [total, ln[0], ln[1]], axis=-1, epsilon=ln[2]), total
+
+    def activation(x: str) -> str:
+        if cfg.activation == "relu":
+            return g.one("Relu", [x])
+        if cfg.activation == "swish":  # x * sigmoid(x)
+            return g.one("Mul", [x, g.one("Sigmoid", [x])])
+        return g.one("Gelu", [x], domain=MS)  # erf form, as torch's default gelu
 
     # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream, and the
     # feed-forward output of a layer is added to the stream by the next layer's (or the final) norm.
@@ -145,7 +155,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         # feed-forward
         w1, b1 = _linear_t(g, f"{p}.ffn.fc1", layer.ffn.fc1)
         w2, b2 = _linear_t(g, f"{p}.ffn.fc2", layer.ffn.fc2)
-        f = g.one("Relu", [g.one("Add", [g.one("MatMul", [h, w1]), b1])])
+        f = activation(g.one("Add", [g.one("MatMul", [h, w1]), b1]))
         o = g.one("MatMul", [f, w2])
         if cfg.pre_norm:
             ffn_out, ffn_bias = o, b2
@@ -157,8 +167,15 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     h2 = g.one("Reshape", [h, g.init("row_d", np.array([-1, d], dtype=np.int64))])
     # Tied output projection: MatMul with the transposed embedding (ORT folds the Transpose at load;
     # the int8 export gives it its own quantized initializer).
-    logits = g.one("MatMul", [h2, g.one("Transpose", ["embed.weight"], perm=[1, 0])])
-    g.op("LogSoftmax", [logits], outputs=[io.log_probs], axis=-1)
+    logits = g.one("MatMul", [h2, g.one("Transpose", [embed_name], perm=[1, 0])])
+    if cfg.final_logits_bias:
+        logits = g.one("Add", [logits, g.init("final_logits_bias", model.final_logits_bias)])
+    if cfg.suppress_ids:  # never generated: -inf after the softmax (Model.log_probs)
+        mask = np.zeros(cfg.output_vocab_size, dtype=np.float32)
+        mask[list(cfg.suppress_ids)] = -np.inf
+        g.op("Add", [g.one("LogSoftmax", [logits], axis=-1), g.init("suppress", mask)], outputs=[io.log_probs])
+    else:
+        g.op("LogSoftmax", [logits], outputs=[io.log_probs], axis=-1)
     g.op("TopK", [io.log_probs, io.top_k], outputs=[io.top_log_probs, io.top_ids], axis=-1, largest=1, sorted=1)
 
     hd = cfg.head_dim
@@ -168,7 +185,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     inputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd]) for i in range(n_layers) for t in ("past_key_self", "past_value_self")]
     inputs += [vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd]) for i in range(n_layers) for t in ("key_cross", "value_cross")]
     inputs.append(vi(io.top_k, TensorProto.INT64, [1]))
-    outputs = [vi(io.log_probs, f32, ["rows", cfg.vocab_size])]
+    outputs = [vi(io.log_probs, f32, ["rows", cfg.output_vocab_size])]
     outputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "present_len", hd]) for i in range(n_layers)
                 for t in ("present_key_self", "present_value_self")]
     outputs += [vi(io.top_log_probs, f32, ["rows", "top_k"]), vi(io.top_ids, TensorProto.INT64, ["rows", "top_k"])]

@@ -42,7 +42,7 @@ def run_worker(spec: dict) -> dict:
     tr = Translator(spec["model"], providers=(spec["provider"],), variant=spec["variant"], intra_threads=spec["threads"])
     load_s = time.perf_counter() - t0
     sentences = spec["sentences"]
-    src = [s.ids for s in tr._segments(sentences) if s.ids]
+    src = [s.ids for s in tr._segments(sentences, tr._options({})) if s.ids]
     rows = []
     for beam in spec["beam_sizes"]:
         for batch in spec["batch_sizes"]:

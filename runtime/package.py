@@ -23,8 +23,10 @@ FORMAT = "traductor-model"
 # 2: beams share cross K/V; 3: TopK output in the decoder; 4: decoder on ORT's fused attention
 # operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present;
 # 5: int8 with per-row activation scales (opset 21, MatMulIntegerToFloat), sources padded to
-# decoding.source_pad_multiple.
-FORMAT_VERSION = 5
+# decoding.source_pad_multiple; 6: a source and a target tokenizer (converted OPUS-MT models), target
+# vocabulary size, language tags, decoding.min_length, suppressed tokens. Version 5 packages still load.
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (5, 6)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
 INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
 
@@ -43,6 +45,11 @@ class Dimensions:
     n_decoder_layers: int
     max_len: int  # longest source (and target) in subwords, end token included
     pre_norm: bool = False
+    target_vocab_size: int | None = None  # the decoder's own vocabulary, when it is not the source's
+
+    @property
+    def output_vocab_size(self) -> int:
+        return self.target_vocab_size or self.vocab_size
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,18 @@ class DecodingDefaults:
     # Sources are padded to a multiple of this and batched only with sentences padded alike, so a
     # sentence is computed at the same shapes alone or in any batch (see Translator.translate_ids).
     source_pad_multiple: int = 8
+    # 1: the end token may not come first (no empty translations); 0: it may (as transformers'
+    # generate() for converted models).
+    min_length: int = 1
+
+
+@dataclass(frozen=True)
+class TokenizerFiles:
+    """The `tokenizers` JSON files: one shared file for this project's own models (joint BPE), two
+    for converted ones whose source and target sides tokenize differently (OPUS-MT)."""
+
+    source: str = TOKENIZER_FILE
+    target: str = TOKENIZER_FILE
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,10 @@ class ModelPackageConfig:
     default_variant: str
     io: IONames = field(default_factory=IONames)
     decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
+    tokenizers: TokenizerFiles = field(default_factory=TokenizerFiles)
+    # Multi-target models: target language code -> the source token that asks for it (">>spa<<").
+    language_tags: dict[str, str] = field(default_factory=dict)
+    converted_from: str | None = None  # e.g. "Helsinki-NLP/opus-mt-en-es (transformers MarianMT)"
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -132,8 +155,9 @@ class ModelPackageConfig:
         if d.get("format") != FORMAT:
             raise ModelError(f"not a traductor model (config.json format is {d.get('format')!r})")
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ModelError(f"unsupported model format version {version!r}; this traductor reads version {FORMAT_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise ModelError(f"unsupported model format version {version!r}; this traductor reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
         try:
             cfg = cls(
                 dims=Dimensions(**d["dims"]),
@@ -144,11 +168,21 @@ class ModelPackageConfig:
                 default_variant=d["default_variant"],
                 io=IONames(**d.get("io", {})),
                 decoding=DecodingDefaults(**d.get("decoding", {})),
+                tokenizers=TokenizerFiles(**d.get("tokenizers", {})),
+                language_tags=dict(d.get("language_tags", {})),
+                converted_from=d.get("converted_from"),
                 format=d["format"],
                 format_version=version,
             )
         except (KeyError, TypeError) as e:
             raise ModelError(f"config.json is missing or has a malformed field: {e}") from e
+        for side in ("source", "target"):
+            name = getattr(cfg.tokenizers, side)
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise ModelError(f"config.json: tokenizers.{side} must be a file name inside the package, got {name!r}")
+        m = cfg.decoding.min_length
+        if not isinstance(m, int) or isinstance(m, bool) or m not in (0, 1):
+            raise ModelError(f"config.json: decoding.min_length must be 0 or 1, got {m!r}")
         multiple = cfg.decoding.source_pad_multiple
         if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
             raise ModelError(f"config.json: decoding.source_pad_multiple must be an integer >= 1, got {multiple!r}")

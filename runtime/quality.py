@@ -26,7 +26,7 @@ def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 1
         ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         limits = [max_target_length(len(s), ort_model.config.dims.max_len) for s in chunk]
-        out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id).search(dec, limits)]
+        out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id, ort_model.config.decoding.min_length).search(dec, limits)]
     return out
 
 

@@ -44,8 +44,8 @@ def max_target_length(src_len: int, model_max: int, ratio: float = 2.0, extra: i
 class GreedySearch:
     """Take the most likely token each step; finished rows leave the running batch."""
 
-    def __init__(self, bos_id: int, eos_id: int):
-        self.bos_id, self.eos_id = bos_id, eos_id
+    def __init__(self, bos_id: int, eos_id: int, min_length: int = 1):
+        self.bos_id, self.eos_id, self.min_length = bos_id, eos_id, min_length
 
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
         """limits[i]: the most tokens sentence i may produce. Returns one hypothesis per sentence."""
@@ -60,9 +60,10 @@ class GreedySearch:
         tokens = np.full(len(limits), self.bos_id, dtype=np.int64)
         step = 0
         while live.size:
-            # Step 0 asks for two tokens: the end token may not come first (no empty translations).
-            vals, ids = decoder.step(tokens, top_k=2 if step == 0 else 1)  # (rows, 1 or 2)
-            col = (ids[:, 0] == self.eos_id).astype(np.int64) if step == 0 else np.zeros(len(ids), dtype=np.int64)
+            # With min_length 1, step 0 asks for two tokens: the end token may not come first.
+            first = step == 0 and self.min_length > 0
+            vals, ids = decoder.step(tokens, top_k=2 if first else 1)  # (rows, 1 or 2)
+            col = (ids[:, 0] == self.eos_id).astype(np.int64) if first else np.zeros(len(ids), dtype=np.int64)
             at = np.arange(len(ids))
             best, best_logp = ids[at, col], vals[at, col]
             keep, produced = [], []
@@ -98,8 +99,9 @@ class BeamSearch:
     sentences leave the running batch.
     """
 
-    def __init__(self, bos_id: int, eos_id: int, beam_size: int = 4, length_penalty: float = 1.0, num_hypotheses: int = 1):
-        self.bos_id, self.eos_id = bos_id, eos_id
+    def __init__(self, bos_id: int, eos_id: int, beam_size: int = 4, length_penalty: float = 1.0, num_hypotheses: int = 1,
+                 min_length: int = 1):
+        self.bos_id, self.eos_id, self.min_length = bos_id, eos_id, min_length
         self.k, self.length_penalty, self.num_hypotheses = beam_size, length_penalty, num_hypotheses
 
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
@@ -114,9 +116,10 @@ class BeamSearch:
         step = 0
         while live:
             # The 2k best continuations of a sentence are among the 2k best of each of its beams.
-            width = 2 * k + (1 if step == 0 else 0)  # step 0: one spare, the end token is dropped
+            first = step == 0 and self.min_length > 0
+            width = 2 * k + (1 if first else 0)  # min_length 1, step 0: one spare, the end token is dropped
             vals, ids = decoder.step(tokens, top_k=width)  # (len(live) * k, width) each
-            if step == 0:
+            if first:
                 vals = np.where(ids == self.eos_id, -np.inf, vals)
             total = (scores[live].reshape(-1, 1) + vals).reshape(len(live), k * width)
             cand_ids = ids.reshape(len(live), k * width)

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from .decoder import make_step_decoder, pad_sources, padded_length
 from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
-from .package import TOKENIZER_FILE, ModelError, read_config
+from .package import ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
 from .text import clean_text, split_sentences
 
@@ -31,6 +31,7 @@ class TranslationOptions:
     num_hypotheses: int = 1  # n-best: how many hypotheses per input to return (<= beam_size)
     return_scores: bool = False  # return TranslationResult objects instead of strings
     batch_size: int = 32  # sentences decoded together
+    target_language: str | None = None  # multi-target models: which language (its >>xx<< tag is added)
 
     def validate(self) -> "TranslationOptions":
         def bad(name: str, why: str):
@@ -107,13 +108,9 @@ class Translator:
         if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
             raise ValueError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
         config = read_config(self.model_dir)
-        tok_path = self.model_dir / TOKENIZER_FILE
-        if not tok_path.is_file():
-            raise ModelError(f"{self.model_dir} has no {TOKENIZER_FILE}")
-        try:
-            self.tokenizer = Tokenizer.from_file(str(tok_path))
-        except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
-            raise ModelError(f"{tok_path} could not be read: {e}") from e
+        self.tokenizer = _load_tokenizer(self.model_dir, config.tokenizers.source)  # source side
+        same = config.tokenizers.target == config.tokenizers.source
+        self.target_tokenizer = self.tokenizer if same else _load_tokenizer(self.model_dir, config.tokenizers.target)
         settings = SessionSettings(resolve_providers(providers, provider_options, fallback), intra_threads, optimization)
         self.model = OnnxSeq2Seq(self.model_dir, variant, settings)  # variant None: choose_variant()
         self.config = config
@@ -122,7 +119,13 @@ class Translator:
         self._specials = st
         self.defaults = TranslationOptions(beam_size=config.decoding.beam_size, length_penalty=config.decoding.length_penalty)
         if self.tokenizer.get_vocab_size() > config.dims.vocab_size:
-            raise ModelError(f"{TOKENIZER_FILE} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}")
+            raise ModelError(f"{config.tokenizers.source} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}")
+        self._tags = {}
+        for lang, tag in config.language_tags.items():
+            tag_id = self.tokenizer.token_to_id(tag)
+            if tag_id is None:
+                raise ModelError(f"config.json: language tag {tag!r} ({lang}) is not a token of {config.tokenizers.source}")
+            self._tags[lang] = tag_id
 
     @property
     def providers(self) -> list[str]:
@@ -142,12 +145,12 @@ class Translator:
             return out[0] if single else out
         return results[0] if single else results
 
-    def translate_stream(self, text: str, *, max_length: int | None = None) -> Iterator[str]:
+    def translate_stream(self, text: str, *, max_length: int | None = None, target_language: str | None = None) -> Iterator[str]:
         """Yield the (greedy) translation of `text` piece by piece as tokens are produced."""
         if not isinstance(text, str):
             raise TypeError(f"translate_stream() takes a string, got {type(text).__name__}")
-        self._options({"max_length": max_length, "beam_size": 1})
-        segments = self._segments([text])
+        opts = self._options({"max_length": max_length, "beam_size": 1, "target_language": target_language})
+        segments = self._segments([text], opts)
         for seg in segments:
             if seg.joiner:
                 yield seg.joiner
@@ -158,14 +161,14 @@ class Translator:
             decoder = make_step_decoder(self.model, ids, mask, max_steps=limit)
             hyp = [Hypothesis([], 0.0, False)]
             shown = ""
-            for _ in GreedySearch(self._specials.bos_id, self._specials.eos_id).generate(decoder, [limit], hyp):
-                text_so_far = self.tokenizer.decode(hyp[0].tokens)
+            for _ in GreedySearch(self._specials.bos_id, self._specials.eos_id, self.config.decoding.min_length).generate(decoder, [limit], hyp):
+                text_so_far = self.target_tokenizer.decode(hyp[0].tokens)
                 # Hold back a partly decoded multi-byte character until it is complete.
                 if text_so_far.startswith(shown) and not text_so_far.endswith("\ufffd"):
                     if len(text_so_far) > len(shown):
                         yield text_so_far[len(shown) :]
                     shown = text_so_far
-            final = self.tokenizer.decode(hyp[0].tokens)
+            final = self.target_tokenizer.decode(hyp[0].tokens)
             if final.startswith(shown) and len(final) > len(shown):
                 yield final[len(shown) :]
 
@@ -177,16 +180,31 @@ class Translator:
         if unknown:
             raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
         given = {k: v for k, v in options.items() if v is not None or k == "max_length"}
-        opts = replace(self.defaults, **given)
-        return opts.validate()
+        opts = replace(self.defaults, **given).validate()
+        self._tag(opts.target_language)  # checked here, used when encoding
+        return opts
+
+    def _tag(self, lang: str | None) -> list[int]:
+        """The source ids that ask a multi-target model for `lang` ([] for single-target models)."""
+        cfg = self.config
+        if not self._tags:
+            if lang not in (None, cfg.target_language):
+                raise ValueError(f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only")
+            return []
+        if lang is None:
+            raise ValueError(f"this model translates into several languages: pass target_language= one of {', '.join(sorted(self._tags))}")
+        if lang not in self._tags:
+            raise ValueError(f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}")
+        return [self._tags[lang]]
 
     def _limit(self, ids: list[int]) -> int:
         d = self.config.decoding
         return max_target_length(len(ids), self.config.dims.max_len, d.max_length_ratio, d.max_length_extra)
 
-    def _segments(self, texts: list[str]) -> list[_Segment]:
+    def _segments(self, texts: list[str], opts: TranslationOptions) -> list[_Segment]:
         """Texts -> sentence-sized id lists the model can take, remembering how to rejoin them."""
-        max_src = self.config.dims.max_len - 1  # room for the end token
+        tag = self._tag(opts.target_language)
+        max_src = self.config.dims.max_len - 1 - len(tag)  # room for the end token (and a language tag)
         eos = self._specials.eos_id
         segments = []
         for i, text in enumerate(texts):
@@ -210,7 +228,7 @@ class Translator:
                             RuntimeWarning, stacklevel=4,
                         )
                     for c, chunk in enumerate(chunks):
-                        segments.append(_Segment(i, chunk + [eos], joiner if (j == 0 and c == 0) else " "))
+                        segments.append(_Segment(i, tag + chunk + [eos], joiner if (j == 0 and c == 0) else " "))
         return segments
 
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +239,9 @@ class Translator:
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
-            return GreedySearch(st.bos_id, st.eos_id).search(make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits)
-        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses)
+            return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
+                make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits)
+        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
         return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
 
     def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
@@ -242,7 +261,7 @@ class Translator:
         return out
 
     def _translate_batch(self, texts: list[str], opts: TranslationOptions) -> list[TranslationResult]:
-        segments = self._segments(texts)
+        segments = self._segments(texts, opts)
         work = [s for s in segments if s.ids]
         hyps = self.translate_ids([s.ids for s in work], opts)
         by_segment = {id(s): h for s, h in zip(work, hyps)}
@@ -271,9 +290,19 @@ class Translator:
 
     def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:
         return Candidate(
-            self.tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
-            [self.tokenizer.id_to_token(t) for t in h.tokens],
+            self.target_tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
+            [self.target_tokenizer.id_to_token(t) for t in h.tokens],
         )
+
+
+def _load_tokenizer(model_dir: Path, name: str) -> Tokenizer:
+    path = model_dir / name
+    if not path.is_file():
+        raise ModelError(f"{model_dir} has no {name}")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
+        raise ModelError(f"{path} could not be read: {e}") from e
 
 
 def _batches(order: list[int], keys: list[int], size: int) -> Iterator[list[int]]:

@@ -32,6 +32,14 @@ class ModelConfig:
     bos_id: int = 1
     eos_id: int = 2
     unk_id: int = 3
+    # Variations that converted models (Hugging Face MarianMT / OPUS-MT) need; the defaults are this
+    # project's own model.
+    activation: str = "relu"  # feed-forward activation: relu, swish (= silu) or gelu (erf)
+    positions: str = "interleaved"  # sinusoid layout: sin/cos interleaved (paper), or "halves": sin | cos
+    scale_embedding: bool = True  # embeddings times sqrt(d_model)
+    target_vocab_size: int | None = None  # a separate decoder vocabulary and embedding (None: one shared)
+    final_logits_bias: bool = False  # a learned bias added to the output logits
+    suppress_ids: tuple[int, ...] = ()  # tokens never generated (log-prob -inf), e.g. Marian's pad
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -41,6 +49,15 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.positions not in ("interleaved", "halves"):
+            raise ValueError(f"ModelConfig.positions must be 'interleaved' or 'halves', got {self.positions!r}")
+        object.__setattr__(self, "suppress_ids", tuple(self.suppress_ids))
+
+    @property
+    def output_vocab_size(self) -> int:
+        return self.target_vocab_size or self.vocab_size
 
     @property
     def head_dim(self) -> int:
@@ -50,16 +67,20 @@ class ModelConfig:
         return asdict(self)
 
 
-def sinusoidal_positions(positions: Tensor, d_model: int) -> Tensor:
+ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu}
+
+
+def sinusoidal_positions(positions: Tensor, d_model: int, layout: str = "interleaved") -> Tensor:
     """Sinusoidal encodings (section 3.5) for integer positions of any shape -> (..., d_model).
 
-    Computed from the positions rather than read from a table, so the decoder graph needs no table
-    and takes its position as an input.
+    layout "interleaved": sin in even dims, cos in odd ones, as in the paper; "halves": sin in the
+    first d_model/2 dims and cos in the second (Marian). Same frequencies either way.
     """
     half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
     inv_freq = torch.exp(half * (-math.log(10000.0) / d_model))  # (d_model/2,)
     angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # (..., d_model/2)
-    # Interleave sin (even dims) and cos (odd dims) as in the paper.
+    if layout == "halves":
+        return torch.cat((angles.sin(), angles.cos()), dim=-1)
     return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
 
 
@@ -118,9 +139,10 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
         self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.act = ACTIVATIONS[cfg.activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.dropout(F.relu(self.fc1(x))))
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
 
 
 class Sublayer(nn.Module):
@@ -216,6 +238,10 @@ class Transformer(nn.Module):
         self.cfg = cfg
         # One matrix for source embedding, target embedding and output projection (section 3.4).
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        # Converted models may keep a separate target vocabulary; the output projection is tied to it.
+        self.decoder_embed = nn.Embedding(cfg.target_vocab_size, cfg.d_model) if cfg.target_vocab_size else None
+        if cfg.final_logits_bias:
+            self.final_logits_bias = nn.Parameter(torch.zeros(cfg.output_vocab_size))
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
         # Pre-LN stacks need a final norm; post-LN stacks already end in one.
@@ -233,8 +259,16 @@ class Transformer(nn.Module):
         with torch.no_grad():
             self.embed.weight[self.cfg.pad_id].zero_()
 
-    def embed_tokens(self, ids: Tensor, positions: Tensor) -> Tensor:
-        x = self.embed(ids) * math.sqrt(self.cfg.d_model) + sinusoidal_positions(positions, self.cfg.d_model)
+    @property
+    def target_embed(self) -> nn.Embedding:
+        return self.decoder_embed if self.decoder_embed is not None else self.embed
+
+    @property
+    def embed_scale(self) -> float:
+        return math.sqrt(self.cfg.d_model) if self.cfg.scale_embedding else 1.0
+
+    def embed_tokens(self, ids: Tensor, positions: Tensor, table: nn.Embedding | None = None) -> Tensor:
+        x = (table or self.embed)(ids) * self.embed_scale + sinusoidal_positions(positions, self.cfg.d_model, self.cfg.positions)
         return self.dropout(x)
 
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
@@ -251,7 +285,17 @@ class Transformer(nn.Module):
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder_layers]
 
     def logits(self, h: Tensor) -> Tensor:
-        return F.linear(h, self.embed.weight)  # tied output projection
+        bias = self.final_logits_bias if self.cfg.final_logits_bias else None
+        return F.linear(h, self.target_embed.weight, bias)  # tied output projection
+
+    def log_probs(self, logits: Tensor) -> Tensor:
+        """Next-token log-probabilities as the decoder graph outputs them: suppressed tokens get -inf
+        after the softmax (the others keep the probability mass the softmax gave them)."""
+        out = logits.log_softmax(-1)
+        if self.cfg.suppress_ids:
+            out = out.clone()
+            out[..., list(self.cfg.suppress_ids)] = float("-inf")
+        return out
 
     def decode_step(
         self,
@@ -268,7 +312,7 @@ class Transformer(nn.Module):
         Returns logits (batch, new_len, vocab) and the present self-attention K/V (past_len + new_len).
         """
         past_len = 0 if self_kv is None else self_kv[0][0].shape[2]
-        x = self.embed_tokens(tgt_ids, positions)
+        x = self.embed_tokens(tgt_ids, positions, self.target_embed)
         self_bias = causal_bias(tgt_ids.shape[1], past_len, tgt_ids.device)
         src_bias = source_bias(src_mask)
         present = []
