@@ -7,7 +7,8 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from tokenizers import Tokenizer
 from traductor.runtime.bench import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
-    CARD_FILE, CONFIG_FILE, INT8_ROWS, TOKENIZER_FILE, DecodingDefaults, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
+    CARD_FILE, CONFIG_FILE, INT8_ROWS, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, TOKENIZER_FILE, DecodingDefaults, TokenizerFiles, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
     MANIFEST_FILE, read_config, sha256_of, write_manifest,
 )
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
@@ -113,9 +114,20 @@ def measure_quality(model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: 
     return replace(pkg, variants=variants), rows
 
 
-def model_card(pkg: ModelPackageConfig, state: dict, checks: dict, sizes: dict[str, int], quality: list[dict] = (), test=None) -> str:
+def trained_intro(model, state: dict) -> str:
+    """The card's opening for a model this project trained."""
     tc = state.get("train_config") or {}
-    d = pkg.dims
+    d = model.cfg
+    return f"""Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor export`.
+
+- Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
+  {'pre' if d.pre_norm else 'post'}-LayerNorm, tied embeddings, vocabulary {d.vocab_size} (joint BPE), max length {d.max_len}.
+- Training data: `{"/".join(Path(tc.get('data', 'unknown')).parts[-2:])}`; {state.get('step', '?')} steps; best dev BLEU during training
+  {state.get('best_bleu', float('nan')):.2f} (greedy, PyTorch).
+"""
+
+
+def model_card(pkg: ModelPackageConfig, intro: str, checks: dict, sizes: dict[str, int], quality: list[dict] = (), test=None) -> str:
     rows = "\n".join(
         f"| {name} | {v.quantization} | {sizes[name] / 1e6:.1f} MB | "
         f"{checks[name].get('greedy_identical', '-')} | {_pct(checks[name].get('token_agreement'))} | "
@@ -124,13 +136,7 @@ def model_card(pkg: ModelPackageConfig, state: dict, checks: dict, sizes: dict[s
     )
     return f"""# Model card: {pkg.source_language} -> {pkg.target_language}
 
-Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor export`.
-
-- Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
-  {'pre' if d.pre_norm else 'post'}-LayerNorm, tied embeddings, vocabulary {d.vocab_size} (joint BPE), max length {d.max_len}.
-- Training data: `{"/".join(Path(tc.get('data', 'unknown')).parts[-2:])}`; {state.get('step', '?')} steps; best dev BLEU during training
-  {state.get('best_bleu', float('nan')):.2f} (greedy, PyTorch).
-
+{intro}
 ## Variants
 
 | variant | quantization | size | greedy dev sentences identical to PyTorch (fp32) / to fp32 (int8) | next-token agreement with fp32 | test BLEU, beam {pkg.decoding.beam_size} |
@@ -176,16 +182,39 @@ def main(args) -> int:
     model, tok, state = load_model(args.checkpoint)
     if getattr(args, "save_weights", None):
         print(f"wrote {save_compact(state, args.save_weights)} (float16 weights)", file=sys.stderr)
-    cfg = model.cfg
     dev_path = Path(args.dev) if args.dev else Path((state.get("train_config") or {}).get("data", ".")) / "dev.tsv"
     pairs, _ = read_tsv(dev_path, limit=args.dev_sentences)
-    src = encode_sources(tok, [p.source for p in pairs], cfg.eos_id, cfg.max_len)
+    source = PackageSource(model, tok, tok, args.source_lang, args.target_lang, trained_intro(model, state))
+    return write_package(source, [p.source for p in pairs], out, args)
 
+
+@dataclass
+class PackageSource:
+    """What a front end (a training checkpoint, a converted MarianMT) hands the one package writer."""
+
+    model: object  # traductor.training.model.Transformer, in eval mode
+    source_tokenizer: Tokenizer
+    target_tokenizer: Tokenizer  # the same object as source_tokenizer for a joint vocabulary
+    source_language: str
+    target_language: str
+    card_intro: str  # the model card's opening (what the model is, where it comes from)
+    language_tags: dict = field(default_factory=dict)  # multi-target: language -> tag token
+    min_length: int = 1
+    converted_from: str | None = None
+    # Extra gates against the original framework: (fp32 package dir, dev source ids) -> (checks, problems)
+    reference: Callable[[Path, list[list[int]]], tuple[dict, list[str]]] | None = None
+
+
+def write_package(source: PackageSource, dev_texts: list[str], out: Path, args) -> int:
+    """load -> verify -> write, whatever the front end: graphs, tokenizers, config, gates, card, manifest."""
+    cfg = source.model.cfg
+    tag = [source.source_tokenizer.token_to_id(t) for t in list(source.language_tags.values())[:1]]
+    src = [tag + s for s in encode_sources(source.source_tokenizer, dev_texts, cfg.eos_id, cfg.max_len - len(tag))]
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        pkg, checks = _build(model, tok, state, src, tmp, args)
+        pkg, checks = _build(source, src, tmp, args)
         sizes = {name: (tmp / v.encoder).stat().st_size + (tmp / v.decoder).stat().st_size for name, v in pkg.variants.items()}
         write_manifest(tmp)
         quality = []
@@ -193,7 +222,7 @@ def main(args) -> int:
             pkg, quality = measure_quality(tmp, pkg, Path(args.test_data), args.beam)
             (tmp / "config.json").write_text(pkg.to_json())
         notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
-        (tmp / CARD_FILE).write_text(model_card(pkg, state, checks, sizes, quality, args.test_data) + notes)
+        (tmp / CARD_FILE).write_text(model_card(pkg, source.card_intro, checks, sizes, quality, args.test_data) + notes)
         write_manifest(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -252,25 +281,34 @@ def rebuild_fp32(weights: Path, package: Path) -> int:
     return 0
 
 
-def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig, dict]:
+def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tuple[ModelPackageConfig, dict]:
+    model = source.model
     cfg = model.cfg
     io = IONames()
     t0 = time.time()
     export_graphs(model, tmp, io, "encoder.onnx", "decoder.onnx")
-    tok.save(str(tmp / TOKENIZER_FILE))
+    if source.target_tokenizer is source.source_tokenizer:
+        files = TokenizerFiles()
+        source.source_tokenizer.save(str(tmp / files.source))
+    else:
+        files = TokenizerFiles(SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)
+        source.source_tokenizer.save(str(tmp / files.source))
+        source.target_tokenizer.save(str(tmp / files.target))
     pkg = ModelPackageConfig(
-        dims=Dimensions(cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.max_len, cfg.pre_norm),
+        dims=Dimensions(cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.max_len,
+                        cfg.pre_norm, cfg.target_vocab_size),
         special_tokens=SpecialTokens(cfg.pad_id, cfg.bos_id, cfg.eos_id, cfg.unk_id),
-        source_language=args.source_lang, target_language=args.target_lang,
+        source_language=source.source_language, target_language=source.target_language,
         variants={"fp32": Variant("encoder.onnx", "decoder.onnx")}, default_variant="fp32", io=io,
-        decoding=DecodingDefaults(beam_size=args.beam),
+        decoding=DecodingDefaults(beam_size=args.beam, min_length=source.min_length),
+        tokenizers=files, language_tags=dict(source.language_tags), converted_from=source.converted_from,
     )
     (tmp / "config.json").write_text(pkg.to_json())
     print(f"exported graphs in {time.time() - t0:.1f} s; verifying against PyTorch ...", file=sys.stderr)
 
     fp32 = OnnxSeq2Seq(tmp, variant="fp32", verify=False)
     diff = check_parity(model, fp32)
-    ref = [h.tokens for h in _batched(lambda chunk: greedy(model, chunk), src)]
+    ref = [h.tokens for h in _batched(lambda chunk: greedy(model, chunk, min_length=source.min_length), src)]
     got = ort_greedy(fp32, src)
     identical = sum(a == b for a, b in zip(ref, got))
     checks = {"fp32": {"parity_max_diff": diff, "greedy_identical": f"{identical}/{len(src)}"}}
@@ -279,6 +317,10 @@ def _build(model, tok, state, src, tmp: Path, args) -> tuple[ModelPackageConfig,
         problems.append(f"fp32 log-probs differ from PyTorch by {diff:.2e} > {PARITY_ATOL}")
     if identical < len(src):
         problems.append(f"fp32 greedy output differs from PyTorch on {len(src) - identical} of {len(src)} dev sentences")
+    if source.reference is not None:
+        extra, more = source.reference(tmp, src)
+        checks["fp32"].update(extra)
+        problems += more
     _fail_or_warn(problems, args.accept_mismatch)
 
     if args.int8:

@@ -51,7 +51,8 @@ def translate_main(args) -> int:
     warnings.simplefilter("always", RuntimeWarning)
     warnings.showwarning = lambda msg, cat, *a, **k: print(f"traductor: warning: {msg}", file=sys.stderr)
     translator = _translator(args)
-    opts = {"beam_size": args.beam, "batch_size": args.batch_size, "max_length": args.max_length}
+    opts = {"beam_size": args.beam, "batch_size": args.batch_size, "max_length": args.max_length,
+            "target_language": getattr(args, "target_language", None)}
     if args.json:
         opts["return_scores"] = True
     if args.input and args.text:
@@ -130,7 +131,10 @@ def _describe(model_dir: Path, name: str, origin: str) -> None:
         return
     d = cfg.dims
     present = installed_variants(model_dir, cfg)
-    print(f"{name}  {cfg.source_language}->{cfg.target_language}  [{origin}] {model_dir}")
+    targets = ",".join(sorted(cfg.language_tags)) if cfg.language_tags else cfg.target_language
+    print(f"{name}  {cfg.source_language}->{targets}  [{origin}] {model_dir}")
+    if cfg.converted_from:
+        print(f"  converted from {cfg.converted_from}")
     print(f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
     default = choose_variant(cfg, ["CPUExecutionProvider"], present) if present else None
     for vname, v in cfg.variants.items():

@@ -28,6 +28,7 @@ FORMAT = "traductor-model"
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (5, 6)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
+SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE = "source.tokenizer.json", "target.tokenizer.json"  # two-tokenizer packages
 INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
 
 

@@ -197,7 +197,9 @@ def test_compact_weights_are_float16_and_round_trip(tiny_checkpoint, tmp_path):
     with np.load(path) as z:
         assert {z[k].dtype for k in z.files if k.startswith("param/")} == {np.dtype(np.float16)}
     back = load_compact(path)
-    assert back["model_config"] == state["model_config"] and back["tokenizer"] == state["tokenizer"]
+    from traductor.training.model import ModelConfig
+
+    assert ModelConfig(**back["model_config"]) == ModelConfig(**state["model_config"]) and back["tokenizer"] == state["tokenizer"]
     assert back["step"] == state["step"]
     for name, t in state["model"].items():
         assert back["model"][name].dtype == torch.float32

@@ -44,7 +44,7 @@ def _limits(src: list[list[int]], model_max: int, max_length: int | None) -> lis
 
 
 @torch.no_grad()
-def greedy(model: Transformer, src: list[list[int]], max_length: int | None = None) -> list[Hypothesis]:
+def greedy(model: Transformer, src: list[list[int]], max_length: int | None = None, min_length: int = 1) -> list[Hypothesis]:
     """Batched greedy decoding; src are id lists ending with the end token."""
     cfg = model.cfg
     device = next(model.parameters()).device
@@ -60,8 +60,8 @@ def greedy(model: Transformer, src: list[list[int]], max_length: int | None = No
     cache: DecoderCache | None = None
     for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
-        logp = logits[:, -1].float().log_softmax(-1)
-        if step == 0:
+        logp = model.log_probs(logits[:, -1].float())
+        if step == 0 and min_length > 0:
             logp[:, cfg.eos_id] = float("-inf")  # no empty translations (as the runtime)
         best = logp.argmax(-1)
         for i in range(batch):

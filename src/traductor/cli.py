@@ -109,6 +109,26 @@ def _add_export(sub) -> None:
     p.set_defaults(run="traductor.export.export:main")
 
 
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a model from another toolkit into a verified package")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    q = kinds.add_parser("marian", help="a Hugging Face MarianMT / OPUS-MT checkpoint (directory or hub id)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    q.add_argument("src", help="a directory as transformers saves it, or a hub id such as Helsinki-NLP/opus-mt-en-es (downloads)")
+    q.add_argument("--out", required=True, help="model directory to write")
+    q.add_argument("--int8", action="store_true", help="also write an int8 variant (checked against fp32)")
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    q.add_argument("--dev", help="source sentences for the checks, one per line or source<TAB>target (default: built-in samples)")
+    q.add_argument("--dev-sentences", type=int, default=24, help="dev sentences used by the checks")
+    q.add_argument("--source-lang", help="source language code (default: from tokenizer_config.json or the model name)")
+    q.add_argument("--target-lang", help="target language code (default: from tokenizer_config.json or the model name)")
+    q.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
+    q.add_argument("--test-data", help="source<TAB>reference file: measure BLEU/chrF into config.json and the card")
+    q.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
+    q.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
+    q.set_defaults(run="traductor.export.marian:main")
+
+
 def _add_translate(sub) -> None:
     p = sub.add_parser("translate", help="translate text with a model package (no torch needed)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
@@ -121,6 +141,7 @@ def _add_translate(sub) -> None:
     p.add_argument("--provider", default="cpu", help="execution provider(s), comma-separated: cpu, cuda, openvino, ...")
     p.add_argument("--fallback-cpu", action="store_true", help="use CPU (with a warning) if the asked provider is missing")
     p.add_argument("--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)")
+    p.add_argument("--target-language", "--to", dest="target_language", help="for models with several target languages (see `traductor models`)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for everything (default: automatic: encoder on all cores, decoder on one thread below 24 running rows)")
     p.add_argument("--json", action="store_true", help="one JSON object per line with scores, tokens and timings")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
@@ -147,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export):
+    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert):
         add(sub)
     return parser
 

@@ -1,0 +1,165 @@
+"""`traductor convert marian`: random-weight MarianMT checkpoints made here, converted and checked
+token for token against transformers, through the torch-free runtime."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("sentencepiece")
+
+from traductor.export import marian  # noqa: E402
+from traductor.export.export import ExportError  # noqa: E402
+from traductor.runtime import Translator  # noqa: E402
+from traductor.runtime.package import FORMAT_VERSION, read_config  # noqa: E402
+
+from .marian_fixture import make_marian_dir  # noqa: E402
+
+SENTENCES = ["el sol y la luna", "Mañana el niño está aquí.", "¿Dónde está el perro grande?", "casa de pan y vino, según el rey",
+             "El árbol 東京 😀 naïve", "después"]
+
+
+def convert_args(src: Path, out: Path, **kw) -> argparse.Namespace:
+    base = dict(src=str(src), out=str(out), int8=False, force=False, dev=None, dev_sentences=12, source_lang=None, target_lang=None,
+                beam=4, test_data=None, card_notes=None, accept_mismatch=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+@pytest.fixture(scope="session")
+def marian_shared(tmp_path_factory) -> Path:
+    return make_marian_dir(tmp_path_factory.mktemp("marian") / "opus-mt-es-mul", tags=(">>en<<", ">>fr<<"))
+
+
+@pytest.fixture(scope="session")
+def marian_separate(tmp_path_factory) -> Path:
+    return make_marian_dir(tmp_path_factory.mktemp("marian") / "opus-mt-es-en", separate_vocabs=True, activation="gelu", seed=1)
+
+
+@pytest.fixture(scope="session")
+def converted_shared(marian_shared, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pkg") / "shared"
+    assert marian.main(convert_args(marian_shared, out, int8=True)) == 0
+    return out
+
+
+def _hf(src_dir: Path):
+    from transformers import MarianMTModel, MarianTokenizer
+
+    return MarianMTModel.from_pretrained(str(src_dir)).eval(), MarianTokenizer.from_pretrained(str(src_dir))
+
+
+def _generate(model, ids: list[int], beam: int, max_new: int) -> list[int]:
+    with torch.no_grad():
+        seq = model.generate(input_ids=torch.tensor([ids]), num_beams=beam, do_sample=False, max_new_tokens=max_new,
+                             bad_words_ids=[[model.config.pad_token_id]], early_stopping=False)[0].tolist()[1:]
+    return seq[: seq.index(model.config.eos_token_id)] if model.config.eos_token_id in seq else seq
+
+
+def test_package_format_and_tokenizers(converted_shared, marian_shared):
+    cfg = read_config(converted_shared)
+    assert cfg.format_version == FORMAT_VERSION
+    assert cfg.tokenizers.source != cfg.tokenizers.target
+    assert cfg.language_tags == {"en": ">>en<<", "fr": ">>fr<<"}
+    assert cfg.decoding.min_length == 0 and cfg.special_tokens.bos_id == cfg.special_tokens.pad_id
+    assert set(cfg.variants) == {"fp32", "int8"}
+    card = (converted_shared / "MODEL_CARD.md").read_text()
+    assert "Converted from" in card and "generate()" in card
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_runtime_tokens_equal_transformers_generate(converted_shared, marian_shared, beam):
+    """The torch-free runtime, from text: source ids as MarianTokenizer makes them, then the same
+    tokens and the same decoded text as generate() + MarianTokenizer.decode."""
+    model, tok = _hf(marian_shared)
+    tr = Translator(converted_shared, variant="fp32")
+    for lang in ("en", "fr"):
+        results = tr.translate(SENTENCES, beam_size=beam, target_language=lang, return_scores=True, max_length=40)
+        for text, r in zip(SENTENCES, results):
+            ids = tok(f">>{lang}<< {text}").input_ids
+            want = _generate(model, ids, beam, 41)
+            got = [tr.target_tokenizer.token_to_id(t) for t in r.hypotheses[0].tokens]
+            assert got == want, (lang, text)
+            assert r.text == tok.decode(want, skip_special_tokens=True)
+
+
+def test_separate_vocabularies_and_gelu_convert(marian_separate, tmp_path):
+    out = tmp_path / "sep"
+    assert marian.main(convert_args(marian_separate, out)) == 0
+    cfg = read_config(out)
+    assert cfg.dims.target_vocab_size is not None and cfg.dims.target_vocab_size != cfg.dims.vocab_size
+    assert not cfg.language_tags and (cfg.source_language, cfg.target_language) == ("es", "en")
+    model, tok = _hf(marian_separate)
+    tr = Translator(out)
+    with pytest.raises(ValueError, match="translates into en only"):
+        tr.translate("sol", target_language="fr")
+    assert tr.variant == "fp32"  # converted without --int8
+    got = tr.translate(SENTENCES, beam_size=1, max_length=30)
+    want = [tok.decode(_generate(model, tok(s).input_ids, 1, 31), skip_special_tokens=True) for s in SENTENCES]
+    assert got == want
+
+
+def test_multi_target_models_need_a_target_language(converted_shared):
+    tr = Translator(converted_shared)
+    with pytest.raises(ValueError, match="several languages.*en, fr"):
+        tr.translate("el sol")
+    with pytest.raises(ValueError, match="offers en, fr"):
+        tr.translate("el sol", target_language="de")
+
+
+@pytest.mark.parametrize("mutation", ["interleaved_positions", "no_logits_bias", "no_embedding_scale"])
+def test_a_wrong_architecture_fact_fails_the_gates(marian_shared, tmp_path, monkeypatch, mutation):
+    original = marian.map_weights
+
+    def mutated(hf_model, cfg):
+        import dataclasses
+
+        if mutation == "interleaved_positions":
+            cfg = dataclasses.replace(cfg, positions="interleaved")
+        elif mutation == "no_embedding_scale":
+            cfg = dataclasses.replace(cfg, scale_embedding=not cfg.scale_embedding)
+        model = original(hf_model, cfg)
+        if mutation == "no_logits_bias":
+            with torch.no_grad():
+                model.final_logits_bias.zero_()
+        return model
+
+    monkeypatch.setattr(marian, "map_weights", mutated)
+    out = tmp_path / "bad"
+    with pytest.raises(ExportError, match="transformers"):
+        marian.main(convert_args(marian_shared, out, dev_sentences=4))
+    assert not out.exists()
+
+
+def test_bad_sources_get_clear_errors(tmp_path, marian_shared, monkeypatch):
+    with pytest.raises(ExportError, match="neither a model directory nor a hub id"):
+        marian.fetch(str(tmp_path / "missing" / "dir"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="missing config.json, source.spm"):
+        marian.load_marian(tmp_path / "empty")
+    other = tmp_path / "bert"
+    other.mkdir()
+    for f in ("source.spm", "target.spm", "vocab.json", "model.safetensors"):
+        (other / f).write_bytes((marian_shared / f).read_bytes())
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ExportError, match="'bert' model"):
+        marian.load_marian(other)
+
+    import huggingface_hub
+
+    def offline(**kw):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ExportError, match="could not download Helsinki-NLP/opus-mt-xx-yy"):
+        marian.fetch("Helsinki-NLP/opus-mt-xx-yy")
+
+
+def test_existing_output_needs_force(converted_shared, marian_shared):
+    with pytest.raises(ExportError, match="already exists"):
+        marian.main(convert_args(marian_shared, converted_shared))
