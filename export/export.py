@@ -169,10 +169,14 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
-def main(args) -> int:
-    # The exporter and the quantizer log advice meant for other model families; keep the output ours.
+def quiet_exporters() -> None:
+    """The exporter and the quantizer log advice meant for other model families; keep the output ours."""
     for name in ("torch.onnx", "torch._export", "torch.onnx._internal.exporter._registration", ""):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(args) -> int:
+    quiet_exporters()
     out = Path(args.out)
     if out.exists() and not args.force and not getattr(args, "rebuild_fp32", False):
         raise ExportError(f"{out} already exists; pass --force to replace it")
@@ -318,6 +322,7 @@ def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tupl
     if identical < len(src):
         problems.append(f"fp32 greedy output differs from PyTorch on {len(src) - identical} of {len(src)} dev sentences")
     if source.reference is not None:
+        write_manifest(tmp)  # the gates load the package as users will (rewritten once complete)
         extra, more = source.reference(tmp, src)
         checks["fp32"].update(extra)
         problems += more

@@ -29,7 +29,7 @@ import torch
 
 from traductor.training.model import ModelConfig, Transformer
 
-from .export import ExportError, PackageSource, write_package
+from .export import ExportError, PackageSource, quiet_exporters, write_package
 
 ACTIVATIONS = {"swish": "swish", "silu": "swish", "relu": "relu", "gelu": "gelu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -282,6 +282,7 @@ def main(args) -> int:
         raise ExportError(f"{out} already exists; pass --force to replace it")
     from .marian_tokenizer import convert_marian_tokenizers
 
+    quiet_exporters()
     torch.set_grad_enabled(False)
     model_dir = fetch(args.src)
     hf_model, hf = load_marian(model_dir)

@@ -192,7 +192,7 @@ class Translator:
                 raise ValueError(f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only")
             return []
         if lang is None:
-            raise ValueError(f"this model translates into several languages: pass target_language= one of {', '.join(sorted(self._tags))}")
+            raise ValueError(f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}")
         if lang not in self._tags:
             raise ValueError(f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}")
         return [self._tags[lang]]

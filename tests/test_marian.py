@@ -44,7 +44,7 @@ def marian_separate(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def converted_shared(marian_shared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pkg") / "shared"
-    assert marian.main(convert_args(marian_shared, out, int8=True)) == 0
+    assert marian.main(convert_args(marian_shared, out)) == 0
     return out
 
 
@@ -67,7 +67,7 @@ def test_package_format_and_tokenizers(converted_shared, marian_shared):
     assert cfg.tokenizers.source != cfg.tokenizers.target
     assert cfg.language_tags == {"en": ">>en<<", "fr": ">>fr<<"}
     assert cfg.decoding.min_length == 0 and cfg.special_tokens.bos_id == cfg.special_tokens.pad_id
-    assert set(cfg.variants) == {"fp32", "int8"}
+    assert set(cfg.variants) == {"fp32"}
     card = (converted_shared / "MODEL_CARD.md").read_text()
     assert "Converted from" in card and "generate()" in card
 
