@@ -20,7 +20,7 @@ from traductor.runtime.bench import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
     CARD_FILE, CONFIG_FILE, INT8_ROWS, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, TOKENIZER_FILE, DecodingDefaults, TokenizerFiles, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
-    MANIFEST_FILE, read_config, sha256_of, write_manifest,
+    MANIFEST_FILE, TraductorError, read_config, sha256_of, write_manifest,
 )
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
 from traductor.training.checkpoint import load_model, save_compact
@@ -40,7 +40,7 @@ PARITY_ATOL = 1e-4
 INT8_MIN_TOKEN_AGREEMENT = 0.98
 
 
-class ExportError(Exception):
+class ExportError(TraductorError):
     """The package failed verification or cannot be written."""
 
 

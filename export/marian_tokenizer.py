@@ -1,60 +1,77 @@
 """MarianMT (OPUS-MT) tokenization as two `tokenizers` JSON tokenizers, for a runtime without sentencepiece.
 
 `convert_marian_tokenizers(dir)` reads a transformers Marian checkpoint directory (``source.spm``,
-``target.spm``, ``vocab.json``, optional ``target_vocab.json`` and ``tokenizer_config.json``) and returns
-a source tokenizer whose ``encode(text).ids`` are ``MarianTokenizer(text).input_ids`` and a target
-tokenizer whose ``decode(ids, skip_special_tokens=True)`` is ``MarianTokenizer.decode(ids,
-skip_special_tokens=True)``.  The target tokenizer also encodes like ``MarianTokenizer(text_target=...)``.
+``target.spm``, ``vocab.json``, optional ``target_vocab.json``, ``tokenizer_config.json``) and returns a
+source tokenizer with ``encode(text).ids == MarianTokenizer(text).input_ids`` and a target tokenizer with
+``decode(ids, skip_special_tokens=True) == MarianTokenizer.decode(ids, skip_special_tokens=True)``.  The
+target tokenizer also encodes like ``MarianTokenizer(text_target=...)``.  The .spm files are read once, here,
+with the protobuf schema that ships inside the sentencepiece package; the result needs only `tokenizers`.
 
-What MarianTokenizer does, and how each step is rebuilt
--------------------------------------------------------
-* The text is cut at its special tokens (``</s>``, ``<unk>``, ``<pad>``): here they are added tokens,
-  matched on the raw text, so every piece between them is normalised on its own, as in transformers.
-* A piece that starts with ``>>`` and holds a ``<<`` loses that prefix, the "language code", which is
-  looked up in the vocabulary (unknown code -> unk id).  Here a regex replacement at the very start of
-  the piece turns a known code into a private marker character, an unknown one into another, before any
-  other normalisation.  Known codes are also *normalized* added tokens: their normalised form is
-  "dummy prefix + marker", which can only come from a code at the start, so a code elsewhere in the text
-  stays ordinary text, as in transformers.
-* The rest goes through the SentencePiece model of that side: its precompiled character map
-  (``Precompiled`` normaliser), then SentencePiece's whitespace handling (leading spaces dropped, runs of
-  spaces folded, spaces written as U+2581, trailing ones dropped, a dummy U+2581 in front of non-empty
-  text), then the Unigram lattice.  The lattice here holds the model's own normal pieces with their
-  scores, so the segmentation is SentencePiece's.
-* Each piece string is then looked up in ``vocab.json``.  The Unigram's vocabulary is therefore laid out
-  by vocab.json id: the piece ``p`` sits at ``vocab[p]``; ids of strings that are not pieces of this
-  side (the other side's pieces in a joint vocabulary, language tags, special tokens) hold strings that
-  the normalised text can never contain, so the lattice never reaches them.  Special tokens and tags
-  keep their own text (so ``token_to_id(">>fra<<")`` and ``token_to_id("</s>")`` work): every one of
-  them contains a character (``>`` for Marian's) that the normaliser's last step swaps in the text, and
-  in every piece, for a private stand-in, so that character never occurs in what the lattice reads.
-* SentencePiece turns a run of characters it has no piece for into one unknown piece whose *string is
-  the run itself*; MarianTokenizer looks that string up in vocab.json too, so in a joint vocabulary a
-  character the source model lacks but the target model has gets the target piece's id.  Here the
-  normaliser wraps each maximal run of such characters in two private brackets; a vocabulary string made
-  only of such characters sits at its id as "bracket + string + bracket", so it matches exactly a whole
-  run, and any other run falls to ``unk`` (the Unigram fuses neighbouring unknown nodes into one token).
-* ``</s>`` is appended by a ``TemplateProcessing`` post-processor.
-* Decoding (target side): MarianTokenizer drops the special ids, joins the pieces with SentencePiece's
-  decoder (U+2581 -> space), and strips the result (``str.strip``).  The decoder chain here fuses the
-  tokens, removes the private marks, turns U+2581 into spaces and strips the same whitespace set.
+What MarianTokenizer (transformers 5) does, and how each step is rebuilt
+------------------------------------------------------------------------
+1. The text is cut at its special tokens (``</s>``, ``<unk>``, ``<pad>``, extra ones from the config) and
+   every piece in between is tokenized on its own.  Here: non-normalized special added tokens.
+2. A piece that starts with ``>>`` and holds a ``<<`` loses that prefix, the language code, which is looked
+   up in the vocabulary as a whole (unknown code -> unk id); the rest is tokenized as if alone.  Here: the
+   first normaliser steps rewrite a code *at the start of the piece* (a ``\A`` regex on the raw text) into
+   a private marker plus a stand-in for the space that starts the rest.  The last step turns a known code's
+   marker back into the code's text, which a *normalized* added token (content ``>>xx<<``) then takes out
+   with its vocabulary id; ``>>xx<<`` anywhere else stays ordinary text, as in transformers, because ``>``
+   itself never survives normalisation (item 5).  An unknown code becomes one unknown character -> unk.
+3. The SentencePiece normaliser: its precompiled character map, then its whitespace rules (leading spaces
+   dropped, runs of spaces folded, spaces written as U+2581, trailing ones dropped, a U+2581 in front of
+   non-empty text).  The `tokenizers` Precompiled normaliser applies the map per grapheme cluster (a whole
+   cluster under 6 bytes by its first rule, else character by character) where SentencePiece takes the
+   longest rule at each position; decomposed accents, half-width kana with voicing marks or Hangul jamo
+   then come out differently.  So, for the NFKC-based rules (Marian's ``nmt_nfkc``), NFKC runs first, and
+   the characters the map blanks out (controls, format characters, odd spaces: found by probing the map)
+   are replaced beforehand, one by one, since a cluster that starts with one would lose its marks.
+4. SentencePiece's Unigram lattice over the model's own normal pieces and scores: a `tokenizers` Unigram.
+5. Every piece string is looked up in ``vocab.json`` (missing -> unk).  The Unigram's list is laid out by
+   vocab.json id, so ``encode().ids`` are vocab.json ids: piece ``p`` sits at ``vocab[p]``.  Ids of strings
+   that are not pieces of this side (the other side's pieces in a joint vocabulary) hold the string behind
+   a private prefix, which the text never contains, so the lattice never reaches them.  Special tokens and
+   codes keep their plain text at their ids (so ``token_to_id(">>fra<<")`` and ``id_to_token`` work); each
+   of them holds a character (``>``) that the normaliser swaps, in the text and in every piece alike, for a
+   private stand-in, so they cannot be reached either.
+6. SentencePiece turns a run of characters it has no piece for into one unknown piece whose string is the
+   run itself, and MarianTokenizer looks that string up too: in a joint vocabulary a character the source
+   model lacks but the target model has gets the target piece's id.  Here the normaliser brackets every
+   maximal run of such characters with two private characters, and a vocabulary string made only of such
+   characters sits at its id as "bracket + string + bracket": it matches a whole run exactly; any other run
+   is one unk (the Unigram fuses neighbouring unknown characters into one token).
+7. ``</s>`` is appended: a ``TemplateProcessing`` post-processor.
+8. Decoding drops the special ids, joins the pieces with SentencePiece's decoder (U+2581 -> space; a control
+   piece -> nothing), and ``str.strip()``s the result (then ``clean_up_tokenization`` if the config asks).
+   The decoder chain does the same on the tokens: markers removed, U+2581 -> space, the same whitespace set
+   stripped.  A special token's text met while decoding is followed by a space, as in transformers.
 
-Ids that cannot be equal without a remap
-----------------------------------------
-A piece of the SentencePiece model that is missing from vocab.json yields the unk id in MarianTokenizer.
-A Unigram id is a position in its vocabulary, so such a piece cannot share the unk position; it goes
-to an extra id at or past the vocabulary size.  ``MarianTokenizers.source_id_map`` (``target_id_map``)
-lists those extra ids and the id each one stands for (the unk id); ``encode_source`` applies it.  When the
-map is empty (all pieces are in vocab.json, the usual case) ``source.encode(text).ids`` is exact as is;
-otherwise read every id >= ``source_vocab_size`` as ``unk_id``.
+Every marker is a private-use character of plane 16; any such character in the input is first replaced
+by U+10FFFD, which SentencePiece treats alike (a character it has no piece for).
+
+Known differences
+-----------------
+* Ids: a piece of the SentencePiece model that is missing from vocab.json yields the unk id in
+  MarianTokenizer.  A Unigram id is a position in its list, so such a piece cannot share the unk position;
+  it goes to an extra id at or past the vocabulary size, listed with the id it stands for (unk) in
+  ``MarianTokenizers.source_id_map``.  ``encode_source`` applies it.  When the map is empty (every piece is
+  in vocab.json) ``source.encode(text).ids`` is exact as it is; otherwise read ids >= ``source_vocab_size``
+  as ``unk_id``.  The same holds for the target side (``target_id_map``).
+* Text: combining marks stacked on an already accented letter, a ligature or a compatibility character, or
+  marks out of canonical order, can normalise differently (NFKC composes or reorders what SentencePiece's
+  map leaves alone, or the other way round).  Ordinary text, NFC or NFD, matches.
+* ``decode(..., skip_special_tokens=False)`` with a shared vocabulary: transformers decodes the text between
+  two special tokens with the *source* model there, which can leave one space more or less after a special
+  token.  With ``skip_special_tokens=True`` (what a runtime uses) it is exact.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, processors
@@ -71,6 +88,7 @@ _OPEN, _CLOSE = chr(0x100003), chr(0x100004)  # around each run of characters th
 _HIDDEN = chr(0x100005)  # prefix of vocabulary entries this side's model never produces
 _SILENT = chr(0x100006)  # prefix of entries that decode to nothing (SentencePiece control pieces, gaps)
 _SPECIAL = chr(0x100007)  # suffix of entries that read as a special token's text when decoding
+_DROPPED = chr(0x100008)  # stands for a character the character map deletes, until it has run
 _STAND_IN_FIRST = 0x100100  # stand-ins for the characters that keep special tokens and tags unreachable
 _CODE_FIRST = 0x101000  # one marker per known language code
 
@@ -190,11 +208,7 @@ def _read_spm(path: Path) -> _Spm:
         if any(_RESERVED[0] <= ord(c) <= _RESERVED[1] + 1 for c in p):
             raise _fail(path, f"piece {p!r} uses the private characters U+100000..U+10FFFD this converter reserves")
     controls = {p.piece for p in proto.pieces if p.type == _CONTROL}
-    # The `tokenizers` Precompiled normaliser applies the character map per grapheme cluster (shortest rule
-    # for a whole cluster under 6 bytes, else per character), where SentencePiece takes the longest rule at
-    # each position: decomposed accents (NFD), half-width kana with voicing marks, Hangul jamo come out
-    # differently.  For the NFKC-based rules, composing with NFKC first gives SentencePiece's result on such
-    # text; what still differs is unusual mark sequences (marks out of canonical order, stacked marks).
+    # NFKC-based rules get an NFKC step before the character map (module doc, item 3)
     nfkc = norm.name in ("nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf")
     return _Spm(path, normal, controls, alphabet, bytes(norm.precompiled_charsmap), nfkc)
 
@@ -227,8 +241,30 @@ def _char_class(chars: set[str], negate: bool = False) -> str:
     return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
-def _python_whitespace() -> set[str]:
-    return {chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()}
+@lru_cache(maxsize=1)
+def _blank_candidates() -> tuple[str, ...]:
+    found = [chr(i) for i in range(sys.maxunicode + 1)
+             if not 0xD800 <= i <= 0xDFFF and unicodedata.category(chr(i)) in ("Cc", "Cf", "Zs", "Zl", "Zp")]
+    return tuple(found + [SPACE, "\ufffd"])
+
+
+def _blank_rules(charsmap: bytes) -> tuple[set[str], set[str]]:
+    """The control, format and space characters that `charsmap` deletes, and those it makes a space."""
+    mapped = normalizers.Precompiled(charsmap)
+    deleted, spaced = set(), set()
+    for c in _blank_candidates():
+        out = mapped.normalize_str(c)
+        if out == "":
+            deleted.add(c)
+        elif out == " " and c != " ":
+            spaced.add(c)
+    return deleted, spaced
+
+
+@lru_cache(maxsize=1)
+def _python_whitespace() -> frozenset[str]:
+    """What str.strip() removes."""
+    return frozenset(chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace())
 
 
 def _onig_escape(text: str) -> str:
@@ -294,10 +330,20 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
         markers[code] = chr(_CODE_FIRST + n)
         steps.append(normalizers.Replace(Regex("\\A" + _onig_escape(code)), markers[code] + _REST))
     steps.append(normalizers.Replace(Regex("\\A>>[\\s\\S]*?<<"), _UNKNOWN_CODE + _REST))
+    if spm.charsmap:
+        # Characters the map turns into a space or deletes (controls, format characters, other spaces) are
+        # mapped here, one by one: the Precompiled normaliser would swallow a combining mark that follows
+        # one of them (it maps a whole grapheme cluster by its first rule).
+        deleted, spaced = _blank_rules(spm.charsmap)
+        if spaced:
+            steps.append(normalizers.Replace(Regex(_char_class(spaced)), " "))
+        if deleted:
+            steps.append(normalizers.Replace(Regex(_char_class(deleted)), _DROPPED))
     if spm.nfkc:
         steps.append(normalizers.NFKC())
     if spm.charsmap:
         steps.append(normalizers.Precompiled(spm.charsmap))
+        steps.append(normalizers.Replace(_DROPPED, ""))
     steps += [
         normalizers.Replace(_REST, " "),
         normalizers.Replace(Regex("\\A +"), ""),
@@ -317,7 +363,7 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
     steps += [normalizers.Replace(SPACE + _OPEN + m + _CLOSE, code) for code, m in markers.items()]
     tok.normalizer = normalizers.Sequence(steps)
     if spm.charsmap:  # the markers must come through the character map unchanged
-        probe = "".join([_REST, _UNKNOWN_CODE, _ESCAPE, *markers.values()])
+        probe = "".join([_REST, _UNKNOWN_CODE, _ESCAPE, _DROPPED, *markers.values()])
         if normalizers.Precompiled(spm.charsmap).normalize_str(probe) != probe:
             raise _fail(spm.path, "its character map rewrites private-use characters (unsupported)")
 

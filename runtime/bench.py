@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .onnx_model import PROVIDER_ALIASES
+from .package import InputError
 
 DEFAULT_SENTENCES = Path(__file__).resolve().parent.parent / "benchmarks" / "test-books.es.txt"
 
@@ -36,28 +37,28 @@ def _peak_rss_mb() -> float:
 
 def run_worker(spec: dict) -> dict:
     """One provider x variant x threads: load once, then every batch/beam setting."""
-    from .translator import TranslationOptions, Translator
+    from .translator import Translator
 
     t0 = time.perf_counter()
     tr = Translator(spec["model"], providers=(spec["provider"],), variant=spec["variant"], intra_threads=spec["threads"])
     load_s = time.perf_counter() - t0
     sentences = spec["sentences"]
-    src = [s.ids for s in tr._segments(sentences, tr._options({})) if s.ids]
+    src = [s for s in sentences if s.strip()]
     rows = []
     for beam in spec["beam_sizes"]:
         for batch in spec["batch_sizes"]:
-            opts = TranslationOptions(beam_size=beam, batch_size=batch)
-            tr.translate_ids(src[: max(batch, 1)], opts)  # warm-up: first-run allocations, thread pools
+            opts = {"beam_size": beam, "batch_size": batch}
+            tr.translate_batch(src[: max(batch, 1)], **opts)  # warm-up: first-run allocations, thread pools
             runs, latencies, tokens = [], [], 0
             for _ in range(spec["repeats"]):
                 start = time.perf_counter()
                 n_tokens = 0
                 for i in range(0, len(src), batch):
                     b0 = time.perf_counter()
-                    hyps = tr.translate_ids(src[i : i + batch], opts)
+                    results = tr.translate_batch(src[i : i + batch], **opts)
                     dt = time.perf_counter() - b0
-                    latencies += [dt] * len(hyps)  # each sentence waits for its whole batch
-                    n_tokens += sum(len(h[0].tokens) + 1 for h in hyps)  # + end token
+                    latencies += [dt] * len(results)  # each sentence waits for its whole batch
+                    n_tokens += sum(len(r.hypotheses[0].tokens) + 1 for r in results)  # + end token
                 runs.append(time.perf_counter() - start)
                 tokens = n_tokens
             seconds = statistics.median(runs)
@@ -137,10 +138,10 @@ def bench_main(args) -> int:
     variants = [v for v in (args.variants.split(",") if args.variants else present) if v]
     unknown = [v for v in variants if v not in cfg.variants]
     if unknown:
-        raise ValueError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
+        raise InputError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
     absent = [v for v in variants if v not in present]
     if absent:
-        raise ValueError(f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})")
+        raise InputError(f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})")
     base = {"model": str(model), "sentences": sentences, "batch_sizes": batch_sizes, "beam_sizes": beam_sizes, "repeats": args.repeats}
     jobs = [(p, v, t) for p in providers for v in variants for t in threads]
     results, skipped = [], []
@@ -176,9 +177,9 @@ def _ints(text: str, flag: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"{flag} takes comma-separated integers, got {text!r}") from None
+        raise InputError(f"{flag} takes comma-separated integers, got {text!r}") from None
     if not values or min(values) < 1:
-        raise ValueError(f"{flag} takes integers >= 1, got {text!r}")
+        raise InputError(f"{flag} takes integers >= 1, got {text!r}")
     return values
 
 
@@ -186,7 +187,7 @@ def _sentences(args) -> list[str]:
     default = DEFAULT_SENTENCES if DEFAULT_SENTENCES.is_file() else Path.cwd() / "benchmarks" / DEFAULT_SENTENCES.name
     path = Path(args.input) if args.input else default
     if not path.is_file():
-        raise ValueError(f"sentence file not found: {path} (pass --input FILE, one sentence per line)")
+        raise InputError(f"sentence file not found: {path} (pass --input FILE, one sentence per line)")
     lines = [line.split("\t")[0].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return lines[: args.limit] if args.limit else lines
 

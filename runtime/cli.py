@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .onnx_model import choose_variant
 from .models import add_model, list_models, remove_model, user_root
-from .package import ModelError, installed_variants, read_config
+from .package import InputError, ModelError, installed_variants, read_config
 from .translator import Translator
 
 
@@ -53,10 +53,8 @@ def translate_main(args) -> int:
     translator = _translator(args)
     opts = {"beam_size": args.beam, "batch_size": args.batch_size, "max_length": args.max_length,
             "target_language": getattr(args, "target_language", None)}
-    if args.json:
-        opts["return_scores"] = True
     if args.input and args.text:
-        raise ValueError("give TEXT arguments or --input FILE, not both")
+        raise InputError("give TEXT arguments or --input FILE, not both")
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.text:
@@ -86,16 +84,14 @@ def translate_main(args) -> int:
 
 def _emit(translator: Translator, texts: list[str], opts: dict, out, as_json: bool) -> None:
     t0 = time.perf_counter()
-    results = translator.translate(texts, **opts)
+    results = translator.translate_batch(texts, **opts)
     ms = 1000 * (time.perf_counter() - t0) / max(len(texts), 1)
     for src, r in zip(texts, results):
         if as_json:
-            best = r.hypotheses[0]
-            out.write(json.dumps({"source": src, "translation": r.text, "score": best.score, "log_prob": best.log_prob,
-                                  "tokens": best.tokens, "ms_per_sentence": round(ms, 2)}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"source": src, **r.to_dict(), "ms_per_sentence": round(ms, 2)}, ensure_ascii=False) + "\n")
         else:
             # One output line per input line, even when a translation itself holds a newline.
-            out.write(r.replace("\n", " ") + "\n")
+            out.write(r.text.replace("\n", " ") + "\n")
 
 
 def models_main(args) -> int:

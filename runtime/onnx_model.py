@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import INT8_ROWS, MANIFEST_FILE, ModelError, ModelPackageConfig, check_external_data, installed_variants, read_config, verify_files
+from .package import INT8_ROWS, MANIFEST_FILE, InputError, ModelError, ModelPackageConfig, check_external_data, installed_variants, read_config, verify_files
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -43,14 +43,14 @@ def resolve_providers(
     if isinstance(providers, str):
         providers = [providers]
     if not providers:
-        raise ValueError("providers must name at least one execution provider, e.g. ('cpu',)")
+        raise InputError("providers must name at least one execution provider, e.g. ('cpu',)")
     available = ort.get_available_providers()
     options = provider_options or {}
     chosen: list[tuple[str, dict]] = []
     missing: list[str] = []
     for p in providers:
         if not isinstance(p, str):
-            raise ValueError(f"providers must be names (str), got {type(p).__name__}")
+            raise InputError(f"providers must be names (str), got {type(p).__name__}")
         name = PROVIDER_ALIASES.get(p.lower(), p)
         if name not in available:
             missing.append(p)

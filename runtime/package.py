@@ -32,8 +32,17 @@ SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE = "source.tokenizer.json", "target.
 INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
 
 
-class ModelError(Exception):
+class TraductorError(Exception):
+    """Base of every error a user causes and can fix: bad input, options, files or models. Front ends
+    map the family, not class names: the CLI prints one line and exits 2, the server answers 400."""
+
+
+class ModelError(TraductorError):
     """A model directory that cannot be used: missing, corrupt, or of an unknown format."""
+
+
+class InputError(TraductorError, ValueError, TypeError):
+    """Bad input or options (a ValueError or TypeError to callers that catch those)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from .decoder import make_step_decoder, pad_sources, padded_length
 from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
-from .package import ModelError, read_config
+from .package import InputError, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
 from .text import clean_text, split_sentences
 
@@ -35,7 +35,7 @@ class TranslationOptions:
 
     def validate(self) -> "TranslationOptions":
         def bad(name: str, why: str):
-            return ValueError(f"invalid option {name}={getattr(self, name)!r}: {why}")
+            return InputError(f"invalid option {name}={getattr(self, name)!r}: {why}")
 
         for name in ("beam_size", "num_hypotheses", "batch_size"):
             v = getattr(self, name)
@@ -66,6 +66,12 @@ class Candidate:
 class TranslationResult:
     text: str  # the best translation
     hypotheses: list[Candidate]  # n-best, best first (one per sentence part joined for long inputs)
+
+    def to_dict(self) -> dict:
+        """The JSON shape every front end uses (CLI --json, the HTTP server's alternatives)."""
+        best = self.hypotheses[0]
+        return {"translation": self.text, "score": best.score, "log_prob": best.log_prob, "tokens": best.tokens,
+                "alternatives": [{"translation": c.text, "score": c.score, "log_prob": c.log_prob} for c in self.hypotheses[1:]]}
 
 
 @dataclass
@@ -106,7 +112,7 @@ class Translator:
     ):
         self.model_dir = resolve_model(model)
         if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
-            raise ValueError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
+            raise InputError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
         config = read_config(self.model_dir)
         self.tokenizer = _load_tokenizer(self.model_dir, config.tokenizers.source)  # source side
         same = config.tokenizers.target == config.tokenizers.source
@@ -134,8 +140,17 @@ class Translator:
 
     # -- public API ----------------------------------------------------------------------------
 
+    def translate_batch(self, texts: Sequence[str], **options) -> list[TranslationResult]:
+        """The one entry point of every front end (CLI, bench, HTTP server): a list of texts ->
+        one TranslationResult each (n-best with scores), whatever the options. Options are
+        TranslationOptions fields; a bad one raises InputError (a ValueError)."""
+        if isinstance(texts, str):
+            raise InputError("translate_batch() takes a list of strings; use translate() for one string")
+        return self._translate_batch(_check_texts(texts), self._options(options))
+
     def translate(self, texts: str | Sequence[str], **options) -> str | list[str] | TranslationResult | list[TranslationResult]:
-        """Translate one string or a list of strings; options are TranslationOptions fields."""
+        """Convenience over translate_batch: a string for a string, a list for a list; with
+        return_scores=True or num_hypotheses > 1, TranslationResult(s) instead of text."""
         single = isinstance(texts, str)
         batch = _check_texts(texts)
         opts = self._options(options)
@@ -148,7 +163,7 @@ class Translator:
     def translate_stream(self, text: str, *, max_length: int | None = None, target_language: str | None = None) -> Iterator[str]:
         """Yield the (greedy) translation of `text` piece by piece as tokens are produced."""
         if not isinstance(text, str):
-            raise TypeError(f"translate_stream() takes a string, got {type(text).__name__}")
+            raise InputError(f"translate_stream() takes a string, got {type(text).__name__}")
         opts = self._options({"max_length": max_length, "beam_size": 1, "target_language": target_language})
         segments = self._segments([text], opts)
         for seg in segments:
@@ -178,7 +193,7 @@ class Translator:
         known = {f.name for f in fields(TranslationOptions)}
         unknown = set(options) - known
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+            raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
         given = {k: v for k, v in options.items() if v is not None or k == "max_length"}
         opts = replace(self.defaults, **given).validate()
         self._tag(opts.target_language)  # checked here, used when encoding
@@ -189,12 +204,12 @@ class Translator:
         cfg = self.config
         if not self._tags:
             if lang not in (None, cfg.target_language):
-                raise ValueError(f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only")
+                raise InputError(f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only")
             return []
         if lang is None:
-            raise ValueError(f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}")
+            raise InputError(f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}")
         if lang not in self._tags:
-            raise ValueError(f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}")
+            raise InputError(f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}")
         return [self._tags[lang]]
 
     def _limit(self, ids: list[int]) -> int:
@@ -320,10 +335,10 @@ def _check_texts(texts) -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if isinstance(texts, (bytes, bytearray)):
-        raise TypeError("translate() takes str, not bytes: decode the input first (e.g. data.decode('utf-8'))")
+        raise InputError("translate() takes str, not bytes: decode the input first (e.g. data.decode('utf-8'))")
     if not isinstance(texts, Sequence):
-        raise TypeError(f"translate() takes a string or a list of strings, got {type(texts).__name__}")
+        raise InputError(f"translate() takes a string or a list of strings, got {type(texts).__name__}")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"translate() takes strings; item {i} is {type(t).__name__}")
+            raise InputError(f"translate() takes strings; item {i} is {type(t).__name__}")
     return list(texts)

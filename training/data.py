@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from traductor.runtime.package import TraductorError
+
 SWORD_DIR = Path("/usr/share/sword")
 SOURCE_MODULE = "spaRV1909eb"  # Reina-Valera 1909, Debian package sword-text-sparv
 TARGET_MODULE = "engWEB2015eb"  # World English Bible, Debian package sword-text-web
@@ -25,7 +27,7 @@ _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?)\]])")
 
 
-class DataError(Exception):
+class DataError(TraductorError):
     """A user-facing problem with a corpus: missing modules, unreadable or malformed files."""
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from traductor.runtime.package import InputError
+
 # Added to attention scores where a key must not be seen; finite so fully masked rows stay NaN-free.
 NEG_INF = -1e9
 
@@ -43,16 +45,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+            raise InputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_encoder_layers", "n_decoder_layers", "max_len"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+                raise InputError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise InputError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+            raise InputError(f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.positions not in ("interleaved", "halves"):
-            raise ValueError(f"ModelConfig.positions must be 'interleaved' or 'halves', got {self.positions!r}")
+            raise InputError(f"ModelConfig.positions must be 'interleaved' or 'halves', got {self.positions!r}")
         object.__setattr__(self, "suppress_ids", tuple(self.suppress_ids))
 
     @property

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from traductor.runtime.package import InputError
+
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]  # ids 0..3, in this order
 
@@ -18,7 +20,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> Tokenizer:
     fallback spells characters never seen in training (emoji, CJK) as UTF-8 bytes instead of <unk>.
     """
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), got {vocab_size}")
+        raise InputError(f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), got {vocab_size}")
     tok = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True))
     # Leave room for the 256 byte tokens added after training.
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - 256, special_tokens=SPECIAL_TOKENS, show_progress=False)

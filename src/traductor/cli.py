@@ -14,7 +14,10 @@ EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib
             "transformers": "convert", "sentencepiece": "convert", "safetensors": "convert", "huggingface_hub": "convert"}
 
 
-class UserError(Exception):
+from traductor.runtime.package import TraductorError
+
+
+class UserError(TraductorError):
     """Raised for mistakes the user can fix; printed as one line, exit code 2."""
 
 
@@ -188,9 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _load(args.run)(args) or 0
-    except UserError as e:
-        print(f"traductor: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("traductor: interrupted", file=sys.stderr)
         return 130
@@ -202,6 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_user_error(e: Exception) -> bool:
-    """Errors defined as user-facing by the stages (found by name, so no stage is imported here).
-    Set TRADUCTOR_DEBUG=1 to see the traceback instead."""
-    return type(e).__name__ in {"DataError", "ModelError", "ExportError"} or isinstance(e, (OSError, ValueError, TypeError))
+    """The TraductorError family (bad input, options, files, models, data, failed export checks) and
+    file-system errors. Set TRADUCTOR_DEBUG=1 to see the traceback instead."""
+    return isinstance(e, (TraductorError, OSError))
