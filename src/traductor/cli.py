@@ -11,7 +11,8 @@ import sys
 from traductor import __version__
 
 EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib": "train", "pysword": "train", "onnx": "export", "onnxscript": "export",
-            "transformers": "convert", "sentencepiece": "convert", "safetensors": "convert", "huggingface_hub": "convert"}
+            "transformers": "convert", "sentencepiece": "convert", "safetensors": "convert", "huggingface_hub": "convert",
+            "starlette": "serve", "uvicorn": "serve", "multipart": "serve", "py3langid": "serve"}
 
 
 from traductor.runtime.package import TraductorError
@@ -132,6 +133,27 @@ def _add_convert(sub) -> None:
     q.set_defaults(run="traductor.export.marian:main")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="LibreTranslate-compatible HTTP API (needs the serve extra)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", action="append", help="model name or directory; repeat for several (default: the built-in es-en)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=5000, help="port to listen on")
+    p.add_argument("--char-limit", type=int, default=-1, help="most characters per text (-1: no limit)")
+    p.add_argument("--batch-limit", type=int, default=-1, help="most texts per request (-1: no limit)")
+    p.add_argument("--req-limit", type=int, default=-1, help="most requests per client per minute (-1: no limit)")
+    p.add_argument("--alternatives-limit", type=int, default=8, help="most alternatives a request may ask for")
+    p.add_argument("--api-keys", help="file of API keys, one per line: every request then needs one")
+    p.add_argument("--trust-forwarded-for", action="store_true", help="behind a proxy: limit clients by X-Forwarded-For")
+    p.add_argument("--no-batching", action="store_true", help="translate requests one at a time (for comparison)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    p.add_argument("--max-batch-sentences", type=int, default=32, help="most sentences decoded together")
+    p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: automatic)")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
+    p.set_defaults(run="traductor.runtime.server:serve_main")
+
+
 def _add_translate(sub) -> None:
     p = sub.add_parser("translate", help="translate text with a model package (no torch needed)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
@@ -171,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert):
+    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert, _add_serve):
         add(sub)
     return parser
 

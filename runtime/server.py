@@ -1,0 +1,585 @@
+"""`traductor serve`: a LibreTranslate-compatible HTTP API over the loaded packages.
+
+Endpoints and messages follow LibreTranslate's app.py, so its clients (libretranslatepy,
+libretranslate-aio, the Discourse plugin, browser add-ons, ...) work by changing a URL:
+
+    POST /translate   q (string, or a list in JSON; repeated q fields in a form), source (code or
+                      "auto"), target, format (text|html), alternatives, api_key
+                      -> {"translatedText": str | [str], "detectedLanguage"?, "alternatives"?}
+    POST /detect      q -> [{"confidence": 0..100, "language": code}, ...] among the loaded sources
+    GET  /languages   [{"code", "name", "targets"}] for each source language of the loaded packages
+    GET  /frontend/settings, GET /health
+
+Errors are always {"error": "..."}: 400 for a bad request, 403 for a bad API key, 429 over the
+request limit, 405 for a wrong method; a user mistake is never a 500 and never stops the server.
+
+Concurrent requests for one package are gathered into decoder batches by a `Batcher`: the first
+waiting request opens a batch, which takes whatever else arrives within a short wait, up to a number
+of sentences, longest-waiting first. Because a sentence's translation does not depend on what it is
+batched with (see Translator.translate_ids), every answer equals translating that request alone.
+
+Needs the `serve` extra (starlette, uvicorn, python-multipart, py3langid); the runtime core does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import html
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .package import InputError, TraductorError
+from .translator import Translator
+
+log = logging.getLogger("traductor.serve")
+
+# English names of the languages a package may declare (ISO 639-1, and the 639-3 codes OPUS-MT uses).
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "eo": "Esperanto", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish",
+    "fr": "French", "ga": "Irish", "gl": "Galician", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch", "no": "Norwegian",
+    "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
+    "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}
+ISO3_TO_1 = {"ara": "ar", "bul": "bg", "cat": "ca", "ces": "cs", "dan": "da", "deu": "de", "ell": "el", "eng": "en", "epo": "eo",
+             "spa": "es", "est": "et", "eus": "eu", "fas": "fa", "fin": "fi", "fra": "fr", "gle": "ga", "glg": "gl", "heb": "he",
+             "hin": "hi", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kor": "ko", "lit": "lt", "lav": "lv", "nld": "nl",
+             "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rus": "ru", "slk": "sk", "slv": "sl", "swe": "sv", "tur": "tr",
+             "ukr": "uk", "vie": "vi", "zho": "zh"}
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Authorization",
+    "Access-Control-Allow-Methods": "GET, POST",
+    "Access-Control-Allow-Credentials": "true",
+    "Access-Control-Max-Age": str(60 * 60 * 24 * 20),
+}
+
+
+class ApiError(Exception):
+    """An answer {"error": message} with an HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code) or LANGUAGE_NAMES.get(ISO3_TO_1.get(code, ""), code)
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    char_limit: int = -1  # per text; -1 = none
+    batch_limit: int = -1  # texts per request; -1 = none
+    req_limit: int = -1  # requests per client per minute; -1 = none
+    alternatives_limit: int = 8
+    api_keys: frozenset[str] = frozenset()  # non-empty: every /translate and /detect needs one of them
+    batching: bool = True
+    batch_wait_ms: float = 5.0  # how long an open batch waits for more requests
+    max_batch_sentences: int = 32  # sentences decoded together
+    frontend_timeout: int = 500
+    trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
+
+
+# -- batching --------------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    texts: list[str]
+    options: dict
+    future: concurrent.futures.Future
+    queued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self) -> tuple:
+        return tuple(sorted(self.options.items()))
+
+
+class Batcher:
+    """One worker thread per package that turns waiting requests into decoder batches.
+
+    submit() queues (texts, options) and returns a Future of their TranslationResults. The worker
+    takes the longest-waiting job, then for up to `wait` seconds (or until `max_sentences`) adds
+    jobs with the same options; jobs with other options wait for the next batch, first in line.
+    With batching off, each job is translated alone, one at a time.
+    """
+
+    def __init__(self, translator: Translator, settings: Settings):
+        self.translator = translator
+        self.wait = settings.batch_wait_ms / 1000 if settings.batching else 0.0
+        self.max_sentences = settings.max_batch_sentences if settings.batching else 1  # gathered per batch
+        self.decoder_batch = settings.max_batch_sentences  # sentences per decoder batch, either way
+        self.queue: queue.Queue[_Job | None] = queue.Queue()
+        self.held: collections.deque[_Job] = collections.deque()
+        self.batches = 0
+        self.thread = threading.Thread(target=self._run, name="traductor-batcher", daemon=True)
+        self.thread.start()
+
+    def submit(self, texts: list[str], options: dict) -> concurrent.futures.Future:
+        job = _Job(texts, options, concurrent.futures.Future())
+        self.queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _next(self, timeout: float | None) -> _Job | None | bool:
+        """The next job (held ones first); False when none came within timeout."""
+        if self.held:
+            return self.held.popleft()
+        try:
+            return self.queue.get(timeout=timeout) if timeout is None or timeout > 0 else self.queue.get_nowait()
+        except queue.Empty:
+            return False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping or self.held:
+            first = self._next(None) if not stopping else self.held.popleft()
+            if first is None:
+                stopping = True
+                continue
+            batch, sentences = [first], len(first.texts)
+            deadline = time.perf_counter() + self.wait
+            skipped: list[_Job] = []
+            while sentences < self.max_sentences and not stopping:
+                job = self._next(deadline - time.perf_counter())
+                if job is False:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                if job.key != first.key or sentences + len(job.texts) > max(self.max_sentences, len(first.texts)):
+                    skipped.append(job)  # next batch, ahead of newer arrivals
+                    continue
+                batch.append(job)
+                sentences += len(job.texts)
+            self.held.extendleft(reversed(skipped))
+            self._translate(batch)
+
+    def _translate(self, batch: list[_Job]) -> None:
+        texts = [t for job in batch for t in job.texts]
+        try:
+            results = self.translator.translate_batch(texts, **batch[0].options, batch_size=self.decoder_batch)
+        except Exception as e:  # handed to every waiting request; the worker lives on
+            for job in batch:
+                job.future.set_exception(e)
+            return
+        self.batches += 1
+        start = 0
+        for job in batch:
+            job.future.set_result(results[start : start + len(job.texts)])
+            start += len(job.texts)
+
+
+# -- languages ---------------------------------------------------------------------------------------
+
+@dataclass
+class Route:
+    batcher: Batcher
+    target_language: str | None  # the option multi-target packages need, else None
+
+
+class Languages:
+    """The directions the loaded packages offer, and source-language detection among them."""
+
+    def __init__(self, translators: list[Translator], settings: Settings):
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.batchers: list[Batcher] = []
+        for tr in translators:
+            batcher = Batcher(tr, settings)
+            self.batchers.append(batcher)
+            cfg = tr.config
+            targets = sorted(cfg.language_tags) if cfg.language_tags else [cfg.target_language]
+            for target in targets:
+                key = (cfg.source_language, target)
+                if key in self.routes:
+                    log.warning("%s -> %s is offered by two packages; keeping the first", *key)
+                    continue
+                self.routes[key] = Route(batcher, target if cfg.language_tags else None)
+        self.sources = sorted({s for s, _ in self.routes})
+        self.targets = sorted({t for _, t in self.routes})
+        self._detector = None
+        self._detect_lock = threading.Lock()
+
+    def listing(self) -> list[dict]:
+        return [{"code": s, "name": language_name(s), "targets": sorted(t for src, t in self.routes if src == s)} for s in self.sources]
+
+    def detect(self, text: str) -> list[dict]:
+        """[{"confidence": 0..100, "language": code}] best first, among the loaded source languages.
+
+        py3langid (a maintained fork of langid.py): offline, its model ships inside its 4.6 MB wheel,
+        needs only numpy (already a runtime dependency), and can be restricted to a set of
+        languages, which is what choosing among the loaded sources needs."""
+        known = {s: ISO3_TO_1.get(s, s) for s in self.sources}
+        if len(self.sources) == 1:
+            return [{"confidence": 100.0, "language": self.sources[0]}]
+        with self._detect_lock:
+            if self._detector is None:
+                from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+                ident = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+                usable = sorted({c for c in known.values() if c in set(ident.labels)})
+                if usable:
+                    ident.set_languages(usable)
+                self._detector = (ident, usable)
+            ident, usable = self._detector
+            ranked = ident.rank(text) if usable else []
+        back = {v: k for k, v in known.items()}
+        out = [{"confidence": round(100 * float(p), 2), "language": back[c]} for c, p in ranked if c in back]
+        missing = [s for s in self.sources if s not in {o["language"] for o in out}]
+        return out + [{"confidence": 0.0, "language": s} for s in missing]
+
+    def close(self) -> None:
+        for b in self.batchers:
+            b.close()
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+class _HtmlPieces(HTMLParser):
+    """Split a document into markup kept verbatim and text nodes to translate (script and style
+    contents, comments, doctype and processing instructions stay as they are)."""
+
+    RAW = {"script", "style"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[tuple[str, str]] = []  # ("markup", raw) or ("text", unescaped text)
+        self._raw_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.pieces.append(("markup", self.get_starttag_text()))
+        if tag in self.RAW:
+            self._raw_depth += 1
+
+    def handle_startendtag(self, tag, attrs):
+        self.pieces.append(("markup", self.get_starttag_text()))
+
+    def handle_endtag(self, tag):
+        if tag in self.RAW and self._raw_depth:
+            self._raw_depth -= 1
+        self.pieces.append(("markup", f"</{tag}>"))
+
+    def handle_data(self, data):
+        self.pieces.append(("markup" if self._raw_depth else "text", data))
+
+    def handle_comment(self, data):
+        self.pieces.append(("markup", f"<!--{data}-->"))
+
+    def handle_decl(self, decl):
+        self.pieces.append(("markup", f"<!{decl}>"))
+
+    def handle_pi(self, data):
+        self.pieces.append(("markup", f"<?{data}>"))
+
+    def unknown_decl(self, data):
+        self.pieces.append(("markup", f"<![{data}]>"))
+
+
+def html_pieces(document: str) -> list[tuple[str, str]]:
+    parser = _HtmlPieces()
+    parser.feed(document)
+    parser.close()
+    return parser.pieces
+
+
+def html_join(pieces: list[tuple[str, str]], translated: dict[int, str]) -> str:
+    """Markup as it was; each translated text node re-escaped, its surrounding whitespace kept."""
+    out = []
+    for i, (kind, value) in enumerate(pieces):
+        if kind == "markup" or i not in translated:
+            out.append(value if kind == "markup" else html.escape(value, quote=False))
+            continue
+        lead = value[: len(value) - len(value.lstrip())]
+        trail = value[len(value.rstrip()) :]
+        out.append(lead + html.escape(translated[i], quote=False) + trail)
+    return "".join(out)
+
+
+# -- the app -----------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """Requests per client per minute, over a sliding window."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.seen: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self.lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        if self.per_minute < 0:
+            return
+        now = time.monotonic()
+        with self.lock:
+            q = self.seen[client]
+            while q and now - q[0] > 60:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                raise ApiError(429, f"Slowdown: {self.per_minute} per 1 minute")
+            q.append(now)
+
+
+async def _params(request) -> tuple[dict, bool]:
+    """The request's fields, as LibreTranslate reads them: a JSON object, or form/query values."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        body = await request.body()
+        try:
+            data = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ApiError(400, "Invalid JSON format") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "Invalid JSON format")
+        return data, True
+    values: dict = {}
+    for k in request.query_params:
+        values[k] = request.query_params.get(k)
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        body = await request.body()
+        if ctype == "application/x-www-form-urlencoded":
+            from urllib.parse import unquote_to_bytes
+
+            for part in body.split(b"&"):
+                raw = unquote_to_bytes(part.split(b"=", 1)[-1].replace(b"+", b" "))
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ApiError(400, "Invalid request: the form body is not valid UTF-8") from None
+        try:
+            form = await request.form()
+        except Exception as e:  # malformed multipart
+            raise ApiError(400, f"Invalid request: malformed form body ({type(e).__name__})") from None
+        for k in form:
+            items = [v for v in form.getlist(k) if isinstance(v, str)]
+            if not items:
+                continue
+            values[k] = items if (k == "q" and len(items) > 1) else items[0]
+    return values, False
+
+
+def create_app(translators: list[Translator], settings: Settings):
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route as HttpRoute
+
+    langs = Languages(translators, settings)
+    limiter = RateLimiter(settings.req_limit)
+
+    def client_of(request: Request) -> str:
+        forwarded = request.headers.get("x-forwarded-for") if settings.trust_forwarded_for else None
+        return forwarded.split(",")[0].strip() if forwarded else (request.client.host if request.client else "127.0.0.1")
+
+    def access(request: Request, params: dict) -> None:
+        if settings.api_keys:
+            key = params.get("api_key")
+            if not key:
+                raise ApiError(400, "Please contact the server operator to get an API key")
+            if key not in settings.api_keys:
+                raise ApiError(403, "Invalid API key")
+        limiter.check(client_of(request))
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def guarded(handler, request: Request):
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return error(e.status, e.message)
+        except TraductorError as e:  # a user mistake the translator caught
+            return error(400, str(e))
+        except Exception as e:  # a bug: answered, logged, and the server goes on
+            log.exception("internal error")
+            return error(500, f"Cannot translate text: {type(e).__name__}: {e}")
+
+    async def translate(request: Request):
+        if request.method == "OPTIONS":
+            return Response(status_code=200)
+        params, is_json = await _params(request)
+        access(request, params)
+        q, source, target = params.get("q"), params.get("source"), params.get("target")
+        text_format = params.get("format") or "text"
+        for name, value in (("q", q), ("source", source), ("target", target)):
+            if not value:
+                raise ApiError(400, f"Invalid request: missing {name} parameter")
+        if not isinstance(q, (str, list)) or (isinstance(q, list) and not all(isinstance(t, str) for t in q)):
+            raise ApiError(400, "Invalid request: q must be a string or a list of strings")
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise ApiError(400, "Invalid request: source and target must be language codes")
+        try:
+            alternatives = max(0, int(params.get("alternatives") or 0))
+        except (TypeError, ValueError):
+            raise ApiError(400, "Invalid request: alternatives parameter is not a number") from None
+        if settings.alternatives_limit != -1 and alternatives > settings.alternatives_limit:
+            raise ApiError(400, f"Invalid request: alternatives parameter must be <= {settings.alternatives_limit}")
+        batch = isinstance(q, list)
+        texts = q if batch else [q]
+        if not is_json:
+            texts = ["\n".join(t.splitlines()) for t in texts]
+        if batch and settings.batch_limit != -1 and len(texts) > settings.batch_limit:
+            raise ApiError(400, f"Invalid request: request ({len(texts)}) exceeds text limit ({settings.batch_limit})")
+        if settings.char_limit != -1:
+            for t in texts:
+                if len(t) > settings.char_limit:
+                    raise ApiError(400, f"Invalid request: request ({len(t)}) exceeds text limit ({settings.char_limit})")
+        if source == "auto":
+            detected = langs.detect(" ".join(texts))[0]
+            source_code = detected["language"]
+        else:
+            detected, source_code = None, source
+        if source_code not in langs.sources:
+            raise ApiError(400, f"{source} is not supported")
+        if target not in langs.targets:
+            raise ApiError(400, f"{target} is not supported")
+        if text_format not in ("text", "html"):
+            raise ApiError(400, f"{text_format} format is not supported")
+        route = langs.routes.get((source_code, target))
+        if route is None:
+            raise ApiError(400, f"{language_name(target)} ({target}) is not available as a target language from "
+                                f"{language_name(source_code)} ({source_code})")
+        tr = route.batcher.translator
+        options = {"target_language": route.target_language}
+        if alternatives and text_format == "text":
+            options.update(num_hypotheses=alternatives + 1, beam_size=max(tr.defaults.beam_size, alternatives + 1))
+        if text_format == "html":
+            docs = [html_pieces(t) for t in texts]
+            nodes = [(d, i) for d, pieces in enumerate(docs) for i, (kind, v) in enumerate(pieces) if kind == "text" and v.strip()]
+            results = await asyncio.wrap_future(route.batcher.submit([docs[d][i][1].strip() for d, i in nodes], options)) if nodes else []
+            done: list[dict[int, str]] = [{} for _ in docs]
+            for (d, i), r in zip(nodes, results):
+                done[d][i] = r.text
+            out = [html_join(pieces, done[d]) for d, pieces in enumerate(docs)]
+            alts = [[] for _ in texts]
+        else:
+            # Texts with no letter at all (emoji, numbers, punctuation) come back as they are.
+            todo = [i for i, t in enumerate(texts) if any(ch.isalpha() for ch in t)]
+            results = await asyncio.wrap_future(route.batcher.submit([texts[i] for i in todo], options)) if todo else []
+            out, alts = list(texts), [[] for _ in texts]
+            for i, r in zip(todo, results):
+                out[i] = r.text
+                alts[i] = list(dict.fromkeys(c.text for c in r.hypotheses[1:] if c.text != r.text))
+        body: dict = {"translatedText": out if batch else out[0]}
+        if detected is not None:
+            body["detectedLanguage"] = [detected] * len(texts) if batch else detected
+        if alternatives:
+            body["alternatives"] = alts if batch else alts[0]
+        return JSONResponse(body)
+
+    async def detect(request: Request):
+        if request.method == "OPTIONS":
+            return Response(status_code=200)
+        params, _ = await _params(request)
+        access(request, params)
+        q = params.get("q")
+        if not q:
+            raise ApiError(400, "Invalid request: missing q parameter")
+        if not isinstance(q, str):
+            if isinstance(q, list) and all(isinstance(t, str) for t in q):
+                q = " ".join(q)
+            else:
+                raise ApiError(400, "Invalid request: q must be a string")
+        return JSONResponse(langs.detect(q))
+
+    async def languages(request: Request):
+        return JSONResponse(langs.listing())
+
+    async def frontend_settings(request: Request):
+        source = langs.sources[0]
+        target = next(t for s, t in langs.routes if s == source)
+        return JSONResponse({
+            "charLimit": settings.char_limit, "frontendTimeout": settings.frontend_timeout, "apiKeys": bool(settings.api_keys),
+            "keyRequired": bool(settings.api_keys), "suggestions": False, "filesTranslation": False, "supportedFilesFormat": [],
+            "language": {"source": {"code": source, "name": language_name(source)}, "target": {"code": target, "name": language_name(target)}},
+        })
+
+    async def health(request: Request):
+        return JSONResponse({"status": "ok"})
+
+    def endpoint(handler):
+        async def run(request: Request):
+            return await guarded(handler, request)
+        return run
+
+    class Cors(BaseHTTPMiddleware):
+        async def dispatch(self, request, call_next):
+            response = await call_next(request)
+            response.headers.update(CORS_HEADERS)
+            return response
+
+    async def http_error(request, exc: HTTPException):
+        return error(exc.status_code, exc.detail)
+
+    routes = [
+        HttpRoute("/translate", endpoint(translate), methods=["POST", "OPTIONS"]),
+        HttpRoute("/detect", endpoint(detect), methods=["POST", "OPTIONS"]),
+        HttpRoute("/languages", endpoint(languages), methods=["GET", "POST"]),
+        HttpRoute("/frontend/settings", endpoint(frontend_settings), methods=["GET"]),
+        HttpRoute("/health", endpoint(health), methods=["GET"]),
+    ]
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        langs.close()  # after uvicorn has let the requests in flight finish
+
+    app = Starlette(routes=routes, middleware=[Middleware(Cors)], exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    app.state.languages = langs
+    return app
+
+
+def load_api_keys(path: str | None) -> frozenset[str]:
+    if not path:
+        return frozenset()
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--api-keys: file not found: {p}")
+    keys = frozenset(line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise InputError(f"--api-keys: {p} holds no key (one per line; # starts a comment)")
+    return keys
+
+
+def serve_main(args) -> int:
+    try:
+        import uvicorn  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError as e:
+        raise InputError(f"`traductor serve` needs the serve extra: pip install 'traductor[serve]' ({e.name} is missing)") from None
+    import uvicorn
+
+    settings = Settings(host=args.host, port=args.port, char_limit=args.char_limit, batch_limit=args.batch_limit,
+                        req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
+                        batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences)
+    for name in ("char_limit", "batch_limit", "req_limit"):
+        v = getattr(settings, name)
+        if v < -1 or v == 0:
+            raise InputError(f"--{name.replace('_', '-')} must be -1 (no limit) or a positive number, got {v}")
+    if settings.max_batch_sentences < 1 or settings.batch_wait_ms < 0:
+        raise InputError("--max-batch-sentences must be >= 1 and --batch-wait-ms >= 0")
+    translators = [Translator(m, variant=args.variant, intra_threads=args.threads) for m in (args.model or [None])]
+    app = create_app(translators, settings)
+    pairs = ", ".join(f"{s}->{t}" for s, t in app.state.languages.routes)
+    print(f"traductor serve: {pairs} on http://{settings.host}:{settings.port} "
+          f"(batching {'on' if settings.batching else 'off'})", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, timeout_graceful_shutdown=None)
+    return 0

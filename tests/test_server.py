@@ -1,0 +1,313 @@
+"""`traductor serve`: a real server process on 127.0.0.1, driven over HTTP and by the real
+LibreTranslate clients (libretranslatepy, libretranslate-aio). LibreTranslate's own API test cases
+are reproduced with this project's es->en and en->es test packages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("py3langid")
+
+from traductor.runtime import Translator  # noqa: E402
+from traductor.runtime.package import write_manifest  # noqa: E402
+
+from .conftest import TINY_MODEL  # noqa: E402
+
+SPANISH = ["sol luna", "casa perro gato", "el rey y el pan", "agua fuego tierra cielo mar"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "traductor", "serve", "--port", str(self.port), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def request(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None, headers=None):
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers={**({"Content-Type": ctype} if ctype else {}), **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"null"), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw else None, dict(e.headers)
+
+    def get(self, path: str):
+        return self.request("GET", path)[:2]
+
+    def post_json(self, path: str, payload) -> tuple[int, object]:
+        return self.request("POST", path, json.dumps(payload).encode(), "application/json")[:2]
+
+    def post_form(self, path: str, fields: dict | list) -> tuple[int, object]:
+        from urllib.parse import urlencode
+
+        return self.request("POST", path, urlencode(fields, doseq=True).encode(), "application/x-www-form-urlencoded")[:2]
+
+    def stop(self) -> bool:
+        """SIGTERM, as a service manager stops it -> whether it shut down by itself. (uvicorn
+        re-raises the signal once it has shut down gracefully, so the exit status is -SIGTERM.)"""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return False
+        return code in (0, -signal.SIGTERM) and "Traceback" not in self.proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def en_es(tmp_path_factory) -> Path:
+    """A second package that declares English -> Spanish (the tiny model's weights, relabelled)."""
+    pkg = tmp_path_factory.mktemp("pkg") / "en-es"
+    shutil.copytree(TINY_MODEL, pkg)
+    cfg = json.loads((pkg / "config.json").read_text())
+    cfg["source_language"], cfg["target_language"] = "en", "es"
+    (pkg / "config.json").write_text(json.dumps(cfg))
+    (pkg / "reference.json").unlink()
+    write_manifest(pkg)
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def server(en_es):
+    s = Server("--model", str(TINY_MODEL), "--model", str(en_es), "--alternatives-limit", "3")
+    yield s
+    assert s.stop()
+
+
+def alone(texts, **options):
+    return [r.text for r in Translator(TINY_MODEL).translate_batch(texts, **options)]
+
+
+# -- LibreTranslate's API test cases, es->en -----------------------------------------------------
+
+def test_translate_form_and_batch_json(server):
+    status, body = server.post_form("/translate", {"q": "sol luna", "source": "es", "target": "en", "format": "text"})
+    assert status == 200 and body == {"translatedText": alone(["sol luna"])[0]}
+    status, body = server.post_json("/translate", {"q": SPANISH[:2], "source": "es", "target": "en", "format": "text"})
+    assert status == 200 and body["translatedText"] == alone(SPANISH[:2])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"q": "sol", "source": "es", "target": "zz"}, "zz is not supported"),
+    ({"q": "sol", "source": "zz", "target": "en"}, "zz is not supported"),
+    ({"source": "es", "target": "en"}, "Invalid request: missing q parameter"),
+    ({"q": "sol", "target": "en"}, "Invalid request: missing source parameter"),
+    ({"q": "sol", "source": "es"}, "Invalid request: missing target parameter"),
+    ({"q": "sol", "source": "es", "target": "en", "format": "xml"}, "xml format is not supported"),
+    ({"q": "sol", "source": "es", "target": "en", "alternatives": "abc"}, "Invalid request: alternatives parameter is not a number"),
+    ({"q": "sol", "source": "es", "target": "en", "alternatives": 4}, "Invalid request: alternatives parameter must be <= 3"),
+    ({"q": "sol", "source": "es", "target": "es"}, "Spanish (es) is not available as a target language from Spanish (es)"),
+])
+def test_translate_errors(server, fields, message):
+    assert server.post_form("/translate", fields) == (400, {"error": message})
+
+
+def test_alternatives_come_from_the_n_best(server):
+    status, body = server.post_json("/translate", {"q": "casa perro gato", "source": "es", "target": "en", "alternatives": 2})
+    tr = Translator(TINY_MODEL)
+    nbest = tr.translate("casa perro gato", beam_size=max(tr.defaults.beam_size, 3), num_hypotheses=3)
+    assert status == 200 and body["translatedText"] == nbest.text
+    assert body["alternatives"] == [c.text for c in nbest.hypotheses[1:] if c.text != nbest.text]
+    status, body = server.post_json("/translate", {"q": ["sol", "luna"], "source": "es", "target": "en", "alternatives": 2})
+    assert status == 200 and len(body["alternatives"]) == 2 and all(isinstance(a, list) for a in body["alternatives"])
+
+
+def test_auto_detects_among_the_loaded_sources(server):
+    status, body = server.post_form("/translate", {"q": "Esta es una oración escrita en español para probar", "source": "auto", "target": "en"})
+    assert status == 200 and body["detectedLanguage"]["language"] == "es" and body["detectedLanguage"]["confidence"] > 50
+    status, body = server.post_json("/translate", {"q": ["Hello there, my friend", "Good morning to you all"], "source": "auto", "target": "es"})
+    assert status == 200 and [d["language"] for d in body["detectedLanguage"]] == ["en", "en"]
+    status, body = server.post_json("/detect", {"q": "This is an English sentence for detection"})
+    assert status == 200 and body[0]["language"] == "en" and {d["language"] for d in body} == {"en", "es"}
+    assert server.post_form("/detect", {"q": "Hola"})[0] == 200
+    assert server.post_json("/detect", {"q": ["This is English", "Esto es español"]})[0] == 200
+    assert server.request("POST", "/detect")[:2] == (400, {"error": "Invalid request: missing q parameter"})
+    assert server.get("/detect")[0] == 405
+
+
+def test_html_keeps_every_tag_and_attribute(server):
+    doc = '<div class="a" data-x="1"><p>sol <b title="t">luna</b> &amp; perro</p><!-- note --><script>var x = "sol";</script><br/>casa</div>'
+    status, body = server.post_form("/translate", {"q": doc, "source": "es", "target": "en", "format": "html"})
+    assert status == 200
+    out = body["translatedText"]
+    for markup in ('<div class="a" data-x="1">', "<p>", '<b title="t">', "</b>", "</p>", "<!-- note -->", '<script>var x = "sol";</script>', "<br/>", "</div>"):
+        assert markup in out
+    assert alone(["luna"])[0] in out and alone(["casa"])[0] in out
+    status, body = server.post_json("/translate", {"q": ["<p>sol</p>", "<p>luna</p>"], "source": "es", "target": "en", "format": "html"})
+    assert status == 200 and body["translatedText"] == [f"<p>{t}</p>" for t in alone(["sol", "luna"])]
+
+
+def test_non_translatable_text_comes_back_as_is(server):
+    assert server.post_form("/translate", {"q": "😀", "source": "es", "target": "en"}) == (200, {"translatedText": "😀"})
+    assert server.post_json("/translate", {"q": ["😀", "123"], "source": "es", "target": "en"}) == (200, {"translatedText": ["😀", "123"]})
+
+
+def test_languages_settings_health_cors_and_methods(server):
+    assert server.get("/languages") == (200, [{"code": "en", "name": "English", "targets": ["es"]}, {"code": "es", "name": "Spanish", "targets": ["en"]}])
+    status, settings = server.get("/frontend/settings")
+    assert status == 200 and settings["charLimit"] == -1 and settings["apiKeys"] is False and settings["language"]["source"]["code"] == "en"
+    assert server.get("/health") == (200, {"status": "ok"})
+    status, body, headers = server.request("GET", "/translate")
+    assert status == 405 and "error" in body
+    assert headers["access-control-allow-origin"] == "*" and headers["access-control-allow-methods"] == "GET, POST"
+    assert server.request("OPTIONS", "/translate")[0] == 200
+    assert server.request("GET", "/nope")[0] == 404
+
+
+@pytest.mark.parametrize("body, ctype", [
+    (b"{not json", "application/json"),
+    (b'["a", "b"]', "application/json"),
+    (b'{"q": 5, "source": "es", "target": "en"}', "application/json"),
+    (b'{"q": [1, 2], "source": "es", "target": "en"}', "application/json"),
+    (b'{"q": {"a": 1}, "source": "es", "target": "en"}', "application/json"),
+    (b'{"q": "sol", "source": ["es"], "target": "en"}', "application/json"),
+    (b'{"q": [], "source": "es", "target": "en"}', "application/json"),
+    (b"q=%FF%FEsol&source=es&target=en", "application/x-www-form-urlencoded"),
+    (b'{"q": "sol", "source": "es", "target": "en", "format": "pdf"}', "application/json"),
+    (b'{"q": "sol", "source": "xx", "target": "en"}', "application/json"),
+    (b"\xff\xfe", "application/json"),
+    (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+])
+def test_bad_inputs_get_a_400_and_the_server_stays_up(server, body, ctype):
+    status, answer, _ = server.request("POST", "/translate", body, ctype)
+    assert status == 400 and set(answer) == {"error"} and answer["error"]
+    assert server.get("/health") == (200, {"status": "ok"})
+
+
+def test_libretranslatepy_client(server):
+    from libretranslatepy import LibreTranslateAPI
+
+    lt = LibreTranslateAPI(server.url)
+    assert lt.translate("sol luna", "es", "en") == alone(["sol luna"])[0]
+    assert lt.detect("This is an English sentence")[0]["language"] == "en"
+    assert {lang["code"] for lang in lt.languages()} == {"en", "es"}
+
+
+def test_libretranslate_aio_clients(server):
+    from libretranslate_aio import AsyncLibreTranslate, LibreTranslate
+    from libretranslate_aio.exceptions import BadRequestError
+
+    with LibreTranslate(base_url=server.url) as lt:
+        assert lt.translate("sol luna", "es", "en").translated_text == alone(["sol luna"])[0]
+        assert lt.translate(SPANISH, "es", "en").translated_text == alone(SPANISH)  # repeated q fields in a form
+        assert lt.detect("Esta es una frase en español")[0].language == "es"
+        assert {lang.code for lang in lt.languages()} == {"en", "es"}
+        assert lt.health() is True and lt.frontend_settings().char_limit == -1
+        with pytest.raises(BadRequestError, match="zz is not supported"):
+            lt.translate("sol", "es", "zz")
+
+    async def run():
+        async with AsyncLibreTranslate(base_url=server.url) as lt:
+            return await asyncio.gather(*(lt.translate(t, "es", "en") for t in SPANISH))
+
+    assert [r.translated_text for r in asyncio.run(run())] == alone(SPANISH)
+
+
+def test_concurrent_requests_equal_their_serial_answers(server):
+    verses = (Path(__file__).parents[1] / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines()[:40]
+    answers: dict[int, object] = {}
+
+    def client(i: int):
+        answers[i] = server.post_json("/translate", {"q": verses[i], "source": "es", "target": "en"})
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(verses))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(answers[i][0] == 200 for i in range(len(verses)))
+    assert [answers[i][1]["translatedText"] for i in range(len(verses))] == [server.post_json("/translate", {"q": v, "source": "es", "target": "en"})[1]["translatedText"] for v in verses]
+
+
+def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
+    from traductor.runtime.server import Batcher, Settings
+
+    tr = Translator(TINY_MODEL, intra_threads=1)
+    batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=64))
+    verses = [" ".join(SPANISH[i % 4].split()[: 1 + i % 3]) + f" {w}" for i, w in enumerate("sol luna casa perro gato agua fuego mar rey pan vino monte".split())]
+    futures = [batcher.submit([v], {"target_language": None}) for v in verses]
+    got = [f.result(timeout=60)[0].text for f in futures]
+    batcher.close()
+    assert got == alone(verses) and batcher.batches < len(verses)
+
+
+def test_limits_and_api_keys(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# one per line\nsecret-1\n")
+    s = Server("--model", str(TINY_MODEL), "--char-limit", "12", "--batch-limit", "2", "--req-limit", "6", "--api-keys", str(keys))
+    try:
+        ok = {"source": "es", "target": "en", "api_key": "secret-1"}
+        assert s.post_form("/translate", {"q": "sol", **ok})[0] == 200
+        assert s.post_form("/translate", {"q": "sol", "source": "es", "target": "en"}) == (400, {"error": "Please contact the server operator to get an API key"})
+        assert s.post_form("/translate", {"q": "sol", "source": "es", "target": "en", "api_key": "nope"}) == (403, {"error": "Invalid API key"})
+        assert s.post_form("/translate", {"q": "sol luna casa perro", **ok}) == (400, {"error": "Invalid request: request (19) exceeds text limit (12)"})
+        assert s.post_json("/translate", {"q": ["sol", "luna", "casa"], **ok}) == (400, {"error": "Invalid request: request (3) exceeds text limit (2)"})
+        assert s.get("/frontend/settings")[1]["keyRequired"] is True
+        statuses = [s.post_form("/translate", {"q": "sol", **ok})[0] for _ in range(4)]
+        assert statuses[-1] == 429 and 200 in statuses
+        assert s.post_form("/translate", {"q": "sol", **ok})[1]["error"] == "Slowdown: 6 per 1 minute"
+        assert s.get("/health") == (200, {"status": "ok"})
+    finally:
+        assert s.stop()
+
+
+def test_sigterm_finishes_the_requests_in_flight(tmp_path):
+    s = Server("--model", str(TINY_MODEL), "--no-batching")
+    texts = [" ".join("casa perro gato sol luna agua".split()[: i % 6 + 1]) for i in range(3000)]  # ~3 s of work
+    result = {}
+
+    def slow():
+        result["answer"] = s.post_json("/translate", {"q": texts, "source": "es", "target": "en"})
+        result["done"] = time.perf_counter()
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    signalled = time.perf_counter()
+    stopped = s.stop()
+    t.join(timeout=120)
+    assert result["done"] > signalled  # it was still in flight when SIGTERM came
+    assert stopped
+    assert result["answer"][0] == 200 and result["answer"][1]["translatedText"] == alone(texts)
+
+
+def test_serve_refuses_bad_settings_with_one_line(tmp_path):
+    for args, message in ((["--char-limit", "0"], "--char-limit must be -1"), (["--api-keys", str(tmp_path / "none")], "file not found"),
+                          (["--model", str(tmp_path / "missing")], "model directory not found")):
+        proc = subprocess.run([sys.executable, "-m", "traductor", "serve", "--port", str(free_port()), *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ})
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
