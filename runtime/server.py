@@ -113,7 +113,8 @@ class Batcher:
     submit() queues (texts, options) and returns a Future of their TranslationResults. The worker
     takes the longest-waiting job, then for up to `wait` seconds (or until `max_sentences`) adds
     jobs with the same options; jobs with other options wait for the next batch, first in line.
-    With batching off, each job is translated alone, one at a time.
+    It only waits while requests are on their way (announced by the server as they are parsed), so a
+    lone client pays no wait. With batching off, each job is translated alone, one at a time.
     """
 
     def __init__(self, translator: Translator, settings: Settings):
@@ -124,12 +125,21 @@ class Batcher:
         self.queue: queue.Queue[_Job | None] = queue.Queue()
         self.held: collections.deque[_Job] = collections.deque()
         self.batches = 0
+        self._arriving = 0
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="traductor-batcher", daemon=True)
         self.thread.start()
 
-    def submit(self, texts: list[str], options: dict) -> concurrent.futures.Future:
+    def announce(self, n: int = 1) -> None:
+        """A request for this package is being read (n=-1: it will not come after all)."""
+        with self._lock:
+            self._arriving += n
+
+    def submit(self, texts: list[str], options: dict, announced: bool = False) -> concurrent.futures.Future:
         job = _Job(texts, options, concurrent.futures.Future())
         self.queue.put(job)
+        if announced:
+            self.announce(-1)
         return job.future
 
     def close(self) -> None:
@@ -156,7 +166,8 @@ class Batcher:
             deadline = time.perf_counter() + self.wait
             skipped: list[_Job] = []
             while sentences < self.max_sentences and not stopping:
-                job = self._next(deadline - time.perf_counter())
+                waiting = self._arriving > 0 or not self.queue.empty() or bool(self.held)
+                job = self._next(deadline - time.perf_counter() if waiting else 0)
                 if job is False:
                     break
                 if job is None:
@@ -456,13 +467,30 @@ def create_app(translators: list[Translator], settings: Settings):
             raise ApiError(400, f"{language_name(target)} ({target}) is not available as a target language from "
                                 f"{language_name(source_code)} ({source_code})")
         tr = route.batcher.translator
+        return await _translate(route, tr, texts, text_format, alternatives, batch, detected)
+
+    async def _translate(route, tr, texts, text_format, alternatives, batch, detected):
         options = {"target_language": route.target_language}
+        route.batcher.announce()  # the batch being gathered may wait for this one
+        pending = [True]
+
+        def submit(items: list[str]):
+            pending[0] = False
+            return asyncio.wrap_future(route.batcher.submit(items, options, announced=True))
+
+        try:
+            return await _run(texts, text_format, alternatives, batch, detected, options, submit, tr)
+        finally:
+            if pending[0]:
+                route.batcher.announce(-1)
+
+    async def _run(texts, text_format, alternatives, batch, detected, options, submit, tr):
         if alternatives and text_format == "text":
             options.update(num_hypotheses=alternatives + 1, beam_size=max(tr.defaults.beam_size, alternatives + 1))
         if text_format == "html":
             docs = [html_pieces(t) for t in texts]
             nodes = [(d, i) for d, pieces in enumerate(docs) for i, (kind, v) in enumerate(pieces) if kind == "text" and v.strip()]
-            results = await asyncio.wrap_future(route.batcher.submit([docs[d][i][1].strip() for d, i in nodes], options)) if nodes else []
+            results = await submit([docs[d][i][1].strip() for d, i in nodes]) if nodes else []
             done: list[dict[int, str]] = [{} for _ in docs]
             for (d, i), r in zip(nodes, results):
                 done[d][i] = r.text
@@ -471,7 +499,7 @@ def create_app(translators: list[Translator], settings: Settings):
         else:
             # Texts with no letter at all (emoji, numbers, punctuation) come back as they are.
             todo = [i for i, t in enumerate(texts) if any(ch.isalpha() for ch in t)]
-            results = await asyncio.wrap_future(route.batcher.submit([texts[i] for i in todo], options)) if todo else []
+            results = await submit([texts[i] for i in todo]) if todo else []
             out, alts = list(texts), [[] for _ in texts]
             for i, r in zip(todo, results):
                 out[i] = r.text
@@ -561,11 +589,10 @@ def load_api_keys(path: str | None) -> frozenset[str]:
 
 def serve_main(args) -> int:
     try:
-        import uvicorn  # noqa: F401
         import starlette  # noqa: F401
+        import uvicorn
     except ImportError as e:
         raise InputError(f"`traductor serve` needs the serve extra: pip install 'traductor[serve]' ({e.name} is missing)") from None
-    import uvicorn
 
     settings = Settings(host=args.host, port=args.port, char_limit=args.char_limit, batch_limit=args.batch_limit,
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
