@@ -55,6 +55,11 @@ ISO3_TO_1 = {"ara": "ar", "bul": "bg", "cat": "ca", "ces": "cs", "dan": "da", "d
              "hin": "hi", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kor": "ko", "lit": "lt", "lav": "lv", "nld": "nl",
              "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rus": "ru", "slk": "sk", "slv": "sl", "swe": "sv", "tur": "tr",
              "ukr": "uk", "vie": "vi", "zho": "zh"}
+# The page runs onnxruntime-web with threads only when cross-origin isolated.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
+               ".onnx": "application/octet-stream", ".html": "text/html; charset=utf-8", ".css": "text/css", ".md": "text/markdown",
+               ".png": "image/png", ".svg": "image/svg+xml", ".map": "application/json"}
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -91,6 +96,7 @@ class Settings:
     max_batch_sentences: int = 32  # sentences decoded together
     frontend_timeout: int = 500
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
+    web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
 
 
 # -- batching --------------------------------------------------------------------------------------
@@ -541,6 +547,35 @@ def create_app(translators: list[Translator], settings: Settings):
     async def health(request: Request):
         return JSONResponse({"status": "ok"})
 
+    # The browser page and the packages it loads (only the files their manifests list).
+    packages = {}
+    for tr in translators:
+        listed = json.loads((tr.model_dir / "manifest.json").read_text())["files"]
+        packages.setdefault(tr.model_dir.resolve().name, (tr.model_dir, {"manifest.json", *listed}))
+
+    def static(path: Path) -> Response:
+        from starlette.responses import FileResponse
+
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=ISOLATION_HEADERS)
+
+    async def model_file(request: Request):
+        name, file = request.path_params["name"], request.path_params["file"]
+        if name not in packages or file not in packages[name][1] or not (packages[name][0] / file).is_file():
+            raise ApiError(404, f"no file {file} in a loaded model named {name}")
+        return static(packages[name][0] / file)
+
+    async def page(request: Request):
+        rel = request.path_params.get("path", "") or "index.html"
+        if rel in ("translate", "detect"):  # the API's POST-only paths: a wrong method, not a page
+            raise ApiError(405, "Method Not Allowed")
+        root = settings.web_dir
+        if root is None:
+            raise ApiError(404, "no browser page here: run from a source checkout with web/ set up (make web-deps), or pass --web DIR")
+        target = (root / rel).resolve()
+        if root.resolve() not in target.parents or not target.is_file():
+            raise ApiError(404, f"not found: /{rel}")
+        return static(target)
+
     def endpoint(handler):
         async def run(request: Request):
             return await guarded(handler, request)
@@ -561,6 +596,9 @@ def create_app(translators: list[Translator], settings: Settings):
         HttpRoute("/languages", endpoint(languages), methods=["GET", "POST"]),
         HttpRoute("/frontend/settings", endpoint(frontend_settings), methods=["GET"]),
         HttpRoute("/health", endpoint(health), methods=["GET"]),
+        HttpRoute("/models/{name}/{file}", endpoint(model_file), methods=["GET"]),
+        HttpRoute("/", endpoint(page), methods=["GET"]),
+        HttpRoute("/{path:path}", endpoint(page), methods=["GET"]),
     ]
 
     from contextlib import asynccontextmanager
@@ -587,6 +625,17 @@ def load_api_keys(path: str | None) -> frozenset[str]:
     return keys
 
 
+def _web_dir(given: str | None) -> Path | None:
+    """--web DIR, else the web/ folder of a source checkout when its dependencies are installed."""
+    if given:
+        path = Path(given)
+        if not (path / "index.html").is_file():
+            raise InputError(f"--web: {path} has no index.html")
+        return path
+    checkout = Path(__file__).resolve().parents[1] / "web"
+    return checkout if (checkout / "index.html").is_file() and (checkout / "node_modules").is_dir() else None
+
+
 def serve_main(args) -> int:
     try:
         import starlette  # noqa: F401
@@ -596,7 +645,7 @@ def serve_main(args) -> int:
 
     settings = Settings(host=args.host, port=args.port, char_limit=args.char_limit, batch_limit=args.batch_limit,
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
-                        batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences)
+                        batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web), batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences)
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:
