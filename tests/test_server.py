@@ -311,3 +311,13 @@ def test_serve_refuses_bad_settings_with_one_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "traductor", "serve", "--port", str(free_port()), *args],
                               capture_output=True, text=True, timeout=60, env={**os.environ})
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_files_are_served_with_isolation_headers_and_nothing_else(server):
+    req = urllib.request.Request(server.url + "/models/tiny-model/config.json")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.loads(r.read())["source_language"] == "es"
+        assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp" and r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    for path in ("/models/tiny-model/reference.json", "/models/tiny-model/..%2F..%2Fconftest.py", "/models/nope/config.json",
+                 "/models/tiny-model/%2E%2E/%2E%2E/conftest.py"):
+        assert server.request("GET", path)[0] == 404, path
