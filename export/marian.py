@@ -290,6 +290,9 @@ def main(args) -> int:
         toks = convert_marian_tokenizers(model_dir)
     except ValueError as e:
         raise ExportError(str(e)) from e
+    if toks.source_id_map or toks.target_id_map:
+        raise ExportError(f"{len(toks.source_id_map) + len(toks.target_id_map)} SentencePiece pieces of this checkpoint are missing "
+                          "from its vocabulary files; MarianTokenizer maps them to <unk>, which these packages cannot express yet")
     cfg = model_config(hf, toks.unk_id)
     if toks.source_vocab_size != cfg.vocab_size or toks.target_vocab_size != cfg.output_vocab_size:
         raise ExportError(f"vocabulary sizes disagree: tokenizers {toks.source_vocab_size}/{toks.target_vocab_size}, "

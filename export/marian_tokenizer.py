@@ -13,7 +13,7 @@ What MarianTokenizer (transformers 5) does, and how each step is rebuilt
    every piece in between is tokenized on its own.  Here: non-normalized special added tokens.
 2. A piece that starts with ``>>`` and holds a ``<<`` loses that prefix, the language code, which is looked
    up in the vocabulary as a whole (unknown code -> unk id); the rest is tokenized as if alone.  Here: the
-   first normaliser steps rewrite a code *at the start of the piece* (a ``\A`` regex on the raw text) into
+   first normaliser steps rewrite a code *at the start of the piece* (an anchored regex on the raw text) into
    a private marker plus a stand-in for the space that starts the rest.  The last step turns a known code's
    marker back into the code's text, which a *normalized* added token (content ``>>xx<<``) then takes out
    with its vocabulary id; ``>>xx<<`` anywhere else stays ordinary text, as in transformers, because ``>``
@@ -32,8 +32,8 @@ What MarianTokenizer (transformers 5) does, and how each step is rebuilt
    that are not pieces of this side (the other side's pieces in a joint vocabulary) hold the string behind
    a private prefix, which the text never contains, so the lattice never reaches them.  Special tokens and
    codes keep their plain text at their ids (so ``token_to_id(">>fra<<")`` and ``id_to_token`` work); each
-   of them holds a character (``>``) that the normaliser swaps, in the text and in every piece alike, for a
-   private stand-in, so they cannot be reached either.
+   of them holds a character (for Marian's, ``>``) that the normaliser's last steps swap, in the text and in
+   every piece alike, for a private stand-in, so they cannot be reached either.
 6. SentencePiece turns a run of characters it has no piece for into one unknown piece whose string is the
    run itself, and MarianTokenizer looks that string up too: in a joint vocabulary a character the source
    model lacks but the target model has gets the target piece's id.  Here the normaliser brackets every
@@ -56,7 +56,8 @@ Known differences
   it goes to an extra id at or past the vocabulary size, listed with the id it stands for (unk) in
   ``MarianTokenizers.source_id_map``.  ``encode_source`` applies it.  When the map is empty (every piece is
   in vocab.json) ``source.encode(text).ids`` is exact as it is; otherwise read ids >= ``source_vocab_size``
-  as ``unk_id``.  The same holds for the target side (``target_id_map``).
+  as ``unk_id``.  The target side has ``target_id_map`` and ``encode_target`` (there an extra id can also
+  stand for a piece whose id a special token of vocab.json takes: separate vocabularies of other sizes).
 * Text: combining marks stacked on an already accented letter, a ligature or a compatibility character, or
   marks out of canonical order, can normalise differently (NFKC composes or reorders what SentencePiece's
   map leaves alone, or the other way round).  Ordinary text, NFC or NFD, matches.
@@ -126,7 +127,7 @@ class MarianTokenizers:
         return [self.source_id_map.get(i, i) for i in ids] if self.source_id_map else ids
 
     def encode_target(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """MarianTokenizer(text_target=text)["labels"]."""
+        """MarianTokenizer(text_target=text).input_ids."""
         ids = self.target.encode(text, add_special_tokens=add_special_tokens).ids
         return [self.target_id_map.get(i, i) for i in ids] if self.target_id_map else ids
 
@@ -405,7 +406,8 @@ def convert_marian_tokenizers(src_dir: Path) -> MarianTokenizers:
     if not src_dir.is_dir():
         raise ValueError(f"{src_dir}: not a directory")
     config_path = src_dir / "tokenizer_config.json"
-    config = _read_json(config_path, required=False) or {}
+    config = _read_json(config_path, required=False)
+    config = {} if config is None else config
     if not isinstance(config, dict):
         raise _fail(config_path, "expected a JSON object")
     separate = bool(config.get("separate_vocabs", False))
