@@ -125,8 +125,9 @@ reexport: setup data  ## re-export models/es-en from its tracked float16 weights
 
 # The fp32 variant is not tracked: it is rebuilt from the float16 weights, parity-checked against
 # PyTorch and against the manifest (the int8 variant and the weights are what the repository holds).
-fp32: models/es-en/decoder.onnx  ## rebuild the shipped model's fp32 variant from models/es-en.weights.npz
-models/es-en/decoder.onnx: $(WEIGHTS) | $(VENV)/.dev
+FP32_FILES := models/es-en/encoder.onnx models/es-en/decoder.onnx models/es-en/align.onnx
+fp32: $(FP32_FILES)  ## rebuild the shipped model's fp32 variant from models/es-en.weights.npz
+$(FP32_FILES) &: $(WEIGHTS) | $(VENV)/.dev
 	$(BIN)/traductor export $(WEIGHTS) --out models/es-en --rebuild-fp32
 
 clean:  ## remove the virtual environments and build leftovers

@@ -30,6 +30,73 @@ class EncoderGraph(nn.Module):
         return tuple(t for kv in self.model.cross_kv(memory) for t in kv)
 
 
+class AlignmentGraph(nn.Module):
+    """The decoder over a whole target sequence, teacher-forced, returning its cross-attention.
+
+    target_ids (batch, tgt_len): the start token then the tokens of a translation; attention_mask
+    (batch, src_len); the encoder's cross K/V per layer -> alignment_weights (batch, layers, heads,
+    tgt_len, src_len): row p is the attention while predicting target token p (the end token last).
+    Run only when alignments are asked for, so the decoding graphs stay as they are.
+    """
+
+    def __init__(self, model: Transformer, int8_embedding: bool = False):
+        super().__init__()
+        self.model = model
+        # For the int8 package: the target embedding as int8 rows with a scale each (a quarter of
+        # the bytes; attention weights move by ~1e-3, argmax alignments not at all in our checks).
+        self.table = _Int8Embedding(model.target_embed.weight) if int8_embedding else None
+
+    def forward(self, target_ids: Tensor, attention_mask: Tensor, *cross: Tensor) -> Tensor:
+        from traductor.training.model import causal_bias, source_bias
+
+        m = self.model
+        positions = torch.arange(target_ids.shape[1], device=target_ids.device)
+        x = m.embed_tokens(target_ids, positions, self.table or m.target_embed)
+        self_bias = causal_bias(target_ids.shape[1], 0, target_ids.device)
+        src_bias = source_bias(attention_mask != 0)
+        weights = []
+        for i, layer in enumerate(m.decoder_layers):
+            layer.cross_attn.keep_weights = True
+            try:
+                x, _ = layer(x, None, (cross[2 * i], cross[2 * i + 1]), self_bias, src_bias)
+                weights.append(layer.cross_attn.weights)
+            finally:
+                layer.cross_attn.keep_weights = False
+        return torch.stack(weights, dim=1)
+
+
+class _Int8Embedding(nn.Module):
+    def __init__(self, weight: Tensor):
+        super().__init__()
+        scale = weight.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+        self.register_buffer("q", torch.round(weight.detach() / scale).to(torch.int8))
+        self.register_buffer("scale", scale)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.q[ids].to(torch.float32) * self.scale[ids]
+
+
+def export_alignment(model: Transformer, out_path: Path, io: IONames, int8_embedding: bool = False) -> None:
+    """The alignment graph through torch.onnx (dynamo), with the package's cross K/V input names."""
+    model = model.eval()
+    n = model.cfg.n_decoder_layers
+    src_ids, src_mask = _example_inputs(model)
+    with torch.no_grad():
+        cross = [t for kv in model.cross_kv(model.encode(src_ids, src_mask != 0)) for t in kv]
+    tgt = torch.randint(4, model.cfg.output_vocab_size, (src_ids.shape[0], 5))
+    B = torch.export.Dim("batch", min=1, max=4096)
+    S = torch.export.Dim("src_len", min=1, max=model.cfg.max_len)
+    T = torch.export.Dim("tgt_len", min=1, max=model.cfg.max_len + 1)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            AlignmentGraph(model, int8_embedding), (tgt, src_mask, *cross), str(out_path),
+            input_names=["target_ids", io.attention_mask, *io.encoder_outputs(n)], output_names=["alignment_weights"],
+            dynamic_shapes=({0: B, 1: T}, {0: B, 1: S}, tuple({0: B, 2: S} for _ in cross)), dynamo=True, optimize=True,
+            verbose=False, external_data=False,
+        )
+
+
 def _example_inputs(model: Transformer, batch: int = 2, src_len: int = 7):
     """Batch 2 and an odd length: an example of size 1 would fix that axis to 1."""
     ids = torch.randint(4, model.cfg.vocab_size, (batch, src_len))

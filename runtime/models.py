@@ -103,7 +103,7 @@ def verify_package(model_dir: Path) -> list[str]:
     available = installed_variants(model_dir, cfg)
     if not available:
         raise ModelError(f"{model_dir} holds none of its variants' graph files")
-    absent = {f for name, v in cfg.variants.items() if name not in available for f in (v.encoder, v.decoder)}
+    absent = {f for name, v in cfg.variants.items() if name not in available for f in v.files}
     try:
         listed = json.loads((model_dir / MANIFEST_FILE).read_text())["files"]
     except FileNotFoundError:

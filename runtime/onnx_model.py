@@ -169,6 +169,7 @@ class OnnxSeq2Seq:
         if verify:
             verify_files(self.model_dir, [files.encoder, files.decoder], check_hash=False)
         self._settings, self._verify, self._files = settings, verify, files
+        self._align = None
         self.encoder = self._load(files.encoder, settings, verify, settings.intra_threads or 1)
         self.decoder = self._load(files.decoder, settings, verify, settings.intra_threads or 1)
         self._wide_sessions: dict[str, ort.InferenceSession] = {}
@@ -186,6 +187,26 @@ class OnnxSeq2Seq:
         present = self.dec_out_names[1 : 1 + 2 * n]
         self._full_outputs = [io.log_probs, *present]
         self._top_outputs = [*present, io.top_log_probs, io.top_ids]
+
+    def align_session(self) -> ort.InferenceSession:
+        """The alignment graph (loaded on first use: only when alignments are asked for)."""
+        if not self._files.align:
+            raise ModelError(f"this package has no alignment graph for its {self.variant} variant: re-export it with this traductor")
+        if self._align is None:
+            with self._lock:
+                if self._align is None:
+                    if self._verify:
+                        verify_files(self.model_dir, [self._files.align], check_hash=False)
+                    self._align = self._load(self._files.align, self._settings, self._verify, self._settings.intra_threads or 1)
+        return self._align
+
+    def alignment_weights(self, input_ids: np.ndarray, attention_mask: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+        """Cross-attention of teacher-forced target_ids (batch, tgt_len; the start token first) ->
+        (batch, layers, heads, tgt_len, src_len)."""
+        session = self.align_session()
+        cross = self.encode(input_ids, attention_mask)
+        feeds = {"target_ids": target_ids, self.config.io.attention_mask: attention_mask, **dict(zip(self.enc_out_names, cross))}
+        return session.run(None, feeds)[0]
 
     def encoder_for(self, tokens: int) -> ort.InferenceSession:
         """The encoder session for a batch of `tokens` (batch x src_len) source positions."""

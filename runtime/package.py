@@ -138,6 +138,20 @@ class Variant:
     quantization: str = "none"  # "none" or "int8-rows" (per-row int8 activations, 7-bit per-column weights)
     greedy_agreement: float | None = None  # share of dev sentences whose greedy tokens equal fp32's
     bleu: float | None = None  # on the held-out test set, where measured
+    align: str | None = None  # the alignment graph (cross-attention of a whole translation), if exported
+
+    @property
+    def files(self) -> list[str]:
+        return [self.encoder, self.decoder] + ([self.align] if self.align else [])
+
+
+@dataclass(frozen=True)
+class AlignmentSettings:
+    """Which cross-attention gives word alignments (chosen by measurement, see README): the mean of
+    `heads` (None = all) of decoder layer `layer`, at the row that predicts each target token."""
+
+    layer: int = -1
+    heads: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ class ModelPackageConfig:
     # Multi-target models: target language code -> the source token that asks for it (">>spa<<").
     language_tags: dict[str, str] = field(default_factory=dict)
     converted_from: str | None = None  # e.g. "Helsinki-NLP/opus-mt-en-es (transformers MarianMT)"
+    alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -181,6 +196,7 @@ class ModelPackageConfig:
                 tokenizers=TokenizerFiles(**d.get("tokenizers", {})),
                 language_tags=dict(d.get("language_tags", {})),
                 converted_from=d.get("converted_from"),
+                alignment=AlignmentSettings(**d.get("alignment", {})),
                 format=d["format"],
                 format_version=version,
             )

@@ -112,6 +112,7 @@ class BeamSearch:
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         scores[:, 0] = 0.0  # only the first beam is live at step 0: the others are copies
         seqs: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(n)]
+        lps: list[list[list[float]]] = [[[] for _ in range(k)] for _ in range(n)]  # each token's log-prob
         tokens = np.full(n * k, self.bos_id, dtype=np.int64)
         step = 0
         while live:
@@ -123,37 +124,42 @@ class BeamSearch:
                 vals = np.where(ids == self.eos_id, -np.inf, vals)
             total = (scores[live].reshape(-1, 1) + vals).reshape(len(live), k * width)
             cand_ids = ids.reshape(len(live), k * width)
+            cand_lps = vals.reshape(len(live), k * width)
             top = np.argsort(-total, axis=1, kind="stable")[:, : 2 * k]
             next_live, rows, next_tokens = [], [], []
             for block, i in enumerate(live):
-                kept_scores, kept_seqs = [], []
+                kept_scores, kept_seqs, kept_lps = [], [], []
                 for index in top[block]:
                     score = float(total[block, index])
                     if score == -np.inf:
                         break
                     beam, token = int(index) // width, int(cand_ids[block, index])
+                    token_lp = float(cand_lps[block, index])
                     if token == self.eos_id:
                         if len(finished[i]) < k:
-                            finished[i].append(Hypothesis(list(seqs[i][beam]), score, True))
+                            finished[i].append(Hypothesis(list(seqs[i][beam]), score, True, list(lps[i][beam])))
                     elif len(kept_seqs) < k:
                         kept_scores.append(score)
                         kept_seqs.append(seqs[i][beam] + [token])
+                        kept_lps.append(lps[i][beam] + [token_lp])
                         rows.append(block * k + beam)
                         next_tokens.append(token)
                     if len(kept_seqs) == k and len(finished[i]) >= k:
                         break
                 if len(finished[i]) < k and step + 1 >= limits[i]:
-                    finished[i].extend(Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores))
+                    finished[i].extend(Hypothesis(s, sc, False, lp) for s, sc, lp in zip(kept_seqs, kept_scores, kept_lps))
                 if len(finished[i]) >= k or step + 1 >= limits[i] or not kept_seqs:
                     del rows[len(rows) - len(kept_seqs) :], next_tokens[len(next_tokens) - len(kept_seqs) :]
                     continue
                 while len(kept_seqs) < k:  # fewer than k candidates: pad with dead copies
                     kept_scores.append(-np.inf)
                     kept_seqs.append([])
+                    kept_lps.append([])
                     rows.append(block * k)
                     next_tokens.append(self.eos_id)
                 scores[i] = kept_scores
                 seqs[i] = kept_seqs
+                lps[i] = kept_lps
                 next_live.append(i)
             step += 1
             live = next_live

@@ -19,6 +19,7 @@ from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MOD
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import InputError, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
+from .align import align_words, target_words, token_words
 from .text import clean_text, split_sentences
 
 
@@ -32,6 +33,7 @@ class TranslationOptions:
     return_scores: bool = False  # return TranslationResult objects instead of strings
     batch_size: int = 32  # sentences decoded together
     target_language: str | None = None  # multi-target models: which language (its >>xx<< tag is added)
+    return_alignments: bool = False  # candidates carry word alignments (implies TranslationResult output)
 
     def validate(self) -> "TranslationOptions":
         def bad(name: str, why: str):
@@ -49,8 +51,9 @@ class TranslationOptions:
             raise bad("length_penalty", "must be a finite number >= 0")
         if self.max_length is not None and (not isinstance(self.max_length, int) or isinstance(self.max_length, bool) or self.max_length < 1):
             raise bad("max_length", "must be None or an integer >= 1")
-        if not isinstance(self.return_scores, bool):
-            raise bad("return_scores", "must be True or False")
+        for name in ("return_scores", "return_alignments"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be True or False")
         return self
 
 
@@ -60,6 +63,10 @@ class Candidate:
     score: float  # length-normalised log-probability (higher is better)
     log_prob: float  # sum of token log-probabilities
     tokens: list[str]
+    token_log_probs: list[float] | None = None  # per token (the end token's excluded), with return_alignments
+    # (source_word_index, target_word_index) pairs over the whitespace-separated words of the input
+    # text and of this candidate's text, with return_alignments
+    alignment: list[tuple[int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,12 @@ class TranslationResult:
     def to_dict(self) -> dict:
         """The JSON shape every front end uses (CLI --json, the HTTP server's alternatives)."""
         best = self.hypotheses[0]
-        return {"translation": self.text, "score": best.score, "log_prob": best.log_prob, "tokens": best.tokens,
-                "alternatives": [{"translation": c.text, "score": c.score, "log_prob": c.log_prob} for c in self.hypotheses[1:]]}
+        out = {"translation": self.text, "score": best.score, "log_prob": best.log_prob, "tokens": best.tokens,
+               "alternatives": [{"translation": c.text, "score": c.score, "log_prob": c.log_prob} for c in self.hypotheses[1:]]}
+        if best.alignment is not None:
+            out["alignment"] = [list(p) for p in best.alignment]
+            out["token_log_probs"] = best.token_log_probs
+        return out
 
 
 @dataclass
@@ -79,6 +90,7 @@ class _Segment:
     text_index: int
     ids: list[int]  # source ids, end token included
     joiner: str  # what goes before this segment's translation when rejoining ("" first, " " or "\n")
+    words: list[int] | None = None  # with alignments: the input word (index in text.split()) of each id, -1 for tag/end
 
 
 def find_default_model() -> Path:
@@ -155,7 +167,7 @@ class Translator:
         batch = _check_texts(texts)
         opts = self._options(options)
         results = self._translate_batch(batch, opts)
-        if not (opts.return_scores or opts.num_hypotheses > 1):
+        if not (opts.return_scores or opts.return_alignments or opts.num_hypotheses > 1):
             out = [r.text for r in results]
             return out[0] if single else out
         return results[0] if single else results
@@ -225,6 +237,7 @@ class Translator:
         for i, text in enumerate(texts):
             lines = text.split("\n")
             first = True
+            base = 0  # words of the text before the current part
             for line in lines:
                 joiner = "" if first else "\n"
                 first = False
@@ -232,10 +245,17 @@ class Translator:
                 if not line:
                     segments.append(_Segment(i, [], joiner))
                     continue
-                ids = self.tokenizer.encode(line, add_special_tokens=False).ids
+                enc = self.tokenizer.encode(line, add_special_tokens=False)
+                ids = enc.ids
                 parts = [line] if len(ids) <= max_src // 2 else split_sentences(line)
                 for j, part in enumerate(parts):
-                    ids = ids if len(parts) == 1 else self.tokenizer.encode(part, add_special_tokens=False).ids
+                    if len(parts) > 1:
+                        enc = self.tokenizer.encode(part, add_special_tokens=False)
+                        ids = enc.ids
+                    words = None
+                    if opts.return_alignments:
+                        words = [base + w for w in token_words(enc.offsets, part)]
+                    base += len(part.split())
                     chunks = [ids[k : k + max_src] for k in range(0, len(ids), max_src)] or [[]]
                     if len(chunks) > 1:
                         warnings.warn(
@@ -243,7 +263,8 @@ class Translator:
                             RuntimeWarning, stacklevel=4,
                         )
                     for c, chunk in enumerate(chunks):
-                        segments.append(_Segment(i, tag + chunk + [eos], joiner if (j == 0 and c == 0) else " "))
+                        w = None if words is None else [-1] * len(tag) + words[c * max_src : c * max_src + len(chunk)] + [-1]
+                        segments.append(_Segment(i, tag + chunk + [eos], joiner if (j == 0 and c == 0) else " ", w))
         return segments
 
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +305,11 @@ class Translator:
         parts: list[list[list[Candidate]]] = [[] for _ in texts]
         joiners: list[list[str]] = [[] for _ in texts]
         for s in segments:
-            cands = [self._candidate(h, opts) for h in by_segment.get(id(s), [])] or [Candidate("", 0.0, 0.0, [])]
+            found = by_segment.get(id(s), [])
+            cands = [self._candidate(h, opts) for h in found] or [Candidate("", 0.0, 0.0, [], [] if opts.return_alignments else None,
+                                                                            [] if opts.return_alignments else None)]
+            if opts.return_alignments and found:
+                cands = self._align(s, found, cands)
             parts[s.text_index].append(cands)
             joiners[s.text_index].append(s.joiner)
         results = []
@@ -297,11 +322,37 @@ class Translator:
                 # Rank r of a multi-part text joins rank r of each part (or its best, if it has fewer).
                 chosen = [c[min(r, len(c) - 1)] for c in parts[i]]
                 text = "".join(j + c.text for j, c in zip(joiners[i], chosen))
-                nbest.append(Candidate(text, sum(c.score for c in chosen), sum(c.log_prob for c in chosen), [t for c in chosen for t in c.tokens]))
+                alignment = token_lps = None
+                if opts.return_alignments:  # each part's target word indices move by the words before it
+                    alignment, token_lps, before = [], [], 0
+                    for c in chosen:
+                        alignment += [(sw, tw + before) for sw, tw in c.alignment]
+                        token_lps += c.token_log_probs
+                        before += len(c.text.split())
+                nbest.append(Candidate(text, sum(c.score for c in chosen), sum(c.log_prob for c in chosen), [t for c in chosen for t in c.tokens],
+                                       token_lps, alignment))
                 if all(len(c) <= r + 1 for c in parts[i]):
                     break
             results.append(TranslationResult(nbest[0].text, nbest))
         return results
+
+    def _align(self, seg: _Segment, hyps: list[Hypothesis], cands: list[Candidate]) -> list[Candidate]:
+        """Word alignments of a segment's candidates, from one forced pass of the alignment graph."""
+        st, a = self._specials, self.config.alignment
+        rows = max(len(h.tokens) for h in hyps) + 1
+        target = np.full((len(hyps), rows), st.eos_id, dtype=np.int64)
+        for k, h in enumerate(hyps):
+            target[k, 0] = st.bos_id
+            target[k, 1 : 1 + len(h.tokens)] = h.tokens
+        ids, mask = self._pad([seg.ids] * len(hyps))
+        weights = self.model.alignment_weights(ids, mask, target)  # (hyps, layers, heads, rows, src)
+        heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
+        out = []
+        for k, (h, c) in enumerate(zip(hyps, cands)):
+            attn = weights[k, a.layer][heads].mean(axis=0)[: len(h.tokens), : len(seg.ids)]  # row t predicts token t
+            tgt_words = target_words(self.target_tokenizer, h.tokens)
+            out.append(replace(c, alignment=align_words(attn, seg.words, tgt_words), token_log_probs=list(h.token_scores)))
+        return out
 
     def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:
         return Candidate(

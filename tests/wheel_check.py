@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_WHEEL_MB = 30
 MODEL = "traductor/models/es-en/"
-MUST_HAVE = ["config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md", "encoder.int8.onnx", "decoder.int8.onnx"]
-MUST_NOT_HAVE = ["encoder.onnx", "decoder.onnx"]
+MUST_HAVE = ["config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md", "encoder.int8.onnx", "decoder.int8.onnx", "align.int8.onnx"]
+MUST_NOT_HAVE = ["encoder.onnx", "decoder.onnx", "align.onnx"]
 SENTENCES = ["En el principio crió Dios los cielos y la tierra.", "Y dijo Dios: Sea la luz: y fué la luz."]
 
 

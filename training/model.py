@@ -95,6 +95,8 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.out_proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.keep_weights = False  # set by the alignment graph: keep the last attention weights
+        self.weights: Tensor | None = None
 
     def split_heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape  # (batch, len, d_model) -> (batch, heads, len, head_dim)
@@ -114,6 +116,8 @@ class MultiHeadAttention(nn.Module):
         else:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
         weights = self.dropout(scores.softmax(dim=-1))
+        if self.keep_weights:
+            self.weights = weights  # (batch, heads, q_len, k_len)
         out = (weights @ v).transpose(1, 2).flatten(2)  # (batch, q_len, d_model)
         return self.out_proj(out)
 

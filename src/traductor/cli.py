@@ -133,6 +133,28 @@ def _add_convert(sub) -> None:
     q.set_defaults(run="traductor.export.marian:main")
 
 
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="translation + attention heatmap + alignment JSON for one text (explain extra)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("text", help="the text to translate and explain")
+    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
+    p.add_argument("--out", required=True, help="directory for translation.txt, attention.png and explain.json")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the model's)")
+    p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
+    p.add_argument("--target-language", "--to", dest="target_language", help="for models with several target languages")
+    p.set_defaults(run="traductor.runtime.explain:explain_main")
+    p = sub.add_parser("embeddings", help="t-SNE map of the embeddings + nearest neighbours (explain extra)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
+    p.add_argument("--out", required=True, help="the map, a .png file")
+    p.add_argument("--json", help="nearest neighbours as JSON (default: next to --out, .json)")
+    p.add_argument("--corpus", help="source<TAB>target file to count tokens on (default: data/bible/train.tsv)")
+    p.add_argument("--top", type=int, default=300, help="how many of the most frequent tokens to map")
+    p.add_argument("--neighbours", type=int, default=8, help="nearest neighbours listed per token")
+    p.add_argument("--seed", type=int, default=0, help="t-SNE random state")
+    p.set_defaults(run="traductor.runtime.embeddings:embeddings_main")
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="LibreTranslate-compatible HTTP API (needs the serve extra)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -194,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert, _add_serve):
+    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert, _add_serve, _add_explain):
         add(sub)
     return parser
 

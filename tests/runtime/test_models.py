@@ -29,8 +29,8 @@ def int8_only(tmp_path: Path) -> Path:
     """The tiny package as the wheel ships a model: int8 graphs only, config and manifest untouched."""
     pkg = tmp_path / "int8-only"
     shutil.copytree(TINY_MODEL, pkg)
-    (pkg / "encoder.onnx").unlink()
-    (pkg / "decoder.onnx").unlink()
+    for f in ("encoder.onnx", "decoder.onnx", "align.onnx"):
+        (pkg / f).unlink()
     return pkg
 
 
@@ -145,3 +145,24 @@ def test_models_cli_lists_adds_and_removes(data_home, tmp_path, capsys):
     assert cli_main(["translate", "--model", "nope", "x"]) == 2
     err = capsys.readouterr().err
     assert "no model named 'nope'" in err and "es-en (built-in)" in err
+
+
+def test_a_format_5_package_still_loads(tmp_path):
+    """Packages written before format 6 (one joint tokenizer, no alignment graph) load and translate alike."""
+    old = tmp_path / "v5"
+    shutil.copytree(TINY_MODEL, old)
+    cfg = json.loads((old / "config.json").read_text())
+    cfg["format_version"] = 5
+    for key in ("tokenizers", "language_tags", "converted_from", "alignment"):
+        cfg.pop(key, None)
+    cfg["decoding"].pop("min_length", None)
+    for v in cfg["variants"].values():
+        (old / v.pop("align")).unlink()
+    (old / "config.json").write_text(json.dumps(cfg))
+    from traductor.runtime.package import write_manifest
+
+    write_manifest(old)
+    texts = ["sol luna", "casa perro gato"]
+    assert Translator(old).translate(texts) == Translator(TINY_MODEL).translate(texts)
+    with pytest.raises(ModelError, match="no alignment graph"):
+        Translator(old).translate("sol", return_alignments=True)

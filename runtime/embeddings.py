@@ -1,0 +1,569 @@
+"""`traductor embeddings`: a t-SNE map of a model's learned token embeddings, and their nearest neighbours.
+
+    traductor embeddings [--model DIR] --out map.png [--json map.json] [--corpus FILE] [--top 300] [--neighbours 8]
+
+The embedding matrix is read from the package's ONNX graphs (the `Gather` of the encoder's input ids:
+`embed.weight`, stored as fp16 in int8 graphs) with numpy and onnx, not from a training checkpoint, so
+it works on any package, including the wheel's int8-only one. A parallel corpus (source<TAB>target
+lines) gives each token its frequency and its language: the side it occurs on more often. The N most
+frequent tokens (special and byte-fallback tokens aside) are projected to 2-D with t-SNE on cosine
+distances and drawn labelled, one colour per language; the JSON beside the map lists each token's
+nearest neighbours by cosine similarity among every token the corpus uses, and a few probes such as
+"Dios" and "God".
+
+This module is not imported by the runtime core: it needs matplotlib, scikit-learn and onnx (the
+`explain` extra), imported only when a map is made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .package import InputError, ModelError, ModelPackageConfig, installed_variants, read_config
+
+DEFAULT_CORPUS = Path("data") / "bible" / "train.tsv"
+DEFAULT_TOP, DEFAULT_NEIGHBOURS, DEFAULT_SEED = 300, 8, 0
+MIN_TOP = 10
+EXACT_TSNE_MAX = 1000
+WORD_MARK = "\u2581"  # ▁, the SentencePiece/Metaspace word marker
+BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+PRIVATE_MARKERS = re.compile("[\U00100000-\U0010FFFD]")
+EXTRA_HINT = "pip install 'traductor[explain]'"
+# Probes: a source word and its usual translations (the first that is one token of the target side wins).
+PROBES = [
+    ("Dios", ["God"]),
+    ("Señor", ["Lord", "LORD"]),
+    ("Jehová", ["Yahweh", "LORD"]),
+    ("Jesús", ["Jesus"]),
+    ("rey", ["king"]),
+    ("tierra", ["earth", "land"]),
+    ("agua", ["water"]),
+    ("padre", ["father"]),
+    ("hijo", ["son"]),
+    ("cielo", ["heaven", "sky"]),
+]
+LANGUAGE_NAMES = {"es": "Spanish", "en": "English", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
+                  "ca": "Catalan", "nl": "Dutch", "la": "Latin", "el": "Greek", "he": "Hebrew", "ru": "Russian",
+                  "mul": "several languages"}
+
+
+@dataclass
+class Space:
+    """One embedding matrix and the tokenizer whose ids index its rows."""
+
+    matrix: np.ndarray  # (vocab, d_model) float32
+    tokenizer: object  # tokenizers.Tokenizer
+    source: str  # "<graph file>:<initializer name>"
+    target_tokenizer: object | None = None  # a shared space: the target side's segmenter, when it has its own file
+
+
+# -- reading the package ---------------------------------------------------------------------------
+
+
+def _graph_embedding(path: Path, input_ids: str, model_dir: Path, prefer: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
+    """The embedding matrix of one graph: the 2-D initializer that a Gather indexes with the graph's
+    input ids (fp16 in int8 graphs, cast back to float32). Only that tensor's external data is read."""
+    try:
+        import onnx
+        from onnx import external_data_helper, numpy_helper
+    except ImportError:
+        raise InputError(f"`traductor embeddings` needs onnx: {EXTRA_HINT}") from None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and friends for damaged files
+        raise ModelError(f"{path} could not be loaded: {e}") from e
+    inits = {t.name: t for t in model.graph.initializer}
+    names = [n.input[0] for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == input_ids and n.input[0] in inits]
+    names = [n for n in names if len(inits[n].dims) == 2]
+    names.sort(key=lambda n: next((i for i, p in enumerate(prefer) if n.removesuffix("_fp16").endswith(p)), len(prefer)))
+    if not names:  # a graph written differently: fall back to the exporter's names
+        names = [n for p in (*prefer, "embed.weight") for n in (p, f"{p}_fp16", f"model.{p}", f"model.{p}_fp16") if n in inits]
+    if not names:
+        raise ModelError(f"{path.name} has no embedding matrix (no Gather of {input_ids!r} from a 2-D initializer)")
+    tensor = inits[names[0]]
+    if external_data_helper.uses_external_data(tensor):
+        root = model_dir.resolve()
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if Path(location).is_absolute() or root not in (root / location).resolve().parents:
+            raise ModelError(f"{path.name} refused: its external data {location!r} points outside the model directory")
+        external_data_helper.load_external_data_for_tensor(tensor, str(path.parent))
+    matrix = numpy_helper.to_array(tensor).astype(np.float32)
+    if not np.all(np.isfinite(matrix)):
+        raise ModelError(f"{path.name}: {names[0]} holds non-finite values")
+    return matrix, f"{path.name}:{names[0]}"
+
+
+def _graph_files(model_dir: Path, cfg: ModelPackageConfig, which: str) -> list[Path]:
+    """The present `which` ("encoder"/"decoder") graphs, fp32 variants first."""
+    present = installed_variants(model_dir, cfg)
+    order = sorted(present, key=lambda name: (cfg.variants[name].quantization != "none", name != cfg.default_variant))
+    files = [model_dir / getattr(cfg.variants[name], which) for name in order]
+    return [f for f in files if f.is_file()]
+
+
+def _load_tokenizer(model_dir: Path, name: str):
+    from tokenizers import Tokenizer
+
+    path = model_dir / name
+    if not path.is_file():
+        raise ModelError(f"{model_dir} has no {name}")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
+        raise ModelError(f"{path} could not be read: {e}") from e
+
+
+def embedding_spaces(model_dir: Path | str, cfg: ModelPackageConfig | None = None) -> tuple[Space, Space]:
+    """(source space, target space). They are the same object when the decoder shares the encoder's
+    embeddings (this project's models, OPUS-MT with a joint vocabulary); a package whose decoder has
+    its own target vocabulary (`dims.target_vocab_size`) gets the decoder's matrix for the target."""
+    model_dir = Path(model_dir)
+    cfg = cfg or read_config(model_dir)
+    encoders = _graph_files(model_dir, cfg, "encoder")
+    decoders = _graph_files(model_dir, cfg, "decoder")
+    separate = cfg.dims.target_vocab_size is not None
+    if encoders:
+        matrix, where = _graph_embedding(encoders[0], cfg.io.input_ids, model_dir, ("embed.weight",))
+    elif decoders and not separate:
+        matrix, where = _graph_embedding(decoders[0], cfg.io.input_ids, model_dir, ("embed.weight",))
+    else:
+        raise ModelError(f"{model_dir} holds none of its variants' encoder graphs")
+    source_tok = _load_tokenizer(model_dir, cfg.tokenizers.source)
+    source = Space(matrix, source_tok, where)
+    if not separate:  # one matrix; maybe two segmenters of one vocabulary (OPUS-MT's source.spm, target.spm)
+        if cfg.tokenizers.target != cfg.tokenizers.source:
+            source.target_tokenizer = _load_tokenizer(model_dir, cfg.tokenizers.target)
+        target = source
+    else:
+        if not decoders:
+            raise ModelError(f"{model_dir} holds none of its variants' decoder graphs")
+        tmatrix, twhere = _graph_embedding(decoders[0], cfg.io.input_ids, model_dir, ("decoder_embed.weight",))
+        target = Space(tmatrix, _load_tokenizer(model_dir, cfg.tokenizers.target), twhere)
+    for space, side in ((source, "source"), (target, "target")):
+        if space.matrix.shape[0] < space.tokenizer.get_vocab_size():
+            raise ModelError(f"{space.source} has {space.matrix.shape[0]} rows, the {side} tokenizer {space.tokenizer.get_vocab_size()} tokens")
+    return source, target
+
+
+def _target_tokenizer(source: Space, target: Space):
+    if target is source:
+        return source.target_tokenizer or source.tokenizer
+    return target.tokenizer
+
+
+def embedding_matrix(model_dir: Path | str):
+    """-> (the (vocab, d_model) float32 embedding matrix of the encoder, the source tokenizer)."""
+    source, _ = embedding_spaces(model_dir)
+    return source.matrix, source.tokenizer
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def _skipped_ids(tokenizer, cfg: ModelPackageConfig, with_specials: bool = True) -> set[int]:
+    """Special tokens (the config's, the tokenizer's special added tokens, language tags) and
+    byte-fallback tokens such as <0x41>."""
+    skip = {cfg.special_tokens.pad_id, cfg.special_tokens.bos_id, cfg.special_tokens.eos_id, cfg.special_tokens.unk_id} if with_specials else set()
+    try:
+        skip |= {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    except AttributeError:  # older tokenizers
+        pass
+    for tag in cfg.language_tags.values():
+        i = tokenizer.token_to_id(tag)
+        if i is not None:
+            skip.add(i)
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    skip |= {i for t, i in vocab.items() if BYTE_TOKEN.fullmatch(t)}
+    return skip
+
+
+def label_of(token: str, marked: bool = True) -> str:
+    """A token as the map shows it: the word marker removed; a piece that continues a word (no marker,
+    in a tokenizer that marks word starts) gets a leading '-' so that it is not read as a word.
+    Private-use characters of plane 16 (markers of converted OPUS-MT vocabularies) are dropped."""
+    token = PRIVATE_MARKERS.sub("", token) or token
+    if token.startswith(WORD_MARK):
+        return token[len(WORD_MARK):] or WORD_MARK
+    return f"-{token}" if marked else token
+
+
+def read_corpus(path: Path) -> tuple[list[str], list[str]]:
+    sources, targets = [], []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                parts = line.split("\t")
+                if len(parts) < 2:
+                    raise InputError(f"{path}, line {n}: no TAB; a corpus has source<TAB>target lines")
+                sources.append(parts[0])
+                targets.append(parts[1])
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text: {e}") from None
+    except IsADirectoryError:
+        raise InputError(f"--corpus {path} is a directory; pass a .tsv file of source<TAB>target lines") from None
+    if not sources:
+        raise InputError(f"{path} holds no source<TAB>target lines")
+    return sources, targets
+
+
+def _counts(tokenizer, texts: list[str], size: int) -> np.ndarray:
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(texts), 4096):
+        encs = tokenizer.encode_batch(texts[start : start + 4096], add_special_tokens=False)
+        ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64)
+        if ids.size:
+            counts += np.bincount(ids, minlength=size)[:size]
+    return counts
+
+
+@dataclass
+class Item:
+    """One point: a token of one embedding space."""
+
+    space: int  # 0 = source matrix (shared, when there is one), 1 = the decoder's own matrix
+    id: int
+    token: str
+    source_count: int
+    target_count: int
+
+    @property
+    def count(self) -> int:
+        return self.source_count + self.target_count
+
+
+def corpus_items(source: Space, target: Space, cfg: ModelPackageConfig, corpus: Path) -> list[Item]:
+    """Every token the corpus uses (specials and bytes aside), most frequent first."""
+    sources, targets = read_corpus(corpus)
+    shared = target is source
+    target_tok = _target_tokenizer(source, target)
+    src_counts = _counts(source.tokenizer, sources, source.matrix.shape[0])
+    tgt_counts = _counts(target_tok, targets, target.matrix.shape[0])
+    items = []
+    if shared:
+        skip = _skipped_ids(source.tokenizer, cfg) | _skipped_ids(target_tok, cfg)
+        for i in np.flatnonzero(src_counts + tgt_counts):
+            # the string of the side it occurs on more (a converted package's tokenizers mark the pieces
+            # one side never produces with a private character)
+            first, second = (source.tokenizer, target_tok) if src_counts[i] >= tgt_counts[i] else (target_tok, source.tokenizer)
+            token = first.id_to_token(int(i)) or second.id_to_token(int(i))
+            if int(i) not in skip and token is not None:
+                items.append(Item(0, int(i), token, int(src_counts[i]), int(tgt_counts[i])))
+    else:
+        for space, (space_obj, counts) in enumerate(((source, src_counts), (target, tgt_counts))):
+            skip = _skipped_ids(space_obj.tokenizer, cfg)
+            for i in np.flatnonzero(counts):
+                token = space_obj.tokenizer.id_to_token(int(i))
+                if int(i) not in skip and token is not None:
+                    c = int(counts[i])
+                    items.append(Item(space, int(i), token, c if space == 0 else 0, c if space == 1 else 0))
+    items.sort(key=lambda it: (-it.count, it.space, it.id))
+    return items
+
+
+# -- neighbours ------------------------------------------------------------------------------------
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+class Neighbours:
+    """Cosine similarity among the pool of tokens the corpus uses, within one embedding space."""
+
+    def __init__(self, items: list[Item], spaces: list[Space]):
+        self.items = items
+        self.index = {(it.space, it.id): n for n, it in enumerate(items)}
+        self.vectors = _unit(np.stack([spaces[it.space].matrix[it.id] for it in items]).astype(np.float32))
+        self.spaces = np.array([it.space for it in items])
+
+    def similarities(self, rows: list[int]) -> np.ndarray:
+        """(len(rows), pool) cosines of the given items with every item; -inf for an item itself and
+        for items of another embedding space."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sims = (self.vectors[rows] @ self.vectors.T).astype(np.float64)
+        sims[self.spaces[rows][:, None] != self.spaces[None, :]] = -np.inf
+        sims[np.arange(len(rows)), rows] = -np.inf
+        return sims
+
+    def nearest(self, rows: list[int], k: int) -> list[list[tuple[Item, float]]]:
+        """The k nearest neighbours of each item, most similar first (ties by frequency)."""
+        out = []
+        for start in range(0, len(rows), 256):
+            sims = self.similarities(rows[start : start + 256])
+            for row in sims:
+                order = np.argsort(-row, kind="stable")[:k]  # the pool is sorted by frequency
+                out.append([(self.items[j], float(row[j])) for j in order if np.isfinite(row[j])])
+        return out
+
+    def rank(self, n: int, other: int, among: np.ndarray | None = None) -> int:
+        """1 = `other` is n's nearest neighbour (among the items where the mask `among` is true)."""
+        sims = self.similarities([n])[0]
+        better = sims > sims[other]
+        return int(np.sum(better & among if among is not None else better)) + 1
+
+
+def _find(items_index: dict, tokenizer, word: str, space: int) -> int | None:
+    """The pool index of a word as one token: with the word marker first, then without."""
+    for token in (WORD_MARK + word, word):
+        i = tokenizer.token_to_id(token)
+        if i is not None and (space, i) in items_index:
+            return items_index[(space, i)]
+    return None
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def _int_arg(args, name: str, default: int) -> int:
+    value = getattr(args, name, None)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"--{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _corpus_path(value) -> Path:
+    if value is None:
+        default = DEFAULT_CORPUS if DEFAULT_CORPUS.is_file() else Path(__file__).resolve().parent.parent / DEFAULT_CORPUS
+        if not default.is_file():
+            raise InputError(f"no corpus: {DEFAULT_CORPUS} does not exist here; pass --corpus FILE "
+                             "(source<TAB>target lines, e.g. the model's training data)")
+        return default
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise InputError(f"--corpus {value}: no such file")
+    return path
+
+
+def _perplexity(n: int) -> float:
+    """t-SNE's usual 30, smaller for few points (it must stay below their number)."""
+    return float(max(2.0, min(30.0, (n - 1) / 3)))
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _language_name(code: str) -> str:
+    name = LANGUAGE_NAMES.get(code.split("-")[0].lower())
+    return f"{name} ({code})" if name else code
+
+
+# Where a label may go relative to its point, in points (tried in order until one overlaps nothing).
+_LABEL_OFFSETS = [(2, 1), (2, -9), (-3, 1), (-3, -9), (2, 8), (-3, 8), (2, -16), (-3, -16), (8, 1), (-9, 1), (2, 15), (-3, 15)]
+
+
+def _place_labels(fig, ax, renderer, texts: list, avoid: list) -> None:
+    """Greedy placement: each label (most frequent first) takes the first offset where its box
+    overlaps no label placed before it nor the legend; else the offset with the least overlap."""
+    placed = np.array([[b.x0, b.y0, b.x1, b.y1] for b in avoid] or np.zeros((0, 4)))
+
+    def overlap(bb) -> float:
+        if not len(placed):
+            return 0.0
+        w = np.clip(np.minimum(placed[:, 2], bb.x1) - np.maximum(placed[:, 0], bb.x0), 0, None)
+        h = np.clip(np.minimum(placed[:, 3], bb.y1) - np.maximum(placed[:, 1], bb.y0), 0, None)
+        return float(np.sum(w * h))
+
+    for text in texts:
+        best, best_overlap = None, np.inf
+        for dx, dy in _LABEL_OFFSETS:
+            text.set_horizontalalignment("left" if dx > 0 else "right")
+            text.xyann = (dx, dy)
+            bb = text.get_window_extent(renderer)
+            o = overlap(bb)
+            if o < best_overlap:
+                best, best_overlap = ((dx, dy), bb), o
+            if o == 0:
+                break
+        (dx, dy), bb = best
+        text.set_horizontalalignment("left" if dx > 0 else "right")
+        text.xyann = (dx, dy)
+        placed = np.vstack([placed, [bb.x0, bb.y0, bb.x1, bb.y1]])
+
+
+def _draw(xy: np.ndarray, items: list[Item], languages: list[str], lang_codes: tuple[str, str], title: str, subtitle: str, out: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = {lang_codes[0]: "#d62728", lang_codes[1]: "#1f5fbf"}
+    n = len(items)
+    width = 16 if n > 120 else 12 if n > 40 else 9
+    fig = Figure(figsize=(width, width * 0.75), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    counts = np.array([it.count for it in items], dtype=np.float64)
+    logc = np.log(counts)
+    rel = (logc - logc.min()) / max(logc.max() - logc.min(), 1e-9)
+    sizes = 8.0 + 4.0 * rel  # frequent tokens a little larger
+    marked = any(it.token.startswith(WORD_MARK) for it in items)
+    for code in lang_codes:
+        sel = [i for i, lang in enumerate(languages) if lang == code]
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=7, color=colours[code], alpha=0.7, linewidths=0,
+                   label=f"{_language_name(code)}: {len(sel)} tokens")
+    pad = 0.04 * (xy.max(axis=0) - xy.min(axis=0) + 1e-9)
+    ax.set_xlim(xy[:, 0].min() - 2 * pad[0], xy[:, 0].max() + 3 * pad[0])
+    ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_color("#bbbbbb")
+    ax.set_title(textwrap.fill(title, int(width * 8.5)) + "\n" + textwrap.fill(subtitle, int(width * 10)), fontsize=12)
+    leg = ax.legend(loc="upper right", fontsize=10, markerscale=3, framealpha=0.9, title="language (the side it occurs on more)")
+    leg.get_title().set_fontsize(9)
+    fig.tight_layout()
+    texts = [ax.annotate(label_of(items[i].token, marked), xy[i], xytext=(2, 1), textcoords="offset points", va="bottom",
+                         fontsize=sizes[i], color=colours[languages[i]], alpha=0.95) for i in range(n)]  # items: most frequent first
+    renderer = canvas.get_renderer()
+    _place_labels(fig, ax, renderer, texts, [leg.get_window_extent(renderer)])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, metadata={"Software": None})
+
+
+def _dumps(report: dict) -> str:
+    """JSON with one line per token, probe and probe pair: small, and readable in a diff."""
+    def one(value) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    parts = []
+    for key, value in report.items():
+        if key == "tokens" or key == "probe_pairs":
+            body = ",\n".join(f"  {one(v)}" for v in value)
+            parts.append(f" {one(key)}: [\n{body}\n ]" if value else f" {one(key)}: []")
+        elif key == "probes":
+            body = ",\n".join(f"  {one(k)}: {one(v)}" for k, v in value.items())
+            parts.append(f" {one(key)}: {{\n{body}\n }}" if value else f" {one(key)}: {{}}")
+        else:
+            parts.append(f" {one(key)}: {one(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def embeddings_main(args) -> int:
+    """Write the t-SNE map (PNG) and the neighbours (JSON) of a model's token embeddings."""
+    from .models import resolve_model
+
+    out_value = getattr(args, "out", None)
+    if not out_value or not str(out_value).lower().endswith(".png"):
+        raise InputError(f"--out must name a .png file, got {out_value!r}")
+    out = Path(out_value).expanduser()
+    json_value = getattr(args, "json", None)
+    json_out = Path(json_value).expanduser() if json_value else out.with_suffix(".json")
+    if json_out.resolve() == out.resolve():
+        raise InputError("--json must differ from --out")
+    top = _int_arg(args, "top", DEFAULT_TOP)
+    k = _int_arg(args, "neighbours", DEFAULT_NEIGHBOURS)
+    seed = _int_arg(args, "seed", DEFAULT_SEED)
+    if top < MIN_TOP:
+        raise InputError(f"--top must be at least {MIN_TOP}, got {top}")
+    if k < 1:
+        raise InputError(f"--neighbours must be at least 1, got {k}")
+    corpus = _corpus_path(getattr(args, "corpus", None))
+    try:
+        model_dir = resolve_model(getattr(args, "model", None))
+    except ModelError as e:
+        raise InputError(str(e)) from None
+    if not model_dir.is_dir():
+        raise InputError(f"--model {getattr(args, 'model', None)}: no such model directory ({model_dir})")
+    try:
+        import matplotlib  # noqa: F401
+        import onnx  # noqa: F401
+        from sklearn.manifold import TSNE
+    except ImportError as e:
+        missing = {"sklearn": "scikit-learn"}.get((e.name or "").split(".")[0], (e.name or "").split(".")[0]) or "a module"
+        raise InputError(f"`traductor embeddings` needs matplotlib, scikit-learn and onnx ({missing} is missing): {EXTRA_HINT}") from None
+
+    cfg = read_config(model_dir)
+    source, target = embedding_spaces(model_dir, cfg)
+    vocab = source.matrix.shape[0] + (0 if target is source else target.matrix.shape[0])
+    if top > vocab:
+        raise InputError(f"--top {top} is larger than the model's vocabulary ({vocab} tokens)")
+    pool = corpus_items(source, target, cfg, corpus)
+    if len(pool) < top:
+        fix = f"pass --top {len(pool)} or less, or a larger corpus" if len(pool) >= MIN_TOP else f"a map needs at least {MIN_TOP}; pass a larger corpus"
+        raise InputError(f"{corpus} uses only {len(pool)} distinct tokens (special and byte tokens aside); {fix}")
+    if k >= len(pool):
+        raise InputError(f"--neighbours {k}: {corpus} uses only {len(pool)} distinct tokens; pass --neighbours {len(pool) - 1} or less")
+    spaces = [source, target]
+    codes = (cfg.source_language, cfg.target_language)
+    if codes[0] == codes[1]:
+        codes = (f"{codes[0]} (source)", f"{codes[1]} (target)")
+    items = pool[:top]
+    languages = [codes[0] if (it.source_count >= it.target_count) else codes[1] for it in items]
+
+    # t-SNE on cosine distances of the plotted tokens
+    vectors = _unit(np.stack([spaces[it.space].matrix[it.id] for it in items]).astype(np.float64))
+    perplexity = _perplexity(len(items))
+    method = "exact" if len(items) <= EXACT_TSNE_MAX else "barnes_hut"  # exact: faster for a few hundred points
+    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", learning_rate="auto", random_state=seed, method=method)
+    xy = tsne.fit_transform(vectors)
+
+    near = Neighbours(pool, spaces)
+    marked = any(it.token.startswith(WORD_MARK) for it in pool[:top])
+    tokens_json = []
+    nearest = near.nearest(list(range(len(items))), k)
+    for n, (it, lang) in enumerate(zip(items, languages)):
+        tokens_json.append({
+            "token": it.token, "label": label_of(it.token, marked), "language": lang, "count": it.count,
+            "source_count": it.source_count, "target_count": it.target_count, "xy": [round(float(v), 3) for v in xy[n]],
+            "neighbours": [{"token": o.token, "cosine": round(c, 4)} for o, c in nearest[n]],
+        })
+    probes, pairs = {}, []
+    tgt_tok = _target_tokenizer(source, target)
+    tgt_space = 0 if target is source else 1
+    target_side = np.array([it.target_count > it.source_count for it in pool])
+    source_side = ~target_side
+    for word, translations in PROBES:
+        n = _find(near.index, source.tokenizer, word, 0)
+        if n is None:
+            continue
+        probes[word] = [{"token": o.token, "cosine": round(c, 4)} for o, c in near.nearest([n], k)[0]]
+        for translation in translations:
+            m = _find(near.index, tgt_tok, translation, tgt_space)
+            if m is None or m == n:
+                continue
+            sims = near.similarities([n])[0]
+            if not np.isfinite(sims[m]):  # two embedding matrices: no cosine between them
+                pairs.append({"source": word, "target": translation, "cosine": None})
+                break
+            pairs.append({"source": word, "target": translation, "cosine": round(float(sims[m]), 4),
+                          "rank_of_target": near.rank(n, m), "rank_of_source": near.rank(m, n),
+                          f"rank_of_target_among_{cfg.target_language}": near.rank(n, m, target_side),
+                          f"rank_of_source_among_{cfg.source_language}": near.rank(m, n, source_side)})
+            break
+    report = {
+        "model": str(model_dir), "embedding": source.source if target is source else [source.source, target.source],
+        "shared_embeddings": target is source, "corpus": str(corpus), "source_language": cfg.source_language,
+        "target_language": cfg.target_language,
+        "language_rule": "the side (source or target) of the corpus where the token occurs more often; ties count as source",
+        "neighbour_pool": f"the {len(pool)} tokens the corpus uses (special and byte tokens aside), cosine similarity"
+                          + ("" if target is source else ", within each embedding matrix"),
+        "tsne": {"method": method, "perplexity": round(perplexity, 3), "metric": "cosine", "init": "pca", "random_state": seed,
+                 "kl_divergence": round(float(tsne.kl_divergence_), 4)},
+        "tokens": tokens_json, "probes": probes, "probe_pairs": pairs,
+    }
+    title = f"Token embeddings of {model_dir.name}: t-SNE of the {len(items)} most frequent tokens"
+    if target is source:
+        subtitle = f"{source.source}, cosine distance; frequencies and languages from {corpus.name}"
+    else:
+        subtitle = (f"{source.source} ({codes[0]}) and {target.source} ({codes[1]}): two matrices, compare within a colour only; "
+                    f"frequencies from {corpus.name}")
+    _draw(xy, items, languages, codes, title, subtitle, out)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(_dumps(report), encoding="utf-8")
+    print(f"wrote {out} and {json_out}")
+    for p in pairs:
+        if p["cosine"] is not None:
+            print(f"  {p['source']} -> {p['target']}: cosine {p['cosine']:.3f}, {p['target']} is neighbour {p['rank_of_target']} of {p['source']} "
+                  f"(the {_ordinal(p[f'rank_of_target_among_{cfg.target_language}'])} {cfg.target_language} token)")
+    return 0

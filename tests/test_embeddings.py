@@ -1,0 +1,225 @@
+"""`traductor embeddings`: the t-SNE map and the neighbours JSON of a package's token embeddings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from traductor.runtime import embeddings
+from traductor.runtime.package import InputError
+
+from .conftest import TINY_MODEL, WORDS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SOURCE_WORDS, TARGET_WORDS = WORDS[:8], WORDS[8:]  # two "languages" of the tiny model's single-token words
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "es-en"
+
+
+@pytest.fixture(scope="module")
+def explain_extra():
+    for module in ("sklearn", "matplotlib", "onnx"):
+        pytest.importorskip(module)
+
+
+def write_corpus(path: Path, n: int = 200, seed: int = 0) -> Path:
+    """Source lines from the first eight words, target lines from the other seven: each token has one side."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(n):
+            src = " ".join(rng.choice(SOURCE_WORDS, rng.integers(2, 6)))
+            tgt = " ".join(rng.choice(TARGET_WORDS, rng.integers(2, 6)))
+            f.write(f"{src}\t{tgt}\n")
+    return path
+
+
+def args(tmp_path: Path, **kw) -> Namespace:
+    base = dict(model=str(TINY_MODEL), out=str(tmp_path / "map.png"), json=None, corpus=str(tmp_path / "corpus.tsv"),
+                top=12, neighbours=5, seed=0)
+    base.update(kw)
+    return Namespace(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_map(explain_extra, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("embeddings")
+    write_corpus(out / "corpus.tsv")
+    assert embeddings.embeddings_main(args(out)) == 0
+    return out
+
+
+def check_png(path: Path) -> np.ndarray:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(str(path))
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert float(image[..., :3].std()) > 0.01, "the image is blank"
+    return image
+
+
+def test_writes_a_png_and_a_json_with_the_requested_tokens(tiny_map):
+    check_png(tiny_map / "map.png")
+    report = json.loads((tiny_map / "map.json").read_text(encoding="utf-8"))  # default: beside the PNG
+    assert report["model"] == str(TINY_MODEL)
+    assert report["embedding"] == "encoder.onnx:model.embed.weight"  # fp32 preferred
+    assert len(report["tokens"]) == 12
+    counts = [t["count"] for t in report["tokens"]]
+    assert counts == sorted(counts, reverse=True)
+    by_label = {t["label"]: t for t in report["tokens"]}
+    assert all(t["token"] == "\u2581" + t["label"] for t in report["tokens"])  # the word marker is dropped from labels
+    for word in set(by_label) & set(SOURCE_WORDS):
+        assert by_label[word]["language"] == "es" and by_label[word]["target_count"] == 0
+    for word in set(by_label) & set(TARGET_WORDS):
+        assert by_label[word]["language"] == "en" and by_label[word]["source_count"] == 0
+    assert {t["language"] for t in report["tokens"]} == {"es", "en"}
+
+
+def test_neighbours_are_sorted_by_cosine_and_exclude_the_token(tiny_map):
+    report = json.loads((tiny_map / "map.json").read_text(encoding="utf-8"))
+    for t in report["tokens"]:
+        cosines = [n["cosine"] for n in t["neighbours"]]
+        assert len(cosines) == 5
+        assert cosines == sorted(cosines, reverse=True)
+        assert all(-1.0 <= c <= 1.0 for c in cosines)
+        assert t["token"] not in [n["token"] for n in t["neighbours"]]
+    # the probes present in the tiny vocabulary, found without the word marker
+    assert {"agua", "tierra", "rey"} <= set(report["probes"])
+    assert "\u2581agua" not in [n["token"] for n in report["probes"]["agua"]]
+
+
+def test_neighbours_match_a_direct_cosine_computation(tiny_map):
+    report = json.loads((tiny_map / "map.json").read_text(encoding="utf-8"))
+    matrix, tokenizer = embeddings.embedding_matrix(TINY_MODEL)
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    pool = [tokenizer.token_to_id("\u2581" + w) for w in WORDS]
+    first = report["tokens"][0]
+    i = tokenizer.token_to_id(first["token"])
+    sims = {tokenizer.id_to_token(j): float(unit[i] @ unit[j]) for j in pool if j != i}
+    expected = sorted(sims.items(), key=lambda kv: -kv[1])[:5]
+    assert [n["token"] for n in first["neighbours"]] == [t for t, _ in expected]
+    assert [n["cosine"] for n in first["neighbours"]] == pytest.approx([c for _, c in expected], abs=1e-4)
+
+
+def test_json_path_and_int8_only_package(explain_extra, tmp_path):
+    pkg = tmp_path / "int8-only"
+    shutil.copytree(TINY_MODEL, pkg)
+    (pkg / "encoder.onnx").unlink()
+    (pkg / "decoder.onnx").unlink()
+    write_corpus(tmp_path / "corpus.tsv")
+    assert embeddings.embeddings_main(args(tmp_path, model=str(pkg), out=str(tmp_path / "out" / "m.png"), json=str(tmp_path / "n.json"))) == 0
+    check_png(tmp_path / "out" / "m.png")
+    report = json.loads((tmp_path / "n.json").read_text(encoding="utf-8"))
+    assert report["embedding"].startswith("encoder.int8.onnx:")
+    assert len(report["tokens"]) == 12
+    fp32, _ = embeddings.embedding_matrix(TINY_MODEL)
+    int8, _ = embeddings.embedding_matrix(pkg)
+    np.testing.assert_allclose(int8, fp32, atol=1e-3)  # the int8 graphs keep the embedding (fp32 or fp16)
+
+
+@pytest.mark.skipif(not (SHIPPED / "encoder.onnx").is_file() or not (SHIPPED / "encoder.int8.onnx").is_file(),
+                    reason="needs both variants of the shipped model")
+def test_shipped_int8_graph_holds_the_embedding_as_fp16(explain_extra):
+    cfg = embeddings.read_config(SHIPPED)
+    fp32, _ = embeddings._graph_embedding(SHIPPED / "encoder.onnx", cfg.io.input_ids, SHIPPED)
+    half, where = embeddings._graph_embedding(SHIPPED / "encoder.int8.onnx", cfg.io.input_ids, SHIPPED)
+    assert where.endswith("_fp16") and half.dtype == np.float32 and half.shape == fp32.shape == (cfg.dims.vocab_size, cfg.dims.d_model)
+    np.testing.assert_allclose(half, fp32, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(out="map.jpg"), r"--out must name a \.png file"),
+    (dict(top=9), r"--top must be at least 10"),
+    (dict(top=100_000), r"--top 100000 is larger than the model's vocabulary \(334 tokens\)"),
+    (dict(top=20), r"uses only 15 distinct tokens .*pass --top 15 or less"),
+    (dict(neighbours=0), r"--neighbours must be at least 1"),
+    (dict(neighbours=15), r"--neighbours 15: .* pass --neighbours 14 or less"),
+    (dict(top="many"), r"--top must be an integer"),
+    (dict(corpus="no-such.tsv"), r"--corpus no-such\.tsv: no such file"),
+    (dict(model="no-such-model"), r"no model named 'no-such-model'"),
+    (dict(model="./no/such/dir"), r"no such model directory"),
+])
+def test_bad_arguments_are_one_clear_line(explain_extra, tmp_path, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    write_corpus(tmp_path / "corpus.tsv")
+    with pytest.raises(InputError, match=message) as e:
+        embeddings.embeddings_main(args(tmp_path, **change))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "map.png").exists()
+
+
+def test_a_missing_default_corpus_says_to_pass_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(embeddings, "DEFAULT_CORPUS", Path("no") / "such" / "train.tsv")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"pass --corpus FILE"):
+        embeddings.embeddings_main(args(tmp_path, corpus=None))
+
+
+def test_a_corpus_line_without_a_tab(explain_extra, tmp_path):
+    (tmp_path / "corpus.tsv").write_text("casa perro\tsol\nsolo una columna\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 2: no TAB"):
+        embeddings.embeddings_main(args(tmp_path))
+
+
+def test_a_missing_extra_names_the_install_command(tmp_path, monkeypatch):
+    write_corpus(tmp_path / "corpus.tsv")
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # import fails as if scikit-learn were absent
+    with pytest.raises(InputError, match=r"scikit-learn is missing.*pip install 'traductor\[explain\]'"):
+        embeddings.embeddings_main(args(tmp_path))
+
+
+def test_importable_without_the_extra_and_not_loaded_by_the_runtime():
+    code = (
+        "import sys\n"
+        "for m in ('sklearn', 'matplotlib', 'onnx'): sys.modules[m] = None\n"
+        "import traductor.runtime, traductor.runtime.translator, traductor.runtime.cli\n"
+        "assert 'traductor.runtime.embeddings' not in sys.modules\n"
+        "import traductor.runtime.embeddings\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_path):
+    """A converted OPUS-MT package with separate vocabularies: the target tokens' vectors come from the
+    decoder's own matrix, and neighbours never cross from one matrix to the other."""
+    import onnx
+    from onnx import numpy_helper
+
+    pkg = tmp_path / "separate"
+    shutil.copytree(TINY_MODEL, pkg)
+    for name in ("encoder.int8.onnx", "decoder.int8.onnx"):
+        (pkg / name).unlink()
+    decoder = onnx.load(str(pkg / "decoder.onnx"))
+    shared = next(t for t in decoder.graph.initializer if t.name == "embed.weight")
+    own = np.random.default_rng(0).standard_normal(numpy_helper.to_array(shared).shape).astype(np.float32)
+    decoder.graph.initializer.append(numpy_helper.from_array(own, "decoder_embed.weight"))
+    gather = next(n for n in decoder.graph.node if n.op_type == "Gather" and n.input[0] == "embed.weight")
+    gather.input[0] = "decoder_embed.weight"
+    onnx.save(decoder, str(pkg / "decoder.onnx"))
+    config = json.loads((pkg / "config.json").read_text())
+    config["dims"]["target_vocab_size"] = config["dims"]["vocab_size"]
+    (pkg / "config.json").write_text(json.dumps(config))
+    write_corpus(tmp_path / "corpus.tsv")
+
+    assert embeddings.embeddings_main(args(tmp_path, model=str(pkg), top=15, neighbours=3)) == 0
+    check_png(tmp_path / "map.png")
+    report = json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))
+    assert report["shared_embeddings"] is False
+    assert report["embedding"] == ["encoder.onnx:model.embed.weight", "decoder.onnx:decoder_embed.weight"]
+    side = {t["token"]: t["language"] for t in report["tokens"]}
+    for t in report["tokens"]:
+        assert {side[n["token"]] for n in t["neighbours"]} == {t["language"]}
+    vectors = {t["label"]: t for t in report["tokens"] if t["language"] == "en"}
+    word = next(iter(vectors))
+    unit = own / np.linalg.norm(own, axis=1, keepdims=True)
+    _, tokenizer = embeddings.embedding_matrix(TINY_MODEL)
+    i = tokenizer.token_to_id("\u2581" + word)
+    j = tokenizer.token_to_id(vectors[word]["neighbours"][0]["token"])
+    assert vectors[word]["neighbours"][0]["cosine"] == pytest.approx(float(unit[i] @ unit[j]), abs=1e-4)
