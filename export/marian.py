@@ -29,7 +29,7 @@ import torch
 
 from traductor.training.model import ModelConfig, Transformer
 
-from .export import ExportError, PackageSource, quiet_exporters, write_package
+from .export import PARITY_FLOOR, ExportError, PackageSource, quiet_exporters, write_package
 
 ACTIVATIONS = {"swish": "swish", "silu": "swish", "relu": "relu", "gelu": "gelu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -240,7 +240,8 @@ def hf_parity(hf_model, cfg: ModelConfig, package_dir: Path, seed: int = 0, shap
             finite = np.isfinite(want)
             if not np.array_equal(finite, np.isfinite(got)):
                 return float("inf")
-            worst = max(worst, float(np.abs(got[finite] - want[finite]).max()))
+            considered = want >= PARITY_FLOOR  # the tokens any search could pick (export.PARITY_FLOOR)
+            worst = max(worst, float(np.abs(got[considered] - want[considered]).max()))
     return worst
 
 
