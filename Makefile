@@ -19,7 +19,7 @@ translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate e
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
 
 help:  ## list the recipes
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -hE '^[a-z0-9-]+:.*## ' Makefile web/web.mk | sed 's/:.*## /\t/'
 
 $(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword fp32  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
+test: setup sword fp32 web-deps  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
 	$(MAKE) test-wheel
@@ -132,3 +132,6 @@ $(FP32_FILES) &: $(WEIGHTS) | $(VENV)/.dev
 
 clean:  ## remove the virtual environments and build leftovers
 	rm -rf $(VENV) $(RT_VENV) $(OV_VENV) $(WHEEL_VENV) build dist *.egg-info
+
+# The browser version: web, web-deps, test-web, bench-web.
+include web/web.mk

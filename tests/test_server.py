@@ -321,3 +321,24 @@ def test_model_files_are_served_with_isolation_headers_and_nothing_else(server):
     for path in ("/models/tiny-model/reference.json", "/models/tiny-model/..%2F..%2Fconftest.py", "/models/nope/config.json",
                  "/models/tiny-model/%2E%2E/%2E%2E/conftest.py"):
         assert server.request("GET", path)[0] == 404, path
+
+
+WEB = Path(__file__).parents[1] / "web"
+
+
+@pytest.mark.skipif(not (WEB / "node_modules").is_dir(), reason="web/ is not set up (make web-deps)")
+def test_the_browser_page_is_served_cross_origin_isolated(tmp_path):
+    s = Server("--model", str(Path(__file__).parents[1] / "models" / "es-en"))
+    try:
+        for path in ("/", "/traductor.js", "/models/es-en/config.json", "/models/es-en/decoder.int8.onnx"):
+            with urllib.request.urlopen(s.url + path, timeout=30) as r:
+                assert r.status == 200 and r.read()
+                assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+                assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        wasm = next((WEB / "node_modules" / "onnxruntime-web" / "dist").glob("*.wasm"))
+        with urllib.request.urlopen(f"{s.url}/node_modules/onnxruntime-web/dist/{wasm.name}", timeout=30) as r:
+            assert r.headers["Content-Type"] == "application/wasm"
+        assert s.request("GET", "/../pyproject.toml")[0] == 404
+        assert s.request("GET", "/%2E%2E/pyproject.toml")[0] == 404
+    finally:
+        assert s.stop()

@@ -44,6 +44,8 @@ CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 NODE = shutil.which("node")
 N_VERSES = 20
 GREEDY_GAP = 0.15  # nats; measured gaps of int8 near-ties: 0.001-0.052
+LOAD_ERRORS = ["decoder.int8.onnx does not match its sha256", "encoder.int8.onnx is 1000 bytes, the manifest says",
+               "make fp32", "model has no variant \"int4\"", "is not a traductor model: manifest.json answered HTTP 404"]
 TOKEN_DRIFT = 0.02  # mean |log-prob difference| per token along the browser's path
 
 needs_node = [
@@ -182,6 +184,22 @@ def server(tmp_path_factory):
         if f.is_file():
             shutil.copyfile(f, models / "es-en" / f.name)
     make_format6(MODEL, models / "v6")
+    # Packages the page must refuse: a changed byte, a truncated graph, a variant that is not there.
+    for name in ("corrupt", "truncated", "int8-only"):
+        shutil.copytree(models / "v6", models / name)
+    data = bytearray((models / "corrupt" / "decoder.int8.onnx").read_bytes())
+    data[len(data) // 2] ^= 1
+    (models / "corrupt" / "decoder.int8.onnx").write_bytes(bytes(data))
+    with open(models / "truncated" / "encoder.int8.onnx", "r+b") as f:
+        f.truncate(1000)
+    cfg = json.loads((models / "int8-only" / "config.json").read_text())
+    cfg["variants"]["fp32"] = {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+    (models / "int8-only" / "config.json").write_text(json.dumps(cfg))
+    manifest = json.loads((models / "int8-only" / "manifest.json").read_text())
+    write_manifest(models / "int8-only")  # config.json changed
+    listed = json.loads((models / "int8-only" / "manifest.json").read_text())
+    listed["files"].update({f: manifest["files"]["encoder.int8.onnx"] for f in ("encoder.onnx", "decoder.onnx")})  # listed, not there
+    (models / "int8-only" / "manifest.json").write_text(json.dumps(listed))
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(WEB / "serve.py"), "--port", str(port), "--models", str(models), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -269,6 +287,7 @@ def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict]
 
 @pytest.mark.slow
 @needs_chromium
+@pytest.mark.filterwarnings("ignore:input .* exceeds the model's:RuntimeWarning")  # the chunked paragraph, on purpose
 def test_browser_matches_python_runtime(server, tmp_path):
     url, models = server
     verse_list = verses()[:N_VERSES]
@@ -284,7 +303,10 @@ def test_browser_matches_python_runtime(server, tmp_path):
     tr6 = Translator(models / "v6")
     texts6 = verse_list[:6] + ["", "🙂", "Y dijo Dios: Sea la luz."]
     cases6 = [{"text": t, "options": {"beam_size": b, "target_language": lang}} for lang in ("en", "xx") for b in (1, 4) for t in texts6]
-    runs.append({"model": "v6", "variant": "int8", "cases": cases6, "batches": []})
+    runs.append({"model": "v6", "variant": "int8", "cases": cases6, "batches": [],
+                 "load_errors": [{"model": "corrupt", "variant": "int8"}, {"model": "truncated", "variant": "int8"},
+                                 {"model": "int8-only", "variant": "fp32"}, {"model": "v6", "variant": "int4"},
+                                 {"model": "missing", "variant": "int8"}]})
     pythons.append(tr6)
 
     spec, out = tmp_path / "cases.json", tmp_path / "out.json"
@@ -329,6 +351,9 @@ def test_browser_matches_python_runtime(server, tmp_path):
                 why = _near_tie(tr, c["text"], options, g["segments_out"])
                 if why:
                     failures.append(f"{label}: not a near-tie ({why}): python {e['ids']} / browser {g['ids']}")
+        for want_error, err in zip(LOAD_ERRORS if run["model"] == "v6" else [], got["loadErrors"]):
+            if not (err and err.startswith("ModelError") and want_error in err):
+                failures.append(f"loading a bad package: {err!r}, expected a ModelError with {want_error!r}")
         for b, gb in zip(run["batches"], got["batches"]):  # a list in one call: batched by padded length
             for t, g in zip(b["texts"], gb):
                 if g["ids"] != single.get(t):
