@@ -45,7 +45,7 @@ def post(url: str, payload: dict, timeout: float = 120) -> tuple[int, dict]:
 
 def start(args, batching: bool) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model]
+    cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model, *args.server_args.split()]
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -110,6 +110,7 @@ def main() -> int:
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--requests", type=int, default=160, help="requests per level")
     p.add_argument("--max-seconds", type=float, default=90, help="time bound per level")
+    p.add_argument("--server-args", default="", help="extra `traductor serve` options, e.g. \"--threads 1\"")
     p.add_argument("--out", help="write the report (markdown) here too")
     args = p.parse_args()
     verses = [v for v in Path(args.verses).read_text(encoding="utf-8").splitlines() if v.strip()][: args.requests]
