@@ -83,6 +83,10 @@ def heatmap(info: dict, path: Path, title: str) -> None:
 
 
 def explain_main(args) -> int:
+    try:
+        import matplotlib  # noqa: F401  (checked first: nothing is written without it)
+    except ImportError as e:
+        raise InputError("traductor explain draws with matplotlib: pip install 'traductor[explain]'") from e
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out must be a directory, and {out} is a file")

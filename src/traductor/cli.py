@@ -229,7 +229,9 @@ def _load(target: str):
     except ModuleNotFoundError as e:
         missing = (e.name or "").split(".")[0]
         if missing in EXTRA_OF:
-            raise UserError(f"this command needs {missing}, which is not installed: pip install 'traductor[{EXTRA_OF[missing]}]'") from e
+            # An extra that pulls the missing package in for this command: convert needs torch too.
+            extra = "convert" if module_name == "traductor.export.marian" else EXTRA_OF[missing]
+            raise UserError(f"this command needs {missing}, which is not installed: pip install 'traductor[{extra}]'") from e
         raise
 
 
