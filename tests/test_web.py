@@ -253,7 +253,8 @@ def _forced_log_probs(tr: Translator, src: list[int], tokens: list[int]) -> list
     return [dec.step(np.array([t], dtype=np.int64))[0] for t in [tr._specials.bos_id] + tokens]
 
 
-def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict]) -> str | None:
+def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict], drift_limit: float | None = None,
+              gap_limit: float | None = None) -> str | None:
     """None when every segment where the browser differs from the Python runtime differs by the numbers
     alone (see the module docstring), else why not."""
     opts = tr._options(options)
@@ -272,14 +273,14 @@ def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict]
         lps = _forced_log_probs(tr, seg.ids, path)
         rescored = sum(float(lps[i][t]) for i, t in enumerate(path))
         drift = abs(rescored - got["log_prob"]) / max(len(path), 1)
-        if drift > TOKEN_DRIFT:
+        if drift > (TOKEN_DRIFT if drift_limit is None else drift_limit):
             return f"the browser's log-prob {got['log_prob']:.4f} of its own tokens is {rescored:.4f} in Python ({drift:.4f} per token)"
         if opts.beam_size == 1:  # one path: where it forks, the two tokens were nearly tied
             a, b = best.tokens + [eos], got["ids"] + [eos]
             n = next(i for i in range(min(len(a), len(b))) if a[i] != b[i])
             lp = lps[n]
             gap = float(lp[a[n]] - lp[b[n]])
-            if gap > GREEDY_GAP:
+            if gap > (GREEDY_GAP if gap_limit is None else gap_limit):
                 return f"greedy step {n}: python {a[n]} vs browser {b[n]}, log-prob gap {gap:.4f}"
         print(f"near-tie: beam {opts.beam_size}, per-token drift {drift:.4f}" + (f", gap {gap:.4f} at step {n}" if opts.beam_size == 1 else ""))
     return None
@@ -346,7 +347,12 @@ def test_browser_matches_python_runtime(server, tmp_path):
                 if g["text"] != e["text"]:
                     failures.append(f"{label}: text {g['text']!r} / python {e['text']!r}")
             elif run["variant"] == "fp32":
-                failures.append(f"{label}: python {e['ids']} {e['text']!r} / browser {g['ids']} {g['text']!r}")
+                # Equal on every input on the CPU this was written on (AVX-512). Native fp32 kernels
+                # round differently on other CPUs (AVX2, no AVX), so there a flip between two tokens
+                # tied within 1e-3 nats is accepted, at most once; anything else fails.
+                why = _near_tie(tr, c["text"], options, g["segments_out"], drift_limit=1e-4, gap_limit=1e-3)
+                if why:
+                    failures.append(f"{label}: python {e['ids']} {e['text']!r} / browser {g['ids']} {g['text']!r} ({why})")
             else:
                 why = _near_tie(tr, c["text"], options, g["segments_out"])
                 if why:
@@ -360,7 +366,7 @@ def test_browser_matches_python_runtime(server, tmp_path):
                     failures.append(f"{name} batch of {len(b['texts'])}: {t[:40]!r}: {g['ids']} / alone {single.get(t)}")
         summary.append(f"{name}: " + ", ".join(f"{'greedy' if b == 1 else f'beam {b}'} {ok}/{n}" for b, (ok, n) in counts.items()))
         for b, (ok, n) in counts.items():
-            if ok < n / 2:
+            if ok < (n - 1 if run["variant"] == "fp32" else n / 2):
                 failures.append(f"{name} beam {b}: only {ok} of {n} equal to the Python runtime")
     print("equal to the Python runtime: " + "; ".join(summary))
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:20])
