@@ -3,7 +3,7 @@
     traductor embeddings [--model DIR] --out map.png [--json map.json] [--corpus FILE] [--top 300] [--neighbours 8]
 
 The embedding matrix is read from the package's ONNX graphs (the `Gather` of the encoder's input ids:
-`embed.weight`, stored as fp16 in int8 graphs) with numpy and onnx, not from a training checkpoint, so
+`embed.weight`, stored as fp16 in int8 graphs) with numpy alone, not from a training checkpoint, so
 it works on any package, including the wheel's int8-only one. A parallel corpus (source<TAB>target
 lines) gives each token its frequency and its language: the side it occurs on more often. The N most
 frequent tokens (special and byte-fallback tokens aside) are projected to 2-D with t-SNE on cosine
@@ -11,7 +11,7 @@ distances and drawn labelled, one colour per language; the JSON beside the map l
 nearest neighbours by cosine similarity among every token the corpus uses, and a few probes such as
 "Dios" and "God".
 
-This module is not imported by the runtime core: it needs matplotlib, scikit-learn and onnx (the
+This module is not imported by the runtime core: it needs matplotlib and scikit-learn (the
 `explain` extra), imported only when a map is made.
 """
 
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .package import InputError, ModelError, ModelPackageConfig, installed_variants, read_config
+from .package import InputError, ModelError, ModelPackageConfig, graph_contents, installed_variants, read_config, tensor_array, tensor_dims
+from .translator import _load_tokenizer
 
 DEFAULT_CORPUS = Path("data") / "bible" / "train.tsv"
 DEFAULT_TOP, DEFAULT_NEIGHBOURS, DEFAULT_SEED = 300, 8, 0
@@ -68,32 +69,20 @@ class Space:
 
 def _graph_embedding(path: Path, input_ids: str, model_dir: Path, prefer: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
     """The embedding matrix of one graph: the 2-D initializer that a Gather indexes with the graph's
-    input ids (fp16 in int8 graphs, cast back to float32). Only that tensor's external data is read."""
+    input ids (fp16 in int8 graphs, cast back to float32). Read with the runtime's own protobuf reader
+    (runtime/package.py), so neither onnx nor torch is needed."""
     try:
-        import onnx
-        from onnx import external_data_helper, numpy_helper
-    except ImportError:
-        raise InputError(f"`traductor embeddings` needs onnx: {EXTRA_HINT}") from None
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError and friends for damaged files
+        nodes, inits = graph_contents(path.read_bytes())
+    except ModelError as e:
         raise ModelError(f"{path} could not be loaded: {e}") from e
-    inits = {t.name: t for t in model.graph.initializer}
-    names = [n.input[0] for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == input_ids and n.input[0] in inits]
-    names = [n for n in names if len(inits[n].dims) == 2]
+    names = [inputs[0] for op, inputs in nodes if op == "Gather" and len(inputs) == 2 and inputs[1] == input_ids and inputs[0] in inits]
+    names = [n for n in names if len(tensor_dims(inits[n])) == 2]
     names.sort(key=lambda n: next((i for i, p in enumerate(prefer) if n.removesuffix("_fp16").endswith(p)), len(prefer)))
     if not names:  # a graph written differently: fall back to the exporter's names
         names = [n for p in (*prefer, "embed.weight") for n in (p, f"{p}_fp16", f"model.{p}", f"model.{p}_fp16") if n in inits]
     if not names:
         raise ModelError(f"{path.name} has no embedding matrix (no Gather of {input_ids!r} from a 2-D initializer)")
-    tensor = inits[names[0]]
-    if external_data_helper.uses_external_data(tensor):
-        root = model_dir.resolve()
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        if Path(location).is_absolute() or root not in (root / location).resolve().parents:
-            raise ModelError(f"{path.name} refused: its external data {location!r} points outside the model directory")
-        external_data_helper.load_external_data_for_tensor(tensor, str(path.parent))
-    matrix = numpy_helper.to_array(tensor).astype(np.float32)
+    matrix = tensor_array(inits[names[0]], f"{path.name}:{names[0]}", model_dir)
     if not np.all(np.isfinite(matrix)):
         raise ModelError(f"{path.name}: {names[0]} holds non-finite values")
     return matrix, f"{path.name}:{names[0]}"
@@ -105,18 +94,6 @@ def _graph_files(model_dir: Path, cfg: ModelPackageConfig, which: str) -> list[P
     order = sorted(present, key=lambda name: (cfg.variants[name].quantization != "none", name != cfg.default_variant))
     files = [model_dir / getattr(cfg.variants[name], which) for name in order]
     return [f for f in files if f.is_file()]
-
-
-def _load_tokenizer(model_dir: Path, name: str):
-    from tokenizers import Tokenizer
-
-    path = model_dir / name
-    if not path.is_file():
-        raise ModelError(f"{model_dir} has no {name}")
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
-        raise ModelError(f"{path} could not be read: {e}") from e
 
 
 def embedding_spaces(model_dir: Path | str, cfg: ModelPackageConfig | None = None) -> tuple[Space, Space]:
@@ -477,11 +454,10 @@ def embeddings_main(args) -> int:
         raise InputError(f"--model {getattr(args, 'model', None)}: no such model directory ({model_dir})")
     try:
         import matplotlib  # noqa: F401
-        import onnx  # noqa: F401
         from sklearn.manifold import TSNE
     except ImportError as e:
         missing = {"sklearn": "scikit-learn"}.get((e.name or "").split(".")[0], (e.name or "").split(".")[0]) or "a module"
-        raise InputError(f"`traductor embeddings` needs matplotlib, scikit-learn and onnx ({missing} is missing): {EXTRA_HINT}") from None
+        raise InputError(f"`traductor embeddings` needs matplotlib and scikit-learn ({missing} is missing): {EXTRA_HINT}") from None
 
     cfg = read_config(model_dir)
     source, target = embedding_spaces(model_dir, cfg)

@@ -376,3 +376,90 @@ def check_external_data(model_bytes: bytes, name: str, model_dir: Path) -> None:
         target = (root / location).resolve()
         if Path(location).is_absolute() or root not in target.parents:
             raise ModelError(f"{name} refused: its external data {location!r} points outside the model directory")
+
+
+# -- initializers, read without the onnx package (the embeddings map needs one matrix) -------------
+_NODE_INPUT, _NODE_OP = 1, 4
+_T_DIMS, _T_TYPE, _T_FLOATS, _T_INT32S, _T_NAME, _T_RAW = 1, 2, 4, 5, 8, 9
+_FLOAT, _FLOAT16 = 1, 10
+
+
+def graph_contents(model_bytes: bytes) -> tuple[list[tuple[str, list[str]]], dict[str, memoryview]]:
+    """-> ([(op_type, inputs)] of the main graph's nodes, {initializer name: its TensorProto bytes})."""
+    nodes, inits = [], {}
+    for f, w, v in _fields(model_bytes):
+        if f != _MODEL_GRAPH or w != 2:
+            continue
+        for gf, gw, gv in _fields(v):
+            if gw != 2:
+                continue
+            if gf == _GRAPH_NODE:
+                op, inputs = "", []
+                for nf, nw, nv in _fields(gv):
+                    if nw == 2 and nf == _NODE_OP:
+                        op = bytes(nv).decode("utf-8", "replace")
+                    elif nw == 2 and nf == _NODE_INPUT:
+                        inputs.append(bytes(nv).decode("utf-8", "replace"))
+                nodes.append((op, inputs))
+            elif gf == _GRAPH_INIT:
+                name = next((bytes(tv).decode("utf-8", "replace") for tf, tw, tv in _fields(gv) if tf == _T_NAME and tw == 2), "")
+                inits[name] = gv
+    return nodes, inits
+
+
+def tensor_dims(tensor: memoryview) -> list[int]:
+    dims = []
+    for f, w, v in _fields(tensor):
+        if f == _T_DIMS and w == 0:
+            dims.append(v)
+        elif f == _T_DIMS and w == 2:  # packed
+            i = 0
+            while i < len(v):
+                d, i = _varint(v, i)
+                dims.append(d)
+    return dims
+
+
+def tensor_array(tensor: memoryview, name: str, model_dir: Path):
+    """A float32 or float16 TensorProto -> numpy float32 array (raw, typed or in-directory external data)."""
+    import numpy as np
+
+    dims, dtype, raw, floats, int32s, external = tensor_dims(tensor), _FLOAT, None, [], [], {}
+    for f, w, v in _fields(tensor):
+        if f == _T_TYPE and w == 0:
+            dtype = v
+        elif f == _T_RAW and w == 2:
+            raw = bytes(v)
+        elif f == _T_FLOATS and w == 2:
+            floats.append(bytes(v))
+        elif f == _T_INT32S and w == 2:
+            i, values = 0, []
+            while i < len(v):
+                x, i = _varint(v, i)
+                values.append(x)
+            int32s += values
+        elif f == _TENSOR_EXTERNAL and w == 2:
+            entry = {ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2}
+            external[entry.get(_ENTRY_KEY)] = entry.get(_ENTRY_VALUE, "")
+    if dtype not in (_FLOAT, _FLOAT16):
+        raise ModelError(f"{name} is not a float32 or float16 tensor (data type {dtype})")
+    np_type = np.float32 if dtype == _FLOAT else np.float16
+    if external:
+        root = model_dir.resolve()
+        location = external.get("location", "")
+        target = (root / location).resolve()
+        if Path(location).is_absolute() or root not in target.parents:
+            raise ModelError(f"{name} refused: its external data {location!r} points outside the model directory")
+        offset, count = int(external.get("offset", 0)), int(np.prod(dims)) * np.dtype(np_type).itemsize
+        with open(target, "rb") as fh:
+            fh.seek(offset)
+            raw = fh.read(count)
+    if raw is not None:
+        values = np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<"))
+    elif dtype == _FLOAT:
+        values = np.frombuffer(b"".join(floats), dtype="<f4")
+    else:  # float16 kept as the bit patterns in int32_data
+        values = np.array(int32s, dtype=np.uint16).view(np.float16)
+    if values.size != int(np.prod(dims)):
+        raise ModelError(f"{name} holds {values.size} values for dims {dims}")
+    return values.reshape(dims).astype(np.float32)

@@ -24,7 +24,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "models" / "es-en"
 
 @pytest.fixture(scope="module")
 def explain_extra():
-    for module in ("sklearn", "matplotlib", "onnx"):
+    for module in ("sklearn", "matplotlib"):
         pytest.importorskip(module)
 
 
@@ -223,3 +223,23 @@ def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_p
     i = tokenizer.token_to_id("\u2581" + word)
     j = tokenizer.token_to_id(vectors[word]["neighbours"][0]["token"])
     assert vectors[word]["neighbours"][0]["cosine"] == pytest.approx(float(unit[i] @ unit[j]), abs=1e-4)
+
+
+@pytest.mark.parametrize("graph", ["encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "align.int8.onnx"])
+def test_the_runtime_reads_float_initializers_as_onnx_does(graph):
+    """runtime/package.py reads initializers without the onnx package; compare with onnx itself."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from traductor.runtime.package import graph_contents, tensor_array
+
+    path = TINY_MODEL / graph
+    model = onnx.load(str(path))
+    _, inits = graph_contents(path.read_bytes())
+    checked = 0
+    for t in model.graph.initializer:
+        if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+            want = numpy_helper.to_array(t).astype(np.float32)
+            assert np.array_equal(tensor_array(inits[t.name], t.name, TINY_MODEL), want), t.name
+            checked += 1
+    assert checked > 0
