@@ -246,10 +246,31 @@ class OnnxSeq2Seq:
         return self.decoder.get_providers()
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
-        """(batch, src_len) int64 ids and mask -> [key_cross_0, value_cross_0, ...], each (batch, heads, src_len, head_dim)."""
+        """(batch, src_len) int64 ids and mask -> [key_cross_0, value_cross_0, ...], each (batch, heads, src_len, head_dim).
+
+        Rows are encoded in groups of one padded length (their own length rounded up to
+        source_pad_multiple), so a short source in a batch with a long one costs what it costs alone;
+        each group's K/V are written into the batch's tensors, zero beyond its padded length (those
+        positions are masked in the decoder).
+        """
         io = self.config.io
-        encoder = self.encoder_for(input_ids.size)
-        return encoder.run(self.enc_out_names, {io.input_ids: input_ids, io.attention_mask: attention_mask})
+        multiple = self.config.decoding.source_pad_multiple
+        width = input_ids.shape[1]
+        own = np.minimum(-(-attention_mask.sum(axis=1) // multiple) * multiple, width)
+        lengths = np.unique(own)
+        if lengths.size <= 1:
+            encoder = self.encoder_for(input_ids.size)
+            return encoder.run(self.enc_out_names, {io.input_ids: input_ids, io.attention_mask: attention_mask})
+        out: list[np.ndarray] | None = None
+        for length in lengths.tolist():
+            rows = np.flatnonzero(own == length)
+            ids, mask = input_ids[rows, :length], attention_mask[rows, :length]
+            part = self.encoder_for(ids.size).run(self.enc_out_names, {io.input_ids: ids, io.attention_mask: mask})
+            if out is None:
+                out = [np.zeros((input_ids.shape[0], p.shape[1], width, p.shape[3]), dtype=p.dtype) for p in part]
+            for o, p in zip(out, part):
+                o[rows, :, :length] = p
+        return out
 
     def empty_past(self, batch: int) -> list[np.ndarray]:
         d = self.config.dims

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from .decoder import make_step_decoder, pad_sources, padded_length
+from .decoder import make_step_decoder, pad_sources
 from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import InputError, ModelError, read_config
@@ -284,14 +284,18 @@ class Translator:
         """Source id lists (end token included) -> n-best hypotheses.
 
         Batch invariance: a sentence's result does not depend on what it is batched with. Every
-        sentence is padded to its own length rounded up to source_pad_multiple and batched only with
-        sentences of that padded length, so each row is computed at the same shapes as alone; int8
-        scales are per row, and ONNX Runtime computes rows independently.
+        source is padded to a multiple of source_pad_multiple (8): alone, to its own length rounded
+        up; in a batch, to the batch's longest. Padding beyond a sentence's own multiple of 8 is
+        exact: masked positions add exact zeros to the attention sums, and ONNX Runtime's CPU kernels
+        (AVX-512, AVX2 and SSE alike) add a sentence's real positions in the same order at any padded
+        length that is a multiple of 8 (tests/runtime/test_batch_invariance.py checks it bit for bit).
+        int8 scales are per row, and rows are computed independently. So sentences of any lengths
+        share a batch; sorting by length keeps the padding small.
         """
-        multiple = self.config.decoding.source_pad_multiple
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out: list[list[Hypothesis]] = [[] for _ in seqs]
-        for idx in _batches(order, [padded_length(len(seqs[i]), multiple) for i in order], opts.batch_size):
+        for start in range(0, len(order), opts.batch_size):
+            idx = order[start : start + opts.batch_size]
             for i, hyps in zip(idx, self._search([seqs[i] for i in idx], opts)):
                 out[i] = hyps
         return out
@@ -369,17 +373,6 @@ def _load_tokenizer(model_dir: Path, name: str) -> Tokenizer:
         return Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
         raise ModelError(f"{path} could not be read: {e}") from e
-
-
-def _batches(order: list[int], keys: list[int], size: int) -> Iterator[list[int]]:
-    """Split `order` into runs of at most `size` items with equal keys (keys sorted like order)."""
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and end - start < size and keys[end] == keys[start]:
-            end += 1
-        yield order[start:end]
-        start = end
 
 
 def _check_texts(texts) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from traductor.runtime import Translator
@@ -52,23 +53,57 @@ def test_batch_result_equals_single_results(variant, threads, beam):
         assert batch_vs_single_differences(tr, texts, **options) == []
 
 
-def test_batches_hold_one_padded_length(monkeypatch):
-    """The runtime never pads a sentence beyond its own bucket, whatever the batch size."""
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_padding_past_a_sentences_own_length_is_exact(variant, threads):
+    """What lets sentences of any lengths share a batch: padded to any longer multiple of 8, a
+    source's encoder K/V (its real positions) and the decoder's log-probs are bit for bit those of
+    the source padded to its own length."""
+    tr = Translator(TINY_MODEL, variant=variant, intra_threads=threads)
+    m, multiple = tr.model, tr.config.decoding.source_pad_multiple
+    assert multiple == 8
+    rng = np.random.default_rng(len(variant) + threads)
+    bos, eos = tr.config.special_tokens.bos_id, tr.config.special_tokens.eos_id
+    for length in (1, 5, 8, 9, 23, 40, 63):
+        ids = [int(t) for t in rng.integers(4, tr.config.dims.vocab_size, length - 1)] + [eos]
+        own_ids, own_mask = tr._pad([ids])
+        own = own_ids.shape[1]
+        for width in (own + 8, own + 24, 128):
+            long_ids = np.zeros((1, width), dtype=np.int64)
+            long_ids[0, :length] = ids
+            long_mask = (np.arange(width) < length).astype(np.int64)[None]
+            # The runtime's encode() runs each row at its own padded length; call the graph itself.
+            feeds = {"input_ids": long_ids, "attention_mask": long_mask}
+            long_cross = m.encoder.run(m.enc_out_names, feeds)
+            own_cross = m.encoder.run(m.enc_out_names, {"input_ids": own_ids, "attention_mask": own_mask})
+            for a, b in zip(own_cross, long_cross):
+                assert np.array_equal(a, b[:, :, :own]), f"encoder, {length} tokens padded to {width}"
+            past_a, past_b, token = m.empty_past(1), m.empty_past(1), np.array([[bos]])
+            for position in range(4):
+                lp_a, past_a = m.step(token, position, own_mask, past_a, own_cross)
+                lp_b, past_b = m.step(token, position, long_mask, past_b, long_cross)
+                assert np.array_equal(lp_a, lp_b), f"decoder step {position}, {length} tokens padded to {width}"
+                token = np.array([[int(lp_a.argmax())]])
+
+
+def test_sentences_of_different_lengths_share_a_batch(monkeypatch):
+    """Batches are cut by batch_size only (sorted by length), not by padded length."""
     tr = Translator(TINY_MODEL, variant="int8", intra_threads=1)
     multiple = tr.config.decoding.source_pad_multiple
     seen = []
     original = tr._search
 
     def spy(seqs, opts):
-        ids, _ = tr._pad(seqs)
-        seen.append((ids.shape[1], {-(-len(s) // multiple) * multiple for s in seqs}))
+        seen.append(({-(-len(s) // multiple) * multiple for s in seqs}, len(seqs)))
         return original(seqs, opts)
 
     monkeypatch.setattr(tr, "_search", spy)
-    tr.translate(random_sources(seed=5, n=30), beam_size=1, batch_size=64)
-    assert len(seen) > 1
-    for width, buckets in seen:
-        assert buckets == {width}
+    texts = random_sources(seed=5, n=30)
+    tr.translate(texts, beam_size=1, batch_size=64)
+    assert len(seen) == 1 and len(seen[0][0]) > 1 and seen[0][1] == 30
+    seen.clear()
+    tr.translate(texts, beam_size=1, batch_size=8)
+    assert [n for _, n in seen] == [8, 8, 8, 6]
 
 
 SHIPPED = TINY_MODEL.parents[2] / "models" / "es-en"

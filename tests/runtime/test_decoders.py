@@ -98,3 +98,41 @@ def test_automatic_threads_pick_a_session_by_work_and_translate_the_same(monkeyp
     a = Translator(TINY_MODEL, variant="fp32").translate_ids(src, opts)
     b = Translator(TINY_MODEL, variant="fp32", intra_threads=1).translate_ids(src, opts)
     assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
+
+
+@pytest.mark.parametrize("inner", ["growing", "in-place"])
+@pytest.mark.parametrize("repeat", [1, 3])
+def test_lazy_row_dropping_equals_dropping_at_once(tr, ref, inner, repeat):
+    """DroppingRows keeps finished sentences in the inner batch until enough are dead; the live
+    rows' log-probs must be bit for bit those of a decoder that drops them at once, through drops,
+    beam reorders and the final compaction."""
+    from traductor.runtime.decoder import DroppingRows
+
+    src = ref["source_ids"][:8]
+    ids, mask = tr._pad(src)
+    plain = OnnxStepDecoder(tr.model, ids, mask, repeat)
+    make = OnnxStepDecoder if inner == "growing" else lambda *a: CachedStepDecoder(*a, max_steps=4)
+    lazy = DroppingRows(make(tr.model, ids, mask, repeat), repeat, filler=tr.config.special_tokens.eos_id)
+    rng = np.random.default_rng(repeat)
+    live = list(range(len(src)))
+    tokens = np.full(len(src) * repeat, tr.config.special_tokens.bos_id, dtype=np.int64)
+    inner_sizes = []
+    for step in range(9):
+        a, b = plain.step(tokens), lazy.step(tokens)
+        assert np.array_equal(a, b), f"step {step}"
+        inner_sizes.append(lazy.inner.rows)
+        if step in (1, 3, 4, 6) and len(live) > 1:  # a sentence finishes
+            gone = int(rng.integers(len(live)))
+            blocks = [b for b in range(len(live)) if b != gone]
+            live.pop(gone)
+        else:
+            blocks = list(range(len(live)))
+        rows = np.array([blk * repeat + int(rng.integers(repeat)) for blk in blocks for _ in range(repeat)])
+        plain.keep(rows)
+        lazy.keep(rows)
+        assert lazy.rows == plain.rows == rows.size
+        tokens = rng.integers(4, tr.config.dims.vocab_size, rows.size)
+    top_a, top_b = plain.step(tokens, top_k=3), lazy.step(tokens, top_k=3)
+    assert np.array_equal(top_a[0], top_b[0]) and np.array_equal(top_a[1], top_b[1])
+    # The first finished sentence stays in the inner batch; dropping 2 of 8 (a quarter) compacts.
+    assert inner_sizes[2] == 8 * repeat and inner_sizes[4] < 8 * repeat
