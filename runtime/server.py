@@ -29,6 +29,7 @@ import concurrent.futures
 import html
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -94,6 +95,7 @@ class Settings:
     batching: bool = True
     batch_wait_ms: float = 5.0  # how long an open batch waits for more requests
     max_batch_sentences: int = 32  # sentences decoded together
+    workers: int = 1  # batches decoded at once, per package
     frontend_timeout: int = 500
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
     web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
@@ -115,13 +117,17 @@ class _Job:
 
 
 class Batcher:
-    """One worker thread per package that turns waiting requests into decoder batches.
+    """Worker threads for one package that turn waiting requests into decoder batches.
 
-    submit() queues (texts, options) and returns a Future of their TranslationResults. The worker
+    submit() queues (texts, options) and returns a Future of their TranslationResults. A worker
     takes the longest-waiting job, then for up to `wait` seconds (or until `max_sentences`) adds
     jobs with the same options; jobs with other options wait for the next batch, first in line.
     It only waits while requests are on their way (announced by the server as they are parsed), so a
-    lone client pays no wait. With batching off, each job is translated alone, one at a time.
+    lone client pays no wait. With batching off, each job is translated alone.
+
+    `settings.workers` batches are decoded at once (each on `--threads` intra-op threads): one worker
+    gathers the next batch while the others decode theirs. Answers do not depend on how requests
+    were grouped (batch invariance).
     """
 
     def __init__(self, translator: Translator, settings: Settings):
@@ -135,9 +141,13 @@ class Batcher:
         self.jobs = 0  # requests translated (jobs / batches = the mean batch)
         self._last_jobs = 0
         self._arriving = 0
+        self._stopping = False
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="traductor-batcher", daemon=True)
-        self.thread.start()
+        self._gathering = threading.Lock()  # one worker gathers at a time
+        self.threads = [threading.Thread(target=self._run, name=f"traductor-batcher-{i}", daemon=True)
+                        for i in range(settings.workers)]
+        for t in self.threads:
+            t.start()
 
     def announce(self, n: int = 1) -> None:
         """A request for this package is being read (n=-1: it will not come after all)."""
@@ -152,8 +162,10 @@ class Batcher:
         return job.future
 
     def close(self) -> None:
+        """Finish every queued job, then stop the workers."""
         self.queue.put(None)
-        self.thread.join()
+        for t in self.threads:
+            t.join()
 
     def _next(self, timeout: float | None) -> _Job | None | bool:
         """The next job (held ones first); False when none came within timeout."""
@@ -165,16 +177,29 @@ class Batcher:
             return False
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping or self.held:
-            first = self._next(None) if not stopping else self.held.popleft()
-            if first is None:
-                stopping = True
-                continue
+        while True:
+            with self._gathering:
+                batch = self._gather()
+            if batch is None:
+                return
+            self._translate(batch)
+
+    def _gather(self) -> list[_Job] | None:
+        """The next batch; None once closing and nothing is left."""
+        while True:
+            if self._stopping:
+                if not self.held:
+                    return None
+                first = self.held.popleft()
+            else:
+                first = self._next(None)
+                if first is None:  # close(): the queue holds nothing newer
+                    self._stopping = True
+                    continue
             batch, sentences = [first], len(first.texts)
             deadline = time.perf_counter() + self.wait
             skipped: list[_Job] = []
-            while sentences < self.max_sentences and not stopping:
+            while sentences < self.max_sentences and not self._stopping:
                 # Under load (the last batch gathered several requests) clients answered a moment ago
                 # are about to send again: wait for them. A lone client does not wait.
                 waiting = self._arriving > 0 or not self.queue.empty() or bool(self.held) or self._last_jobs > 1
@@ -182,7 +207,7 @@ class Batcher:
                 if job is False:
                     break
                 if job is None:
-                    stopping = True
+                    self._stopping = True
                     break
                 if job.key != first.key or sentences + len(job.texts) > max(self.max_sentences, len(first.texts)):
                     skipped.append(job)  # next batch, ahead of newer arrivals
@@ -192,7 +217,7 @@ class Batcher:
             self.held.extendleft(reversed(skipped))
             self._last_jobs = len(batch)
             self.jobs += len(batch)
-            self._translate(batch)
+            return batch
 
     def _translate(self, batch: list[_Job]) -> None:
         texts = [t for job in batch for t in job.texts]
@@ -202,7 +227,8 @@ class Batcher:
             for job in batch:
                 job.future.set_exception(e)
             return
-        self.batches += 1
+        with self._lock:
+            self.batches += 1
         start = 0
         for job in batch:
             job.future.set_result(results[start : start + len(job.texts)])
@@ -649,6 +675,12 @@ def _web_dir(given: str | None) -> Path | None:
     return checkout if (checkout / "index.html").is_file() and (checkout / "node_modules").is_dir() else None
 
 
+def default_workers() -> int:
+    """Two batches decoded at once where there are two cores: one worker gathers and decodes while
+    the other decodes (see the README's load table), on one core each at the default --threads 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def serve_main(args) -> int:
     try:
         import starlette  # noqa: F401
@@ -659,11 +691,14 @@ def serve_main(args) -> int:
     settings = Settings(host=args.host, port=args.port, char_limit=args.char_limit, batch_limit=args.batch_limit,
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
                         batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web),
-                        beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences)
+                        beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences,
+                        workers=default_workers() if args.workers is None else args.workers)
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:
             raise InputError(f"--{name.replace('_', '-')} must be -1 (no limit) or a positive number, got {v}")
+    if settings.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {settings.workers}")
     if settings.max_batch_sentences < 1 or settings.batch_wait_ms < 0:
         raise InputError("--max-batch-sentences must be >= 1 and --batch-wait-ms >= 0")
     if args.beam is not None and not 1 <= args.beam <= 64:

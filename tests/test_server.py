@@ -265,6 +265,39 @@ def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
     assert got == alone(verses) and batcher.batches < len(verses)
 
 
+@pytest.mark.parametrize("batching", [True, False])
+def test_several_workers_decode_batches_at_once_and_close_drains_the_queue(batching):
+    from traductor.runtime.server import Batcher, Settings
+
+    tr = Translator(TINY_MODEL, intra_threads=1)
+    verses = [" ".join("casa perro gato sol luna agua fuego mar".split()[i % 5 : i % 5 + 1 + i % 4]) for i in range(60)]
+    batcher = Batcher(tr, Settings(batch_wait_ms=5, max_batch_sentences=8, workers=3, batching=batching))
+    assert len(batcher.threads) == 3
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    original = tr.translate_batch
+
+    def counting(texts, **options):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.02)  # long enough for the other workers to start theirs
+            return original(texts, **options)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    tr.translate_batch = counting
+    futures = [batcher.submit([v], {"target_language": None}) for v in verses]
+    batcher.close()  # returns once every queued job is answered
+    assert all(f.done() for f in futures)
+    assert [f.result()[0].text for f in futures] == alone(verses)
+    assert most[0] > 1  # batches overlapped
+    assert batcher.jobs == len(verses) and (batcher.batches < len(verses)) == batching
+    assert all(not t.is_alive() for t in batcher.threads)
+
+
 def test_limits_and_api_keys(tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text("# one per line\nsecret-1\n")
