@@ -2,22 +2,28 @@
 
     .venv/bin/python benchmarks/serve_load.py --out benchmarks/results/serve_load.md
 
-For each mode (batching on, then off: one request at a time) a server process is started with the
-shipped model; then for 1, 8, 32 and 64 concurrent clients, each client thread sends test-book verses,
-one verse per JSON request, until the level's requests are done (bounded by --requests and
---max-seconds). Reports requests/s, sentences/s, p50/p99 latency, failures, and whether every answer
-equals the serial one (the same verse translated alone through the same server, before the load).
+Modes: one request at a time (--no-batching --workers 1, the baseline), batching with 1 worker,
+batching with 2 workers (the default on 2 cores: two batches decoded at once), and no batching with 2
+workers (two requests at a time: how much of the gain is the second core rather than batching).
+For each round and mode a server process is started with the shipped model; then for 1, 8, 32 and 64
+concurrent clients, each client thread sends test-book verses, one verse per JSON request over its
+own keep-alive connection, until the level's requests are done (bounded by --requests and
+--max-seconds). Rounds interleave the modes; medians over rounds are reported: requests/s, p50/p99
+latency, failures, and whether every answer equals the serial one (the same verse translated alone
+through the same server, before the load).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -34,6 +40,7 @@ def free_port() -> int:
 
 
 def post(url: str, payload: dict, timeout: float = 120) -> tuple[int, dict]:
+    """One request on a connection of its own."""
     req = urllib.request.Request(url + "/translate", data=json.dumps(payload).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
@@ -43,12 +50,40 @@ def post(url: str, payload: dict, timeout: float = 120) -> tuple[int, dict]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def start(args, batching: bool) -> tuple[subprocess.Popen, str]:
+class Client:
+    """One client's keep-alive connection (as HTTP clients with a session, and load generators, keep
+    theirs): each request costs the client and the server no TCP handshake."""
+
+    def __init__(self, url: str, timeout: float = 120):
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+    def post(self, payload: dict) -> tuple[int, dict]:
+        body = json.dumps(payload).encode()
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/translate", body=body, headers={"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                return r.status, json.loads(r.read() or b"{}")
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.conn.close()  # the server closed an idle connection: reconnect once
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def start(args, batching: bool, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model, *args.server_args.split()]
+    cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model, "--workers", str(workers),
+           *args.server_args.split()]
     if not batching:
         cmd.append("--no-batching")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -56,7 +91,8 @@ def start(args, batching: bool) -> tuple[subprocess.Popen, str]:
                 return proc, url
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read())
+                log.seek(0)
+                raise RuntimeError(log.read())
             time.sleep(0.1)
     raise RuntimeError("server did not start")
 
@@ -68,6 +104,13 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
     stop_at = time.perf_counter() + max_seconds
 
     def client():
+        conn = Client(url)
+        try:
+            run(conn)
+        finally:
+            conn.close()
+
+    def run(conn: Client):
         while True:
             with lock:
                 i = next_i[0]
@@ -77,7 +120,7 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
             verse = verses[i % len(verses)]
             t0 = time.perf_counter()
             try:
-                status, body = post(url, {"q": verse, "source": "es", "target": "en"})
+                status, body = conn.post({"q": verse, "source": "es", "target": "en"})
             except OSError as e:
                 status, body = 0, {"error": str(e)}
             dt = time.perf_counter() - t0
@@ -103,48 +146,71 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
             "p50_ms": 1000 * lat[len(lat) // 2] if lat else None, "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None}
 
 
+MODES = {  # name: (batching, workers)
+    "one at a time": (False, 1),
+    "batching 1 worker": (True, 1),
+    "batching 2 workers": (True, 2),
+    "no batching 2 workers": (False, 2),
+}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "models" / "es-en"))
     p.add_argument("--verses", default=str(ROOT / "benchmarks" / "test-books.es.txt"))
     p.add_argument("--clients", default="1,8,32,64")
-    p.add_argument("--requests", type=int, default=160, help="requests per level")
-    p.add_argument("--max-seconds", type=float, default=90, help="time bound per level")
-    p.add_argument("--server-args", default="", help="extra `traductor serve` options, e.g. \"--threads 1\"")
+    p.add_argument("--requests", type=int, default=320, help="requests per level")
+    p.add_argument("--max-seconds", type=float, default=60, help="time bound per level")
+    p.add_argument("--repeats", type=int, default=3, help="rounds over every mode, interleaved (medians reported)")
+    p.add_argument("--modes", default=",".join(MODES), help="which of: " + ", ".join(MODES))
+    p.add_argument("--server-args", default="", help="extra `traductor serve` options, e.g. \"--beam 1\"")
     p.add_argument("--out", help="write the report (markdown) here too")
     args = p.parse_args()
     verses = [v for v in Path(args.verses).read_text(encoding="utf-8").splitlines() if v.strip()][: args.requests]
     levels = [int(c) for c in args.clients.split(",")]
-    rows = []
+    modes = [m.strip() for m in args.modes.split(",")]
+    if unknown := [m for m in modes if m not in MODES]:
+        p.error(f"unknown modes {unknown}")
+    runs: dict[tuple[str, int], list[dict]] = {}
     serial: dict[str, str] = {}
-    for batching in (True, False):
-        proc, url = start(args, batching)
-        try:
-            if not serial:  # one request at a time, before any load: the reference answers
-                for v in verses:
-                    status, body = post(url, {"q": v, "source": "es", "target": "en"})
-                    serial[v] = body["translatedText"]
-            else:
-                post(url, {"q": verses[0], "source": "es", "target": "en"})  # warm-up
-            for clients in levels:
-                r = level(url, verses, clients, args.requests, args.max_seconds, serial)
-                r["batching"] = "on" if batching else "off"
-                rows.append(r)
-                print(f"batching {r['batching']:>3}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
-                      f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}", file=sys.stderr)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-    by = {(r["batching"], r["clients"]): r for r in rows}
-    lines = [f"`traductor serve` on loopback, model {Path(args.model).name} (default variant and beam), one verse per request, "
-             f"{args.requests} requests per level; {cpu()}.", "",
-             "| clients | batching | requests/s | sentences/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | speed-up from batching |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        off = by.get(("off", r["clients"]))
-        gain = f"{r['requests_per_s'] / off['requests_per_s']:.2f}x" if r["batching"] == "on" and off else ""
-        lines.append(f"| {r['clients']} | {r['batching']} | {r['requests_per_s']:.1f} | {r['sentences_per_s']:.1f} | {r['p50_ms']:.0f} | "
-                     f"{r['p99_ms']:.0f} | {r['failed']} | {r['ok'] - r['mismatched']}/{r['ok']} | {gain} |")
+    for repeat in range(args.repeats):
+        for mode in modes:
+            batching, workers = MODES[mode]
+            proc, url = start(args, batching, workers)
+            try:
+                if not serial:  # one request at a time, before any load: the reference answers
+                    for v in verses:
+                        status, body = post(url, {"q": v, "source": "es", "target": "en"})
+                        serial[v] = body["translatedText"]
+                else:
+                    post(url, {"q": verses[0], "source": "es", "target": "en"})  # warm-up
+                for clients in levels:
+                    r = level(url, verses, clients, args.requests, args.max_seconds, serial)
+                    runs.setdefault((mode, clients), []).append(r)
+                    print(f"round {repeat + 1}, {mode}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
+                          f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}", file=sys.stderr)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    rows = []
+    for (mode, clients), rs in runs.items():
+        med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
+        rows.append({"mode": mode, "clients": clients, "rounds": len(rs), "requests_per_s": med("requests_per_s"), "p50_ms": med("p50_ms"),
+                     "p99_ms": med("p99_ms"), "requests": sum(r["requests"] for r in rs), "failed": sum(r["failed"] for r in rs),
+                     "ok": sum(r["ok"] for r in rs), "mismatched": sum(r["mismatched"] for r in rs), "runs": rs})
+    by = {(r["mode"], r["clients"]): r for r in rows}
+    lines = [f"`traductor serve {args.server_args}`".replace(" `", "`") + f" on loopback, model {Path(args.model).name}, one verse per "
+             f"request over a keep-alive connection per client, {args.requests} requests per level; medians of {args.repeats} "
+             f"interleaved rounds; {cpu()}.", "",
+             "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for clients in levels:
+        for mode in modes:
+            r = by[(mode, clients)]
+            base = by.get(("one at a time", clients))
+            gain = f"{r['requests_per_s'] / base['requests_per_s']:.2f}x" if base and mode != "one at a time" else ""
+            lines.append(f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['failed']} | "
+                         f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} |")
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

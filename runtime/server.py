@@ -425,7 +425,6 @@ def create_app(translators: list[Translator], settings: Settings):
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
-    from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route as HttpRoute
@@ -619,11 +618,28 @@ def create_app(translators: list[Translator], settings: Settings):
             return await guarded(handler, request)
         return run
 
-    class Cors(BaseHTTPMiddleware):
-        async def dispatch(self, request, call_next):
-            response = await call_next(request)
-            response.headers.update(CORS_HEADERS)
-            return response
+    cors = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in CORS_HEADERS.items()]
+
+    class Cors:
+        """CORS headers on every response: a plain ASGI middleware that adds them to the response
+        start message (Starlette's BaseHTTPMiddleware runs each request through an extra task and
+        stream, a measurable share of a small request's cost)."""
+
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+
+            async def send_with_cors(message):
+                if message["type"] == "http.response.start":
+                    names = {cors_name for cors_name, _ in cors}
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                    message = {**message, "headers": headers + cors}
+                await send(message)
+
+            await self.app(scope, receive, send_with_cors)
 
     async def http_error(request, exc: HTTPException):
         return error(exc.status_code, exc.detail)
