@@ -29,7 +29,6 @@ import concurrent.futures
 import html
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -691,12 +690,6 @@ def _web_dir(given: str | None) -> Path | None:
     return checkout if (checkout / "index.html").is_file() and (checkout / "node_modules").is_dir() else None
 
 
-def default_workers() -> int:
-    """Two batches decoded at once where there are two cores: one worker gathers and decodes while
-    the other decodes (see the README's load table), on one core each at the default --threads 1."""
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
 def serve_main(args) -> int:
     try:
         import starlette  # noqa: F401
@@ -708,7 +701,7 @@ def serve_main(args) -> int:
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
                         batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web),
                         beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences,
-                        workers=default_workers() if args.workers is None else args.workers)
+                        workers=args.workers)
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:

@@ -173,8 +173,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-batch-sentences", type=int, default=32, help="most sentences decoded together")
     p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per package (1 measured best under load)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="batches decoded at once per package, each on --threads threads (default: 2 where there are 2 cores or more, else 1)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="batches decoded at once per package, each on --threads threads (2 where there are 2 cores or more)")
     p.add_argument("--beam", type=int, default=None, help="beam size for every request (default: each package's; 1 = greedy, faster)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
     p.set_defaults(run="traductor.runtime.server:serve_main")
