@@ -15,10 +15,12 @@ request limit, 405 for a wrong method; a user mistake is never a 500 and never s
 
 Concurrent requests for one package are gathered into decoder batches by a `Batcher`: the first
 waiting request opens a batch, which takes whatever else arrives within a short wait, up to a number
-of sentences, longest-waiting first. Because a sentence's translation does not depend on what it is
-batched with (see Translator.translate_ids), every answer equals translating that request alone.
+of sentences, longest-waiting first; `--workers` batches are decoded at once. Because a sentence's
+translation does not depend on what it is batched with (see Translator.translate_ids), every answer
+equals translating that request alone.
 
-Needs the `serve` extra (starlette, uvicorn, python-multipart, py3langid); the runtime core does not.
+Needs the `serve` extra (starlette, uvicorn with httptools and uvloop, python-multipart, py3langid);
+the runtime core does not.
 """
 
 from __future__ import annotations
