@@ -340,7 +340,8 @@ def test_sigterm_finishes_the_requests_in_flight(tmp_path):
 
 def test_serve_refuses_bad_settings_with_one_line(tmp_path):
     for args, message in ((["--char-limit", "0"], "--char-limit must be -1"), (["--api-keys", str(tmp_path / "none")], "file not found"),
-                          (["--model", str(tmp_path / "missing")], "model directory not found")):
+                          (["--model", str(tmp_path / "missing")], "model directory not found"),
+                          (["--workers", "0"], "--workers must be >= 1")):
         proc = subprocess.run([sys.executable, "-m", "traductor", "serve", "--port", str(free_port()), *args],
                               capture_output=True, text=True, timeout=60, env={**os.environ})
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
