@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,17 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def post(url: str, payload: dict, timeout: float = 120) -> tuple[int, dict]:
-    """One request on a connection of its own."""
-    req = urllib.request.Request(url + "/translate", data=json.dumps(payload).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 class Client:
@@ -178,12 +166,14 @@ def main() -> int:
             batching, workers = MODES[mode]
             proc, url = start(args, batching, workers)
             try:
+                one = Client(url)
                 if not serial:  # one request at a time, before any load: the reference answers
                     for v in verses:
-                        status, body = post(url, {"q": v, "source": "es", "target": "en"})
+                        status, body = one.post({"q": v, "source": "es", "target": "en"})
                         serial[v] = body["translatedText"]
                 else:
-                    post(url, {"q": verses[0], "source": "es", "target": "en"})  # warm-up
+                    one.post({"q": verses[0], "source": "es", "target": "en"})  # warm-up
+                one.close()
                 for clients in levels:
                     r = level(url, verses, clients, args.requests, args.max_seconds, serial)
                     runs.setdefault((mode, clients), []).append(r)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .onnx_model import OnnxSeq2Seq
-
-
-def padded_length(n: int, multiple: int = 1) -> int:
-    """n source tokens rounded up to a multiple: the length a sentence is always encoded at."""
-    return -(-n // multiple) * multiple
+from .package import padded_length
 
 
 def pad_sources(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -301,9 +297,10 @@ class DroppingRows:
             self._blocks, self._rows = np.arange(blocks.size), np.arange(source.size)
             return
         target = (blocks[:, None] * k + np.arange(k)).ravel()  # where each live row stays
-        gather = np.arange(self.inner.rows)
+        identity = np.arange(self.inner.rows)
+        gather = identity.copy()
         gather[target] = source
-        if not np.array_equal(gather, np.arange(self.inner.rows)):
+        if not np.array_equal(gather, identity):
             self.inner.keep(gather)  # a reorder inside blocks: no sentence leaves the inner batch
         self._blocks, self._rows = blocks, target
 

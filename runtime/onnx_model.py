@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import INT8_ROWS, MANIFEST_FILE, InputError, ModelError, ModelPackageConfig, check_external_data, installed_variants, read_config, verify_files
+from .package import (INT8_ROWS, MANIFEST_FILE, InputError, ModelError, ModelPackageConfig, check_external_data, installed_variants,
+                      padded_length, read_config, verify_files)
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -254,9 +255,8 @@ class OnnxSeq2Seq:
         positions are masked in the decoder).
         """
         io = self.config.io
-        multiple = self.config.decoding.source_pad_multiple
         width = input_ids.shape[1]
-        own = np.minimum(-(-attention_mask.sum(axis=1) // multiple) * multiple, width)
+        own = np.minimum(padded_length(attention_mask.sum(axis=1), self.config.decoding.source_pad_multiple), width)
         lengths = np.unique(own)
         if lengths.size <= 1:
             encoder = self.encoder_for(input_ids.size)

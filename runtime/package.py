@@ -108,14 +108,20 @@ class IONames:
         return [self.log_probs, *present, self.top_log_probs, self.top_ids]
 
 
+def padded_length(n, multiple: int = 1):
+    """n source tokens (an int or an integer array) rounded up to a multiple: the length a sentence
+    is encoded at on its own."""
+    return -(-n // multiple) * multiple
+
+
 @dataclass(frozen=True)
 class DecodingDefaults:
     beam_size: int = 4
     length_penalty: float = 1.0
     max_length_ratio: float = 2.0  # target may be up to ratio * source subwords ...
     max_length_extra: int = 10  # ... plus this many
-    # Sources are padded to a multiple of this and batched only with sentences padded alike, so a
-    # sentence is computed at the same shapes alone or in any batch (see Translator.translate_ids).
+    # Sources are padded to a multiple of this: alone, to their own length rounded up; in a batch, to
+    # the batch's longest, which is exact (see Translator.translate_ids).
     source_pad_multiple: int = 8
     # 1: the end token may not come first (no empty translations); 0: it may (as transformers'
     # generate() for converted models).

@@ -620,6 +620,7 @@ def create_app(translators: list[Translator], settings: Settings):
         return run
 
     cors = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in CORS_HEADERS.items()]
+    cors_names = {name for name, _ in cors}
 
     class Cors:
         """CORS headers on every response: a plain ASGI middleware that adds them to the response
@@ -635,8 +636,7 @@ def create_app(translators: list[Translator], settings: Settings):
 
             async def send_with_cors(message):
                 if message["type"] == "http.response.start":
-                    names = {cors_name for cors_name, _ in cors}
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in cors_names]
                     message = {**message, "headers": headers + cors}
                 await send(message)
 

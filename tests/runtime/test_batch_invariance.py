@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from traductor.runtime import Translator
-from traductor.runtime.package import read_config
+from traductor.runtime.package import padded_length, read_config
 
 from ..conftest import TINY_MODEL, WORDS
 
@@ -94,7 +94,7 @@ def test_sentences_of_different_lengths_share_a_batch(monkeypatch):
     original = tr._search
 
     def spy(seqs, opts):
-        seen.append(({-(-len(s) // multiple) * multiple for s in seqs}, len(seqs)))
+        seen.append(({padded_length(len(s), multiple) for s in seqs}, len(seqs)))
         return original(seqs, opts)
 
     monkeypatch.setattr(tr, "_search", spy)
