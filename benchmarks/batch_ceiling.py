@@ -1,0 +1,99 @@
+"""What batching can give in one process, without HTTP: the ceiling for `traductor serve`.
+
+    .venv/bin/python benchmarks/batch_ceiling.py --out benchmarks/results/batch_ceiling.md
+
+Test-book verses (the first --verses of them), translated with the shipped model on 1 intra-op
+thread per call: one verse per call; batches of 16 in one thread; batches of 16 from two threads at
+once (as `serve --workers 2`). Then greedy batches of 16 with finished sentences dropped at once
+(slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
+rounds, interleaved; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT / "models" / "es-en"))
+    p.add_argument("--verses", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out")
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import traductor.runtime.decoder as decoder
+    from traductor.runtime import Translator
+    from traductor.runtime.bench import cpu_summary
+
+    verses = [v for v in (ROOT / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if v.strip()][: args.verses]
+    tr = Translator(args.model, intra_threads=1)
+    chunks = [verses[i : i + 16] for i in range(0, len(verses), 16)]
+
+    def run(parts, beam):
+        for c in parts:
+            tr.translate_batch(c, beam_size=beam)
+
+    def rate(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return len(verses) / (time.perf_counter() - t)
+
+    def two_threads(beam):
+        threads = [threading.Thread(target=run, args=(chunks[k::2], beam)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    original = decoder.DroppingRows.__init__
+
+    def with_slack(slack):
+        def init(self, inner, repeat=1, slack_=slack, filler=0):
+            original(self, inner, repeat, slack=slack_, filler=filler)
+        return init
+
+    settings = {}
+    for beam in (1, 4):
+        settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
+        settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
+        settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: two_threads(b)
+    slacks = (0.0, 0.25, 0.5)
+    tr.translate_batch(verses[:4], beam_size=4)  # warm-up
+    results: dict = {}
+    for _ in range(args.repeats):
+        for key, fn in settings.items():
+            results.setdefault(key, []).append(rate(fn))
+        for slack in slacks:
+            decoder.DroppingRows.__init__ = with_slack(slack)
+            try:
+                results.setdefault(("slack", slack), []).append(rate(lambda: run(chunks, 1)))
+            finally:
+                decoder.DroppingRows.__init__ = original
+    med = {k: statistics.median(v) for k, v in results.items()}
+    lines = [f"{len(verses)} test-book verses, model {Path(args.model).name}, 1 intra-op thread per call, medians of {args.repeats} "
+             f"interleaved rounds; {cpu_summary()}.", "",
+             "| search | mode | verses/s | vs one verse per call |", "|---|---|---|---|"]
+    for (beam, mode), v in ((k, v) for k, v in med.items() if k[0] != "slack"):
+        base = med[(beam, "one verse per call")]
+        lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |")
+    lines += ["", "Greedy batches of 16, finished sentences leaving the decoder batch:", "",
+              "| slack | verses/s | vs dropping at once |", "|---|---|---|"]
+    for slack in slacks:
+        lines.append(f"| {slack} ({'at once' if slack == 0 else 'lazily'}) | {med[('slack', slack)]:.1f} | {med[('slack', slack)] / med[('slack', 0.0)]:.2f}x |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
