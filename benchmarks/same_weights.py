@@ -52,8 +52,9 @@ def load_model_weights(model_dir: Path) -> Transformer:
 
 def _decoder_weights(named: dict, d_model: int) -> dict[str, np.ndarray]:
     """The decoder graph (export/fused.py) names its weights after the PyTorch parameters:
-    `X.weight_t` is X.weight transposed, `qkv` the q/k/v projections side by side, and the cross
-    attention's query bias is the first d_model entries of `q_proj.bias_qkv`."""
+    `X.weight_t` is X.weight transposed, `qkv` the q/k/v projections side by side; in packages
+    whose cross-attention ran on MultiHeadAttention (before the standard-op cross-attention), its query
+    bias is the first d_model entries of `q_proj.bias_qkv`."""
     out = {}
     for name, a in named.items():
         if name.endswith(".qkv.weight_t") or name.endswith(".qkv.bias"):
