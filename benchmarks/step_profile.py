@@ -139,14 +139,14 @@ def main() -> int:
         for m in models:
             cfg = read_config(m)
             for v in ("fp32", "int8"):
-                if v in cfg.variants:
+                if v in cfg.variants and (m / cfg.variants[v].decoder).is_file():  # a checkout tracks int8 only
                     dec = m / cfg.variants[v].decoder
                     lines.append(f"| {m} | {v} | " + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows) + " |")
     print("\n".join(lines))
     cfg = read_config(models[0])
     int8 = models[0] / cfg.variants["int8"].decoder
     print("\nint8 breakdown (ms per step, kernel time by operator):")
-    for r in (1, 128):
+    for r in (1, 16, 128):
         parts = breakdown(int8, r)
         total = sum(t for _, t in parts)
         print(f"  rows {r}: " + ", ".join(f"{op} {t:.3f} ({100 * t / total:.0f}%)" for op, t in parts[:7]) + f"; kernels total {total:.3f}")
