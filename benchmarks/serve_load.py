@@ -9,8 +9,9 @@ For each round and mode a server process is started with the shipped model; then
 concurrent clients, each client thread sends test-book verses, one verse per JSON request over its
 own keep-alive connection, until the level's requests are done (bounded by --requests and
 --max-seconds). Rounds interleave the modes; medians over rounds are reported: requests/s, p50/p99
-latency, failures, and whether every answer equals the serial one (the same verse translated alone
-through the same server, before the load).
+latency, failures, whether every answer equals the serial one (the same verse translated alone
+through the same server, before the load), and the cores kept busy by the server process and by the
+client threads (CPU seconds over wall seconds; the server's from /proc, Linux only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import signal
 import socket
 import statistics
@@ -85,7 +87,16 @@ def start(args, batching: bool, workers: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("server did not start")
 
 
-def level(url: str, verses: list[str], clients: int, n_requests: int, max_seconds: float, serial: dict) -> dict:
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, all its threads (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def level(url: str, verses: list[str], clients: int, n_requests: int, max_seconds: float, serial: dict, server_pid: int) -> dict:
     lock = threading.Lock()
     next_i = [0]
     latencies, failures, mismatches = [], [], []
@@ -121,17 +132,23 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
                         mismatches.append(verse)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    server_cpu, client_cpu = process_cpu_seconds(server_pid), time.process_time()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client_cpu  # this process: the client threads
+    server_after = process_cpu_seconds(server_pid)
+    server_cpu = server_after - server_cpu if server_cpu is not None and server_after is not None else None
     done = len(latencies)
     lat = sorted(latencies)
     return {"clients": clients, "requests": done + len(failures), "ok": done, "failed": len(failures), "mismatched": len(mismatches),
             "seconds": wall, "requests_per_s": done / wall, "sentences_per_s": done / wall,
-            "p50_ms": 1000 * lat[len(lat) // 2] if lat else None, "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None}
+            "p50_ms": 1000 * lat[len(lat) // 2] if lat else None, "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
+            # cores kept busy on average: the server process (decoding and HTTP) and the clients
+            "server_cores": server_cpu / wall if server_cpu is not None else None, "client_cores": client_cpu / wall}
 
 
 MODES = {  # name: (batching, workers)
@@ -175,7 +192,7 @@ def main() -> int:
                     one.post({"q": verses[0], "source": "es", "target": "en"})  # warm-up
                 one.close()
                 for clients in levels:
-                    r = level(url, verses, clients, args.requests, args.max_seconds, serial)
+                    r = level(url, verses, clients, args.requests, args.max_seconds, serial, proc.pid)
                     runs.setdefault((mode, clients), []).append(r)
                     print(f"round {repeat + 1}, {mode}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
                           f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}", file=sys.stderr)
@@ -185,22 +202,26 @@ def main() -> int:
     rows = []
     for (mode, clients), rs in runs.items():
         med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
+        cores = [r["server_cores"] for r in rs if r["server_cores"] is not None]
         rows.append({"mode": mode, "clients": clients, "rounds": len(rs), "requests_per_s": med("requests_per_s"), "p50_ms": med("p50_ms"),
+                     "server_cores": statistics.median(cores) if cores else None, "client_cores": med("client_cores"),
                      "p99_ms": med("p99_ms"), "requests": sum(r["requests"] for r in rs), "failed": sum(r["failed"] for r in rs),
                      "ok": sum(r["ok"] for r in rs), "mismatched": sum(r["mismatched"] for r in rs), "runs": rs})
     by = {(r["mode"], r["clients"]): r for r in rows}
     lines = [f"`traductor serve {args.server_args}`".replace(" `", "`") + f" on loopback, model {Path(args.model).name}, one verse per "
              f"request over a keep-alive connection per client, {args.requests} requests per level; medians of {args.repeats} "
              f"interleaved rounds; {cpu()}.", "",
-             "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time "
+             "| cores busy: server / clients |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for clients in levels:
         for mode in modes:
             r = by[(mode, clients)]
             base = by.get(("one at a time", clients))
             gain = f"{r['requests_per_s'] / base['requests_per_s']:.2f}x" if base and mode != "one at a time" else ""
+            busy = f"{r['server_cores']:.2f} / {r['client_cores']:.2f}" if r["server_cores"] is not None else f"- / {r['client_cores']:.2f}"
             lines.append(f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['failed']} | "
-                         f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} |")
+                         f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} | {busy} |")
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:
