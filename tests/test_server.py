@@ -376,3 +376,27 @@ def test_the_browser_page_is_served_cross_origin_isolated(tmp_path):
         assert s.request("GET", "/%2E%2E/pyproject.toml")[0] == 404
     finally:
         assert s.stop()
+
+
+def test_two_workers_split_a_crowd_of_requests_evenly():
+    """A crowd that arrives together is shared between the workers (each batch takes 1/N of the
+    requests in play), not taken whole by the worker that happens to be free."""
+    from traductor.runtime.server import Batcher, Settings
+
+    tr = Translator(TINY_MODEL, intra_threads=1)
+    batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=32, workers=2))
+    sizes: list[int] = []
+    original = tr.translate_batch
+
+    def recording(texts, **options):
+        sizes.append(len(texts))
+        return original(texts, **options)
+
+    tr.translate_batch = recording
+    verses = [" ".join("casa perro gato sol luna agua".split()[i % 4 : i % 4 + 2]) for i in range(16)]
+    batcher.announce(len(verses))  # as the server does while it reads the requests: the crowd is in play
+    futures = [batcher.submit([v], {"target_language": None}, announced=True) for v in verses]
+    got = [f.result(timeout=60)[0].text for f in futures]
+    batcher.close()
+    assert got == alone(verses)
+    assert sorted(sizes) == [8, 8]
