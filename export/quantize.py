@@ -169,7 +169,7 @@ class _RowQuantizer:
         else:
             zp_name = self.const("rowq_zero_point", np.array(ACT_MAX + 1, np.uint8))
             # QuantizeLinear wants a zero point shaped like the scale: made once per leading shape.
-            lead = self.shapes.get(x, (None,))[:-1]
+            lead = self.shapes.get(x, (None, None))[:-1]  # unknown: a zero point of its own
             zp = self.zero_points.get(lead) if None not in lead else None
             if zp is None:
                 zp = self._node("Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp")
@@ -206,6 +206,9 @@ def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     inference, which knows the com.microsoft attention operators. {} if it cannot run."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
+    # Only the inputs of the products matter: infer over the nodes up to the last MatMul (what comes
+    # after, the decoder's top-k, uses operators the inference does not follow).
+    model = _up_to_last_matmul(model)
     try:
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     except Exception:  # an unknown operator or shape: fall back to one zero point per quantization
@@ -215,6 +218,17 @@ def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
         dims = vi.type.tensor_type.shape.dim
         shapes[vi.name] = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims)
     return shapes
+
+
+def _up_to_last_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
+    nodes = list(model.graph.node)
+    last = max((i for i, n in enumerate(nodes) if n.op_type == "MatMul"), default=len(nodes) - 1)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:], out.graph.output[:]
+    out.graph.node.extend(nodes[: last + 1])
+    out.graph.output.append(helper.make_empty_tensor_value_info(nodes[last].output[0]))
+    return out
 
 
 def _require_opsets(model: onnx.ModelProto) -> None:

@@ -249,3 +249,48 @@ def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
     with pytest.raises(ExportError, match="is not the model of"):
         main(export_args(ckpt, pkg, rebuild_fp32=True))
     assert not (pkg / "decoder.onnx").exists()
+
+
+@pytest.mark.parametrize("vocab", [8000, 1000, 300])  # a multiple of the block, padded, just above 4 blocks
+def test_blocked_top_k_equals_one_topk_ties_included(vocab):
+    """The decoder's two-stage top-k returns exactly what one TopK over the row returns: the same
+    values and ids, equal values in vocabulary order, for every k up to more than the block count."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from traductor.export.fused import OPSET, _Graph, _top_k
+
+    def session(build):
+        g = _Graph()
+        build(g)
+        vi = helper.make_tensor_value_info
+        graph = helper.make_graph(g.nodes, "top_k", [vi("x", TensorProto.FLOAT, ["rows", vocab]), vi("k", TensorProto.INT64, [1])],
+                                  [vi("values", TensorProto.FLOAT, ["rows", "k"]), vi("ids", TensorProto.INT64, ["rows", "k"])], g.inits)
+        if build is not plain:
+            assert "ReduceMax" in {n.op_type for n in g.nodes}  # the two-stage path, not the fallback
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def plain(g):
+        g.op("TopK", ["x", "k"], outputs=["values", "ids"], axis=-1, largest=1, sorted=1)
+
+    blocked = session(lambda g: _top_k(g, "x", "k", vocab, ["values", "ids"]))
+    single = session(plain)
+    rng = np.random.default_rng(vocab)
+    x = rng.standard_normal((24, vocab)).astype(np.float32)
+    x[0, [3, vocab - 1]] = x[0].max() + 1  # a tie at the top, far apart
+    x[1, :] = 0.5  # a row of ties
+    x[2, 10:200] = -np.inf  # suppressed entries
+    x[3, :] = np.round(x[3] * 2) / 2  # many ties everywhere
+    x[4, :] = -np.inf
+    x[4, vocab - 2] = 0.0  # one finite entry, in the last (padded) block
+    x[5, [5, 70, 135]] = 9.0  # ties in different blocks, with k cutting through them
+    n_blocks = -(-vocab // 64)
+    for k in sorted({1, 2, 3, 9, 33, n_blocks, n_blocks + 5}):
+        feeds = {"x": x, "k": np.array([k], dtype=np.int64)}
+        want, got = single.run(None, feeds), blocked.run(None, feeds)
+        np.testing.assert_array_equal(got[0], want[0], err_msg=f"values, k={k}")
+        np.testing.assert_array_equal(got[1], want[1], err_msg=f"ids, k={k}")
