@@ -37,11 +37,33 @@ class OnnxStepDecoder:
         self.mask = attention_mask  # (batch, src_len)
         self.repeat = repeat
         self.past = model.empty_past(attention_mask.shape[0] * repeat)  # (rows, heads, past_len, head_dim)
+        self._pool: list[np.ndarray] | None = None  # reused buffers the past is gathered into
         self.position = 0
 
     @property
     def rows(self) -> int:
         return self.past[0].shape[0]
+
+    POOL_FROM = 1 << 16  # floats per cache tensor (256 KB) from which the past is gathered into reused buffers
+
+    def _gather(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The past of `rows`, gathered into buffers this decoder keeps.
+
+        Beam search gathers the whole self-attention cache every step. Into fresh arrays that is
+        ~6x slower than into reused ones at 128 rows (measured 11.8 vs 2.0 ms per step for 31 MB):
+        the fresh pages fault in and the kernel zeroes them. The buffers grow as the cache does; the
+        gather writes the rows straight into a contiguous prefix of them.
+        """
+        shape = (rows.size, *self.past[0].shape[1:])
+        size = int(np.prod(shape))
+        if size < self.POOL_FROM:  # small: allocation is cheap (the heap reuses its memory)
+            return [p[rows] for p in self.past]
+        if self._pool is None or self._pool[0].size < size:
+            self._pool = [np.empty(2 * size, dtype=np.float32) for _ in self.past]  # room to grow
+        if rows.size and (rows.min() < 0 or rows.max() >= self.past[0].shape[0]):
+            raise IndexError(f"keep(): rows out of range 0..{self.past[0].shape[0] - 1}")
+        # mode="clip" (the rows are checked above): with the default mode numpy buffers `out`.
+        return [np.take(p, rows, axis=0, out=b[:size].reshape(shape), mode="clip") for p, b in zip(self.past, self._pool)]
 
     def step(self, tokens: np.ndarray, top_k: int | None = None):
         out, self.past = self.model.step(tokens.reshape(-1, 1), self.position, self.mask, self.past, self.cross, top_k)
@@ -51,7 +73,7 @@ class OnnxStepDecoder:
     def keep(self, rows: np.ndarray) -> None:
         """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""
         same = _same_blocks(rows, self.repeat, self.rows)
-        self.past = [p[rows] for p in self.past]
+        self.past = self._gather(rows)
         # Beam reorders within a sentence leave cross K/V unchanged; gather them (once per
         # sentence) only when the set of sentences changes.
         if not same:
@@ -322,4 +344,6 @@ def make_step_decoder(model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask:
         inner = OnnxStepDecoder(model, input_ids, attention_mask, repeat)
     else:
         inner = CachedStepDecoder(model, input_ids, attention_mask, repeat, max_steps)
-    return DroppingRows(inner, repeat, filler=model.config.special_tokens.eos_id)
+    # Beam search gathers the whole cache at every step anyway, so a finished sentence's rows can
+    # leave at once for free (slack 0; beam 4 x 16 measured 3% faster than slack 0.25).
+    return DroppingRows(inner, repeat, slack=0.0 if repeat > 1 else 0.25, filler=model.config.special_tokens.eos_id)

@@ -136,3 +136,38 @@ def test_lazy_row_dropping_equals_dropping_at_once(tr, ref, inner, repeat):
     assert np.array_equal(top_a[0], top_b[0]) and np.array_equal(top_a[1], top_b[1])
     # The first finished sentence stays in the inner batch; dropping 2 of 8 (a quarter) compacts.
     assert inner_sizes[2] == 8 * repeat and inner_sizes[4] < 8 * repeat
+
+
+def test_past_gathered_into_reused_buffers_equals_fresh_gathers(tr, ref):
+    """Beam search gathers the growing cache into buffers the decoder reuses (from a size up): the
+    log-probs are bit for bit those of fresh gathers, through beam reorders, a sentence leaving,
+    two keep() calls in a row and the buffers growing with the cache."""
+    src = ref["source_ids"][:4]
+    ids, mask = tr._pad(src)
+    repeat = 3
+    fresh = OnnxStepDecoder(tr.model, ids, mask, repeat)
+    fresh.POOL_FROM = 1 << 62  # never pools
+    pooled = OnnxStepDecoder(tr.model, ids, mask, repeat)
+    pooled.POOL_FROM = 0  # always pools (the tiny model's cache is below the real threshold)
+    rng = np.random.default_rng(3)
+    tokens = np.full(len(src) * repeat, tr.config.special_tokens.bos_id, dtype=np.int64)
+    n_sent = len(src)
+    for step in range(8):
+        a, b = fresh.step(tokens), pooled.step(tokens)
+        assert np.array_equal(a, b), f"step {step}"
+        if step == 4:  # the second sentence leaves
+            n_sent -= 1
+            rows = np.array([s * repeat + r for s in range(n_sent + 1) if s != 1 for r in range(repeat)])
+        else:
+            rows = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+        for d in (fresh, pooled):
+            d.keep(rows)
+        if step == 2:  # a second reorder before the next step: the buffer is then source and target
+            again = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+            for d in (fresh, pooled):
+                d.keep(again)
+        assert all(np.array_equal(p, q) for p, q in zip(fresh.past, pooled.past))
+        tokens = rng.integers(4, tr.config.dims.vocab_size, n_sent * repeat)
+    assert pooled._pool is not None and fresh._pool is None
+    with pytest.raises(IndexError):
+        pooled.keep(np.array([0, 1, n_sent * repeat]))
