@@ -56,8 +56,10 @@ def main() -> int:
     original = decoder.DroppingRows.__init__
 
     def with_slack(slack):
-        def init(self, inner, repeat=1, slack_=slack, filler=0):
-            original(self, inner, repeat, slack=slack_, filler=filler)
+        def init(self, inner, repeat=1, slack=None, filler=0):  # the runtime's own choice is overridden
+            original(self, inner, repeat, slack=forced, filler=filler)
+
+        forced = slack
         return init
 
     settings = {}
