@@ -70,19 +70,30 @@ def _linear_t(g: _Graph, prefix: str, linear: torch.nn.Linear) -> tuple[str, str
 TOP_K_BLOCK = 64  # vocabulary entries per block in the two-stage top-k
 
 
+def _top_k_block(vocab: int) -> int:
+    """TOP_K_BLOCK, or a block size near it that divides the vocabulary: padding copies every row
+    (at 64 rows of a 65,001-token vocabulary the Pad alone is most of the top-k's time)."""
+    if vocab % TOP_K_BLOCK == 0:
+        return TOP_K_BLOCK
+    for b in [*range(TOP_K_BLOCK, 2 * TOP_K_BLOCK + 33), *range(TOP_K_BLOCK - 1, TOP_K_BLOCK // 2 - 1, -1)]:
+        if vocab % b == 0:
+            return b
+    return TOP_K_BLOCK
+
+
 def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> None:
     """outputs = (values, ids) of the k best of each row of scores (rows, vocab), best first; equal
     values in vocabulary order, exactly as one TopK over the row.
 
     ONNX Runtime's TopK scans a row element by element (~6 us per row of 8,000 on one core), while
-    ReduceMax is vectorized. So the row is cut into blocks of TOP_K_BLOCK: the k best entries lie in
+    ReduceMax is vectorized. So the row is cut into blocks of ~TOP_K_BLOCK: the k best entries lie in
     the k blocks with the highest maxima (a block ranked below k has k blocks whose maxima are higher
     or equal and come first), those blocks are gathered in vocabulary order, and one TopK over their
-    k * TOP_K_BLOCK entries finishes. Ties keep TopK's rule (the lower index first): a tied entry's
+    k blocks' entries finishes. Ties keep TopK's rule (the lower index first): a tied entry's
     block ranks no lower than the blocks of the tied entries after it. A vocabulary that is not a
     multiple of the block is padded with -inf, which never outranks a real entry.
     """
-    b = TOP_K_BLOCK
+    b = _top_k_block(vocab)
     if vocab < 4 * b:  # a small vocabulary: one TopK is as fast
         g.op("TopK", [scores, k], outputs=outputs, axis=-1, largest=1, sorted=1)
         return

@@ -251,7 +251,7 @@ def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
     assert not (pkg / "decoder.onnx").exists()
 
 
-@pytest.mark.parametrize("vocab", [8000, 1000, 300])  # a multiple of the block, padded, just above 4 blocks
+@pytest.mark.parametrize("vocab", [8000, 1000, 997, 300])  # blocks of 64, of 100, padded (a prime), 4 blocks of 75
 def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     """The decoder's two-stage top-k returns exactly what one TopK over the row returns: the same
     values and ids, equal values in vocabulary order, for every k up to more than the block count."""
@@ -288,7 +288,9 @@ def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     x[4, :] = -np.inf
     x[4, vocab - 2] = 0.0  # one finite entry, in the last (padded) block
     x[5, [5, 70, 135]] = 9.0  # ties in different blocks, with k cutting through them
-    n_blocks = -(-vocab // 64)
+    from traductor.export.fused import _top_k_block
+
+    n_blocks = -(-vocab // _top_k_block(vocab))
     for k in sorted({1, 2, 3, 9, 33, n_blocks, n_blocks + 5}):
         feeds = {"x": x, "k": np.array([k], dtype=np.int64)}
         want, got = single.run(None, feeds), blocked.run(None, feeds)
