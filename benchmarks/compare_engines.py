@@ -211,17 +211,23 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     get = {(r["workload"], r["engine"]): r for r in rows}
     lines = [f"{n} test sentences per workload, medians of {repeats} interleaved repeats, each engine at its best thread setting (1, 2, or for traductor also its default `auto`).", "",
-             "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | int8 vs PyTorch |" + (" baseline int8 vs CT2 int8 |" if "baseline-int8" in engines else ""),
-             "|---|" + "---|" * (len(engines) + 2 + ("baseline-int8" in engines))]
+             "| workload | " + " | ".join(engines) + " | int8 vs CT2 int8 | same, one thread each | int8 vs PyTorch |" + (" baseline int8 vs CT2 int8 |" if "baseline-int8" in engines else ""),
+             "|---|" + "---|" * (len(engines) + 3 + ("baseline-int8" in engines))]
 
     def ratio(w: str, mine: str, other: str) -> str:
         a, b = get.get((w, mine)), get.get((w, other))
         return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
 
+    def ratio_t1(w: str, mine: str, other: str) -> str:
+        """Per core: both engines on one thread (the best setting can be two cores for one engine)."""
+        a, b = (get.get((w, e), {}).get("all_threads", {}).get("1") for e in (mine, other))
+        return f"{a / b:.2f}x" if a and b else "-"
+
     for w in WORKLOADS:
         cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s ({_threads_label(get[(w, e)]['threads'])}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
         extra = f" {ratio(w, 'baseline-int8', 'ct2-int8')} |" if "baseline-int8" in engines else ""
-        lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio(w, 'traductor-int8', 'ct2-int8')} | {ratio(w, 'traductor-int8', 'pytorch')} |" + extra)
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio(w, 'traductor-int8', 'ct2-int8')} | {ratio_t1(w, 'traductor-int8', 'ct2-int8')}"
+                     f" | {ratio(w, 'traductor-int8', 'pytorch')} |" + extra)
     lines += ["", "Every thread setting (tokens/s, same run):", "", "| workload | engine | " + " | ".join(["auto", "t1", "t2"]) + " |", "|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r['all_threads'][k]:,.0f}" if k in r["all_threads"] else "-" for k in ("auto", "1", "2")]
