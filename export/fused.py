@@ -75,10 +75,8 @@ def _top_k_block(vocab: int) -> int:
     (at 64 rows of a 65,001-token vocabulary the Pad alone is most of the top-k's time)."""
     if vocab % TOP_K_BLOCK == 0:
         return TOP_K_BLOCK
-    for b in [*range(TOP_K_BLOCK, 2 * TOP_K_BLOCK + 33), *range(TOP_K_BLOCK - 1, TOP_K_BLOCK // 2 - 1, -1)]:
-        if vocab % b == 0:
-            return b
-    return TOP_K_BLOCK
+    larger, smaller = range(TOP_K_BLOCK + 1, 161), range(TOP_K_BLOCK - 1, 31, -1)  # 65..160, then 63..32
+    return next((b for b in (*larger, *smaller) if vocab % b == 0), TOP_K_BLOCK)
 
 
 def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> None:

@@ -169,11 +169,12 @@ class _RowQuantizer:
         else:
             zp_name = self.const("rowq_zero_point", np.array(ACT_MAX + 1, np.uint8))
             # QuantizeLinear wants a zero point shaped like the scale: made once per leading shape.
-            lead = self.shapes.get(x, (None, None))[:-1]  # unknown: a zero point of its own
-            zp = self.zero_points.get(lead) if None not in lead else None
+            shape = self.shapes.get(x)
+            lead = shape[:-1] if shape is not None and None not in shape[:-1] else None  # None: unknown, not shared
+            zp = self.zero_points.get(lead) if lead is not None else None
             if zp is None:
                 zp = self._node("Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp")
-                if None not in lead:
+                if lead is not None:
                     self.zero_points[lead] = zp
             q = self._node("QuantizeLinear", [x, scale, zp], f"{p}_q", axis=-1, block_size=k)
         self.quantized[x] = (q, scale, zp_name)

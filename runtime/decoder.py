@@ -26,6 +26,8 @@ class OnnxStepDecoder:
     how finished sentences leave the batch and how beam search reorders its beams.
     """
 
+    POOL_FROM = 1 << 16  # floats per cache tensor (256 KB) from which `keep` gathers into reused buffers
+
     def __init__(self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1):
         """input_ids/attention_mask (batch, src_len); repeat > 1 gives each sentence `repeat` rows (beams).
 
@@ -43,8 +45,6 @@ class OnnxStepDecoder:
     @property
     def rows(self) -> int:
         return self.past[0].shape[0]
-
-    POOL_FROM = 1 << 16  # floats per cache tensor (256 KB) from which the past is gathered into reused buffers
 
     def _gather(self, rows: np.ndarray) -> list[np.ndarray]:
         """The past of `rows`, gathered into buffers this decoder keeps.

@@ -259,7 +259,10 @@ def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from traductor.export.fused import OPSET, _Graph, _top_k
+    from traductor.export.fused import OPSET, _Graph, _top_k, _top_k_block
+
+    def plain(g):
+        g.op("TopK", ["x", "k"], outputs=["values", "ids"], axis=-1, largest=1, sorted=1)
 
     def session(build):
         g = _Graph()
@@ -274,9 +277,6 @@ def test_blocked_top_k_equals_one_topk_ties_included(vocab):
         onnx.checker.check_model(model)
         return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
-    def plain(g):
-        g.op("TopK", ["x", "k"], outputs=["values", "ids"], axis=-1, largest=1, sorted=1)
-
     blocked = session(lambda g: _top_k(g, "x", "k", vocab, ["values", "ids"]))
     single = session(plain)
     rng = np.random.default_rng(vocab)
@@ -288,8 +288,6 @@ def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     x[4, :] = -np.inf
     x[4, vocab - 2] = 0.0  # one finite entry, in the last (padded) block
     x[5, [5, 70, 135]] = 9.0  # ties in different blocks, with k cutting through them
-    from traductor.export.fused import _top_k_block
-
     n_blocks = -(-vocab // _top_k_block(vocab))
     for k in sorted({1, 2, 3, 9, 33, n_blocks, n_blocks + 5}):
         feeds = {"x": x, "k": np.array([k], dtype=np.int64)}
