@@ -162,9 +162,9 @@ class Batcher:
 
     def submit(self, texts: list[str], options: dict, announced: bool = False) -> concurrent.futures.Future:
         job = _Job(texts, options, concurrent.futures.Future())
-        self.queue.put(job)
-        if announced:
+        if announced:  # no longer arriving before it is queued: never counted twice in play
             self.announce(-1)
+        self.queue.put(job)
         return job.future
 
     def close(self) -> None:
@@ -227,12 +227,12 @@ class Batcher:
             self.held.extendleft(reversed(skipped))
             self._last_jobs = len(batch)
             self.jobs += len(batch)
+            with self._lock:  # counted as decoding before the next worker gathers, so it sees them
+                self._decoding += len(batch)
             return batch
 
     def _translate(self, batch: list[_Job]) -> None:
         texts = [t for job in batch for t in job.texts]
-        with self._lock:
-            self._decoding += len(batch)
         try:
             results = self.translator.translate_batch(texts, **batch[0].options, batch_size=self.decoder_batch)
         except Exception as e:  # handed to every waiting request; the worker lives on

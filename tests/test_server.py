@@ -380,16 +380,24 @@ def test_the_browser_page_is_served_cross_origin_isolated(tmp_path):
 
 def test_two_workers_split_a_crowd_of_requests_evenly():
     """A crowd that arrives together is shared between the workers (each batch takes 1/N of the
-    requests in play), not taken whole by the worker that happens to be free."""
+    requests in play), not taken whole by the worker that happens to be free.
+
+    Timing is taken out of it: the wait is long (a batch closes at its share, not at the deadline, so a
+    slow test thread still fills it) and the first two batches decode only once both have been
+    gathered, so the first cannot finish and leave play while the second gathers. If one worker took
+    the whole crowd there would be no second batch and the barrier breaks."""
     from traductor.runtime.server import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
-    batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=32, workers=2))
+    batcher = Batcher(tr, Settings(batch_wait_ms=10_000, max_batch_sentences=32, workers=2))
     sizes: list[int] = []
+    both_gathered = threading.Barrier(2, timeout=20)
     original = tr.translate_batch
 
     def recording(texts, **options):
         sizes.append(len(texts))
+        if len(sizes) <= 2:
+            both_gathered.wait()
         return original(texts, **options)
 
     tr.translate_batch = recording
