@@ -7,6 +7,10 @@ thread per call: one verse per call; batches of 16 in one thread; batches of 16 
 once (as `serve --workers 2`). Then greedy batches of 16 with finished sentences dropped at once
 (slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
 rounds, interleaved; medians are reported.
+
+--ct2 also runs the same three modes on CTranslate2 int8 with the same weights (converted as
+compare_engines.py does; one Translator with 2 replicas of 1 thread each): what batching gives the
+reference engine on the same machine, next to what it gives traductor.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> int:
     p.add_argument("--verses", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out")
+    p.add_argument("--ct2", action="store_true", help="also measure CTranslate2 int8 (needs ctranslate2 and torch)")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     import traductor.runtime.decoder as decoder
@@ -67,6 +72,10 @@ def main() -> int:
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
         settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: two_threads(b)
+    if args.ct2:
+        for beam, fn in _ct2_runs(Path(args.model), verses, chunks).items():
+            for mode, run_mode in fn.items():
+                settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
     slacks = (0.0, 0.25, 0.5)
     tr.translate_batch(verses[:4], beam_size=4)  # warm-up
     results: dict = {}
@@ -84,7 +93,7 @@ def main() -> int:
              f"interleaved rounds; {cpu_summary()}.", "",
              "| search | mode | verses/s | vs one verse per call |", "|---|---|---|---|"]
     for (beam, mode), v in ((k, v) for k, v in med.items() if k[0] != "slack"):
-        base = med[(beam, "one verse per call")]
+        base = med[(beam, "CTranslate2 int8: one verse per call" if mode.startswith("CTranslate2") else "one verse per call")]
         lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |")
     lines += ["", "Greedy batches of 16, finished sentences leaving the decoder batch:", "",
               "| slack | verses/s | vs dropping at once |", "|---|---|---|"]
@@ -95,6 +104,49 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(report)
     return 0
+
+
+def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]]) -> dict:
+    """The three modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
+    import tempfile
+    import threading
+
+    import ctranslate2
+    from tokenizers import Tokenizer
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from same_weights import load_model_weights, to_ctranslate2
+
+    from traductor.runtime.package import read_config
+
+    cfg = read_config(model_dir)
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    vocab = [""] * tok.get_vocab_size()
+    for t, i in tok.get_vocab().items():
+        vocab[i] = t
+    out = Path(tempfile.mkdtemp(prefix="ct2-")) / "int8"
+    to_ctranslate2(load_model_weights(model_dir), vocab, out, quantization="int8")
+    ct = ctranslate2.Translator(str(out), device="cpu", inter_threads=2, intra_threads=1)
+    eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
+
+    def pieces(texts):
+        return [[vocab[i] for i in tok.encode(t, add_special_tokens=False).ids[: max_len - 1] + [eos]] for t in texts]
+
+    def run(parts, beam):
+        for c in parts:
+            ct.translate_batch(pieces(c), beam_size=beam, max_batch_size=0, max_decoding_length=max_len - 1, length_penalty=1.0)
+
+    def two(beam):
+        threads = [threading.Thread(target=run, args=(chunks[k::2], beam)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    run(chunks[:1], 4)  # warm-up
+    return {beam: {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
+                   "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
+                   "batches of 16, 2 threads at once": lambda b=beam: two(b)} for beam in (1, 4)}
 
 
 if __name__ == "__main__":
