@@ -51,13 +51,6 @@ def main() -> int:
         fn()
         return len(verses) / (time.perf_counter() - t)
 
-    def two_threads(beam):
-        threads = [threading.Thread(target=run, args=(chunks[k::2], beam)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
     original = decoder.DroppingRows.__init__
 
     def with_slack(slack):
@@ -71,7 +64,7 @@ def main() -> int:
     for beam in (1, 4):
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
-        settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: two_threads(b)
+        settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(run, chunks, b)
     if args.ct2:
         for beam, fn in _ct2_runs(Path(args.model), verses, chunks).items():
             for mode, run_mode in fn.items():
@@ -106,25 +99,35 @@ def main() -> int:
     return 0
 
 
+def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
+    """run(parts, beam) on the even and the odd chunks at once, one thread each."""
+    threads = [threading.Thread(target=run, args=(chunks[k::2], beam)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]]) -> dict:
     """The three modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
+    import atexit
+    import shutil
     import tempfile
-    import threading
 
     import ctranslate2
     from tokenizers import Tokenizer
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from same_weights import load_model_weights, to_ctranslate2
+    from same_weights import load_model_weights, to_ctranslate2, token_strings
 
     from traductor.runtime.package import read_config
 
     cfg = read_config(model_dir)
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    vocab = [""] * tok.get_vocab_size()
-    for t, i in tok.get_vocab().items():
-        vocab[i] = t
-    out = Path(tempfile.mkdtemp(prefix="ct2-")) / "int8"
+    vocab = token_strings(tok)
+    tmp = tempfile.mkdtemp(prefix="ct2-")
+    atexit.register(shutil.rmtree, tmp, True)  # the converted model (~50 MB) goes when the run ends
+    out = Path(tmp) / "int8"
     to_ctranslate2(load_model_weights(model_dir), vocab, out, quantization="int8")
     ct = ctranslate2.Translator(str(out), device="cpu", inter_threads=2, intra_threads=1)
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
@@ -136,17 +139,10 @@ def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]]) -> di
         for c in parts:
             ct.translate_batch(pieces(c), beam_size=beam, max_batch_size=0, max_decoding_length=max_len - 1, length_penalty=1.0)
 
-    def two(beam):
-        threads = [threading.Thread(target=run, args=(chunks[k::2], beam)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
     run(chunks[:1], 4)  # warm-up
     return {beam: {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
                    "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
-                   "batches of 16, 2 threads at once": lambda b=beam: two(b)} for beam in (1, 4)}
+                   "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)} for beam in (1, 4)}
 
 
 if __name__ == "__main__":

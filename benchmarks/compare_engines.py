@@ -131,16 +131,14 @@ def main() -> int:
     from tokenizers import Tokenizer
 
     sys.path.insert(0, str(HERE))
-    from same_weights import load_model_weights, to_ctranslate2
+    from same_weights import load_model_weights, to_ctranslate2, token_strings
 
     from traductor.runtime.package import read_config
 
     model_dir = Path(args.model)
     cfg = read_config(model_dir)
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    vocab = [""] * tok.get_vocab_size()
-    for t, i in tok.get_vocab().items():
-        vocab[i] = t
+    vocab = token_strings(tok)
     lines = [line.split("\t") for line in Path(args.data).read_text(encoding="utf-8").splitlines() if "\t" in line][: args.sentences or None]
     src_text, refs = [s for s, _ in lines], [r for _, r in lines]
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len

@@ -19,6 +19,14 @@ from traductor.runtime.package import read_config
 from traductor.training.model import ModelConfig, Transformer, sinusoidal_positions
 
 
+def token_strings(tokenizer) -> list[str]:
+    """The tokenizer's vocabulary as a list indexed by id (CTranslate2 takes token strings)."""
+    vocab = [""] * tokenizer.get_vocab_size()
+    for t, i in tokenizer.get_vocab().items():
+        vocab[i] = t
+    return vocab
+
+
 def load_model_weights(model_dir: Path) -> Transformer:
     """Rebuild the PyTorch Transformer with the package's exact fp32 weights."""
     cfg = read_config(model_dir)
