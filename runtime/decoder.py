@@ -146,10 +146,13 @@ class CachedStepDecoder:
         for p, q, value in zip(past, present, cache):
             io.bind_ortvalue_input(p, value)
             io.bind_ortvalue_output(q, value)  # the same buffer: the graph writes the new K/V in place
+        self._cache_values = cache
         self._io, self._bound_outputs, self._out = io, -1, ()  # -1: no outputs bound yet
 
     def _bind_outputs(self, top_k: int | None) -> None:
-        """Output buffers for this (rows, top_k); rebound only when either changes (greedy: twice)."""
+        """Output buffers for this (rows, top_k); rebound only when the rows change, or when a step
+        asks for more than is bound (or for full log-probs): a smaller top_k reads the first columns
+        of a larger one (TopK puts the best first), so greedy binds once per batch."""
         names = self.model.config.io
         if top_k:
             self._out = (np.empty((self._n, top_k), dtype=np.float32), np.empty((self._n, top_k), dtype=np.int64))
@@ -158,11 +161,12 @@ class CachedStepDecoder:
             self._out = (np.empty((self._n, self.model.config.dims.vocab_size), dtype=np.float32),)
             outputs = (names.log_probs,)
         self._io.clear_binding_outputs()
-        for c, q in zip(self._keep_alive[-2 * self.model.n_layers :], self.model.dec_out_names[1 : 1 + 2 * self.model.n_layers]):
-            self._io.bind_ortvalue_output(q, self._value(c))
+        for value, q in zip(self._cache_values, self.model.dec_out_names[1 : 1 + 2 * self.model.n_layers]):
+            self._io.bind_ortvalue_output(q, value)
         for name, array in zip(outputs, self._out):
             self._io.bind_ortvalue_output(name, self._value(array))
         self._bound_outputs = top_k
+        self._top_k[0] = top_k or 1
 
     def _grow(self) -> None:
         d = self.model.config.dims
@@ -180,15 +184,15 @@ class CachedStepDecoder:
     def step(self, tokens: np.ndarray, top_k: int | None = None):
         if self.position >= self._cache[0].shape[2]:
             self._grow()
-        if top_k != self._bound_outputs:
+        bound = self._bound_outputs
+        if (top_k is None) != (bound is None) or bound == -1 or (top_k and top_k > bound):
             self._bind_outputs(top_k)
         self._ids[: self._n, 0] = tokens
         self._pos[0] = self.position
-        self._top_k[0] = top_k or 1
         self._session.run_with_iobinding(self._io)
         self.position += 1
         # Copies: the buffers are rewritten by the next step.
-        return (self._out[0].copy(), self._out[1].copy()) if top_k else self._out[0].copy()
+        return (self._out[0][:, :top_k].copy(), self._out[1][:, :top_k].copy()) if top_k else self._out[0].copy()
 
     def keep(self, rows: np.ndarray) -> None:
         """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""

@@ -63,13 +63,14 @@ class GreedySearch:
             # With min_length 1, step 0 asks for two tokens: the end token may not come first.
             first = step == 0 and self.min_length > 0
             vals, ids = decoder.step(tokens, top_k=2 if first else 1)  # (rows, 1 or 2)
-            col = (ids[:, 0] == self.eos_id).astype(np.int64) if first else np.zeros(len(ids), dtype=np.int64)
-            at = np.arange(len(ids))
-            best, best_logp = ids[at, col], vals[at, col]
+            if first:
+                col, at = (ids[:, 0] == self.eos_id).astype(np.int64), np.arange(len(ids))
+                best, best_logp = ids[at, col], vals[at, col]
+            else:
+                best, best_logp = ids[:, 0], vals[:, 0]
             keep, produced = [], []
-            for row, (i, t) in enumerate(zip(live.tolist(), best.tolist())):
+            for row, (i, t, s) in enumerate(zip(live.tolist(), best.tolist(), best_logp.tolist())):
                 h = hyps[i]
-                s = float(best_logp[row])
                 h.score += s
                 if t == self.eos_id:
                     h.finished = True

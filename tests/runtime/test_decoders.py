@@ -55,6 +55,24 @@ def test_in_place_cache_matches_growing_cache_step_by_step(tr, ref, max_steps):
     assert (top_a[1] == top_b[1]).all()
 
 
+def test_in_place_cache_answers_any_top_k_sequence(tr, ref):
+    """The in-place decoder binds its outputs once and serves a smaller top_k from the first columns
+    of a larger one; every request must still match a fresh top-k of the growing-cache decoder."""
+    src = ref["source_ids"][:3]
+    a, b = _pair(tr, src, 1, 16)
+    rng = np.random.default_rng(1)
+    tokens = np.full(len(src), tr.config.special_tokens.bos_id, dtype=np.int64)
+    for top_k in [2, 1, 1, 5, 3, None, 1, 4]:
+        out_a, out_b = a.step(tokens, top_k=top_k), b.step(tokens, top_k=top_k)
+        if top_k is None:
+            np.testing.assert_allclose(out_b, out_a, atol=1e-5)
+        else:
+            assert out_b[1].shape == out_a[1].shape == (len(src), top_k)
+            np.testing.assert_allclose(out_b[0], out_a[0], atol=1e-5)
+            assert (out_b[1] == out_a[1]).all()
+        tokens = rng.integers(4, tr.config.dims.vocab_size, len(src))
+
+
 def test_in_place_cache_holds_what_the_graph_wrote(tr, ref):
     a, b = _pair(tr, ref["source_ids"][:3], 1, 16)
     tokens = np.full(3, tr.config.special_tokens.bos_id, dtype=np.int64)
