@@ -146,7 +146,8 @@ def main() -> int:
     engines = [e for e in args.engines.split(",") if e]
     baseline = {}
     if args.baseline:
-        engines.insert(0, "baseline-int8")
+        if "baseline-int8" not in engines:  # listed once, however it was asked for
+            engines.insert(0, "baseline-int8")
         baseline = {"baseline_path": _baseline_path(Path(args.baseline)), "baseline_model": str(Path(args.baseline) / "models" / "es-en")}
     threads = [int(t) for t in args.threads.split(",")]
     # traductor is also run at its default (intra_threads=None: threads chosen by batch size)
