@@ -118,6 +118,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median reported)")
     p.add_argument("--threads", default="1,2", help="thread counts tried for every engine")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to run")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"workloads to run, comma-separated (of: {', '.join(WORKLOADS)})")
     p.add_argument("--out", default=str(HERE / "results"), help="directory for compare.json and compare.md")
     p.add_argument("--baseline", default=None, help="an older checkout of traductor (e.g. a git worktree): its runtime and its "
                    "models/es-en int8 run as engine 'baseline-int8', interleaved with the others (before/after in one run)")
@@ -144,6 +145,10 @@ def main() -> int:
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
     src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
     engines = [e for e in args.engines.split(",") if e]
+    workloads = {w.strip(): WORKLOADS[w.strip()] for w in args.workloads.split(",") if w.strip()} if all(
+        w.strip() in WORKLOADS for w in args.workloads.split(",") if w.strip()) else None
+    if not workloads:
+        p.error(f"--workloads: expected names from {', '.join(WORKLOADS)}, got {args.workloads!r}")
     baseline = {}
     if args.baseline:
         if "baseline-int8" not in engines:  # listed once, however it was asked for
@@ -166,10 +171,10 @@ def main() -> int:
     times: dict[tuple, list[float]] = {}
     hyps: dict[tuple, list[str]] = {}
     tokens: dict[tuple, int] = {}
-    total = args.repeats * len(WORKLOADS) * sum(len(v) for v in settings.values())
+    total = args.repeats * len(workloads) * sum(len(v) for v in settings.values())
     done = 0
     for rep in range(args.repeats):
-        for wname, (beam, bsize) in WORKLOADS.items():
+        for wname, (beam, bsize) in workloads.items():
             batches = _batches(src, bsize)
             for engine in engines:
                 for t in settings[engine]:
@@ -188,7 +193,7 @@ def main() -> int:
                     print(f"[{done}/{total}] {wname:<11} {engine:<15} threads={t or 'auto'}: {r['tokens'] / r['seconds']:8.0f} tokens/s", file=sys.stderr, flush=True)
 
     rows = []
-    for wname in WORKLOADS:
+    for wname in workloads:
         for engine in engines:
             best_t = max(settings[engine], key=lambda t: tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)]))
             key = (wname, engine, best_t)
@@ -196,8 +201,10 @@ def main() -> int:
             bleu = sacrebleu.corpus_bleu(hyps[key], [refs]).score
             rows.append({"workload": wname, "engine": engine, "threads": best_t, "tokens_per_s": tps, "bleu": bleu,
                          "all_threads": {str(t or "auto"): tokens[(wname, engine, t)] / statistics.median(times[(wname, engine, t)])
-                                         for t in settings[engine]}})
-    _report(rows, engines, Path(args.out), len(src), args.repeats)
+                                         for t in settings[engine]},
+                         # tokens/s of each repeat at one thread, in run order: paired with the other engines' repeats
+                         "rates_t1": [tokens[(wname, engine, 1)] / s for s in times[(wname, engine, 1)]] if 1 in settings[engine] else []})
+    _report(rows, engines, Path(args.out), len(src), args.repeats, list(workloads))
     return 0
 
 
@@ -205,7 +212,13 @@ def _threads_label(threads: int | None) -> str:
     return "auto" if threads is None else f"t{threads}"
 
 
-def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: int) -> None:
+def _paired(a: dict | None, b: dict | None) -> list[float]:
+    """Per-repeat speed ratios a / b at one thread each (repeat i of both engines ran back to back)."""
+    ra, rb = (r.get("rates_t1", []) if r else [] for r in (a, b))
+    return [x / y for x, y in zip(ra, rb)] if ra and len(ra) == len(rb) else []
+
+
+def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: int, workloads: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     get = {(r["workload"], r["engine"]): r for r in rows}
@@ -222,11 +235,19 @@ def _report(rows: list[dict], engines: list[str], out: Path, n: int, repeats: in
         a, b = (get.get((w, e), {}).get("all_threads", {}).get("1") for e in (mine, other))
         return f"{a / b:.2f}x" if a and b else "-"
 
-    for w in WORKLOADS:
+    for w in workloads:
         cells = [f"{get[(w, e)]['tokens_per_s']:,.0f} tok/s ({_threads_label(get[(w, e)]['threads'])}), BLEU {get[(w, e)]['bleu']:.2f}" for e in engines if (w, e) in get]
         extra = f" {ratio(w, 'baseline-int8', 'ct2-int8')} |" if "baseline-int8" in engines else ""
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {ratio(w, 'traductor-int8', 'ct2-int8')} | {ratio_t1(w, 'traductor-int8', 'ct2-int8')}"
                      f" | {ratio(w, 'traductor-int8', 'pytorch')} |" + extra)
+    paired = [(w, _paired(get.get((w, "traductor-int8")), get.get((w, "ct2-int8")))) for w in workloads]
+    if any(r for _, r in paired):
+        lines += ["", "traductor int8 / CTranslate2 int8 per repeat, one thread each (each repeat ran both back to back):", "",
+                  "| workload | median | min | max | repeats at or above 1.00x | every repeat |", "|---|---|---|---|---|---|"]
+        for w, r in paired:
+            if r:
+                lines.append(f"| {w} | {statistics.median(r):.3f}x | {min(r):.3f}x | {max(r):.3f}x | {sum(x >= 1 for x in r)} of {len(r)} | "
+                             + " ".join(f"{x:.2f}" for x in r) + " |")
     lines += ["", "Every thread setting (tokens/s, same run):", "", "| workload | engine | " + " | ".join(["auto", "t1", "t2"]) + " |", "|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r['all_threads'][k]:,.0f}" if k in r["all_threads"] else "-" for k in ("auto", "1", "2")]
