@@ -145,10 +145,10 @@ def main() -> int:
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
     src = [tok.encode(s, add_special_tokens=False).ids[: max_len - 1] + [eos] for s in src_text]
     engines = [e for e in args.engines.split(",") if e]
-    workloads = {w.strip(): WORKLOADS[w.strip()] for w in args.workloads.split(",") if w.strip()} if all(
-        w.strip() in WORKLOADS for w in args.workloads.split(",") if w.strip()) else None
-    if not workloads:
+    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if not names or any(w not in WORKLOADS for w in names):
         p.error(f"--workloads: expected names from {', '.join(WORKLOADS)}, got {args.workloads!r}")
+    workloads = {w: WORKLOADS[w] for w in names}
     baseline = {}
     if args.baseline:
         if "baseline-int8" not in engines:  # listed once, however it was asked for
