@@ -4,7 +4,10 @@
 
 Test-book verses (the first --verses of them), translated with the shipped model on 1 intra-op
 thread per call: one verse per call; batches of 16 in one thread; batches of 16 from two threads at
-once (as `serve --workers 2`). Then greedy batches of 16 with finished sentences dropped at once
+once (as `serve --workers 2`). With --copies, also the bound of any batching scheduler, continuous
+batching included: batches of 16 copies of one verse (every sentence of a batch has the same
+length, so none waits for a longer one and the batch never thins out), against one verse per call
+over the same 16 verses (every 16th). Then greedy batches of 16 with finished sentences dropped at once
 (slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
 rounds, interleaved; medians are reported.
 
@@ -31,6 +34,7 @@ def main() -> int:
     p.add_argument("--verses", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out")
+    p.add_argument("--copies", action="store_true", help="also batches of 16 copies of one verse (no tails: the bound for any scheduler)")
     p.add_argument("--ct2", action="store_true", help="also measure CTranslate2 int8 (needs ctranslate2 and torch)")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -46,10 +50,14 @@ def main() -> int:
         for c in parts:
             tr.translate_batch(c, beam_size=beam)
 
-    def rate(fn) -> float:
+    distinct = verses[::16]
+    alone, copies = [[v] for v in distinct] * 4, [[v] * 16 for v in distinct]
+    counts = {}  # translations per call of a setting, where not len(verses)
+
+    def rate(fn, n: int | None = None) -> float:
         t = time.perf_counter()
         fn()
-        return len(verses) / (time.perf_counter() - t)
+        return (n or len(verses)) / (time.perf_counter() - t)
 
     original = decoder.DroppingRows.__init__
 
@@ -65,16 +73,23 @@ def main() -> int:
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
         settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(run, chunks, b)
+        if args.copies:
+            settings[(beam, "copies: one verse per call")] = lambda b=beam: run(alone, b)
+            settings[(beam, "copies: batches of 16 copies, 1 thread")] = lambda b=beam: run(copies, b)
+            settings[(beam, "copies: batches of 16 copies, 2 threads at once")] = lambda b=beam: _on_two_threads(run, copies, b)
     if args.ct2:
-        for beam, fn in _ct2_runs(Path(args.model), verses, chunks).items():
+        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, alone if args.copies else None, copies).items():
             for mode, run_mode in fn.items():
                 settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
+    for (beam, mode) in settings:
+        if "copies:" in mode:
+            counts[(beam, mode)] = len(alone) if "one verse" in mode else 16 * len(copies)
     slacks = (0.0, 0.25, 0.5)
     tr.translate_batch(verses[:4], beam_size=4)  # warm-up
     results: dict = {}
     for _ in range(args.repeats):
         for key, fn in settings.items():
-            results.setdefault(key, []).append(rate(fn))
+            results.setdefault(key, []).append(rate(fn, counts.get(key)))
         for slack in slacks:
             decoder.DroppingRows.__init__ = with_slack(slack)
             try:
@@ -86,7 +101,8 @@ def main() -> int:
              f"interleaved rounds; {cpu_summary()}.", "",
              "| search | mode | verses/s | vs one verse per call |", "|---|---|---|---|"]
     for (beam, mode), v in ((k, v) for k, v in med.items() if k[0] != "slack"):
-        base = med[(beam, "CTranslate2 int8: one verse per call" if mode.startswith("CTranslate2") else "one verse per call")]
+        base_mode = "copies: one verse per call" if "copies:" in mode else "one verse per call"
+        base = med[(beam, f"CTranslate2 int8: {base_mode}" if mode.startswith("CTranslate2") else base_mode)]
         lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |")
     lines += ["", "Greedy batches of 16, finished sentences leaving the decoder batch:", "",
               "| slack | verses/s | vs dropping at once |", "|---|---|---|"]
@@ -108,8 +124,9 @@ def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
         t.join()
 
 
-def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]]) -> dict:
-    """The three modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
+def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], alone: list[list[str]] | None = None,
+              copies: list[list[str]] | None = None) -> dict:
+    """The modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
     import atexit
     import shutil
     import tempfile
@@ -140,9 +157,16 @@ def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]]) -> di
             ct.translate_batch(pieces(c), beam_size=beam, max_batch_size=0, max_decoding_length=max_len - 1, length_penalty=1.0)
 
     run(chunks[:1], 4)  # warm-up
-    return {beam: {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
-                   "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
-                   "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)} for beam in (1, 4)}
+    modes = {}
+    for beam in (1, 4):
+        modes[beam] = {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
+                       "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
+                       "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)}
+        if alone:
+            modes[beam].update({"copies: one verse per call": lambda b=beam: run(alone, b),
+                                "copies: batches of 16 copies, 1 thread": lambda b=beam: run(copies, b),
+                                "copies: batches of 16 copies, 2 threads at once": lambda b=beam: _on_two_threads(run, copies, b)})
+    return modes
 
 
 if __name__ == "__main__":
