@@ -5,9 +5,9 @@
 Test-book verses (the first --verses of them), translated with the shipped model on 1 intra-op
 thread per call: one verse per call; batches of 16 in one thread; batches of 16 from two threads at
 once (as `serve --workers 2`). With --copies, also the bound of any batching scheduler, continuous
-batching included: batches of 16 copies of one verse (every sentence of a batch has the same
-length, so none waits for a longer one and the batch never thins out), against one verse per call
-over the same 16 verses (every 16th). Then greedy batches of 16 with finished sentences dropped at once
+batching included, on every 8th verse: one verse per call, batches of 16 of those verses, and
+batches of 16 copies of one verse (every sentence of a batch has the same length, so none waits for
+a longer one and the batch never thins out), each on one thread and on two at once. Then greedy batches of 16 with finished sentences dropped at once
 (slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
 rounds, interleaved; medians are reported.
 
@@ -50,8 +50,10 @@ def main() -> int:
         for c in parts:
             tr.translate_batch(c, beam_size=beam)
 
-    distinct = verses[::16]
-    alone, copies = [[v] for v in distinct] * 4, [[v] * 16 for v in distinct]
+    distinct = verses[::8]
+    alone = [[v] for v in distinct] * 2
+    mixed = [distinct[i : i + 16] for i in range(0, len(distinct), 16)] * 2
+    copies = [[v] * 16 for v in distinct]
     counts = {}  # translations per call of a setting, where not len(verses)
 
     def rate(fn, n: int | None = None) -> float:
@@ -74,16 +76,14 @@ def main() -> int:
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
         settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(run, chunks, b)
         if args.copies:
-            settings[(beam, "copies: one verse per call")] = lambda b=beam: run(alone, b)
-            settings[(beam, "copies: batches of 16 copies, 1 thread")] = lambda b=beam: run(copies, b)
-            settings[(beam, "copies: batches of 16 copies, 2 threads at once")] = lambda b=beam: _on_two_threads(run, copies, b)
+            settings.update(_copies_modes(beam, run, alone, mixed, copies))
     if args.ct2:
-        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, alone if args.copies else None, copies).items():
+        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, (alone, mixed, copies) if args.copies else None).items():
             for mode, run_mode in fn.items():
                 settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
     for (beam, mode) in settings:
-        if "copies:" in mode:
-            counts[(beam, mode)] = len(alone) if "one verse" in mode else 16 * len(copies)
+        if "every 8th:" in mode:
+            counts[(beam, mode)] = sum(map(len, alone if "one verse" in mode else mixed if "of 16 verses" in mode else copies))
     slacks = (0.0, 0.25, 0.5)
     tr.translate_batch(verses[:4], beam_size=4)  # warm-up
     results: dict = {}
@@ -101,7 +101,7 @@ def main() -> int:
              f"interleaved rounds; {cpu_summary()}.", "",
              "| search | mode | verses/s | vs one verse per call |", "|---|---|---|---|"]
     for (beam, mode), v in ((k, v) for k, v in med.items() if k[0] != "slack"):
-        base_mode = "copies: one verse per call" if "copies:" in mode else "one verse per call"
+        base_mode = "every 8th: one verse per call" if "every 8th:" in mode else "one verse per call"
         base = med[(beam, f"CTranslate2 int8: {base_mode}" if mode.startswith("CTranslate2") else base_mode)]
         lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |")
     lines += ["", "Greedy batches of 16, finished sentences leaving the decoder batch:", "",
@@ -124,8 +124,16 @@ def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
         t.join()
 
 
-def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], alone: list[list[str]] | None = None,
-              copies: list[list[str]] | None = None) -> dict:
+def _copies_modes(beam: int, run, alone, mixed, copies, prefix: str = "") -> dict:
+    """The --copies settings for one engine's run(parts, beam)."""
+    return {(beam, f"{prefix}every 8th: one verse per call"): lambda: run(alone, beam),
+            (beam, f"{prefix}every 8th: batches of 16 verses, 1 thread"): lambda: run(mixed, beam),
+            (beam, f"{prefix}every 8th: batches of 16 verses, 2 threads at once"): lambda: _on_two_threads(run, mixed, beam),
+            (beam, f"{prefix}every 8th: batches of 16 copies of a verse, 1 thread"): lambda: run(copies, beam),
+            (beam, f"{prefix}every 8th: batches of 16 copies of a verse, 2 threads at once"): lambda: _on_two_threads(run, copies, beam)}
+
+
+def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copies_sets: tuple | None = None) -> dict:
     """The modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
     import atexit
     import shutil
@@ -162,10 +170,8 @@ def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], alone
         modes[beam] = {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
                        "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
                        "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)}
-        if alone:
-            modes[beam].update({"copies: one verse per call": lambda b=beam: run(alone, b),
-                                "copies: batches of 16 copies, 1 thread": lambda b=beam: run(copies, b),
-                                "copies: batches of 16 copies, 2 threads at once": lambda b=beam: _on_two_threads(run, copies, b)})
+        if copies_sets:
+            modes[beam].update({mode: fn for (_, mode), fn in _copies_modes(beam, run, *copies_sets).items()})
     return modes
 
 
