@@ -7,8 +7,8 @@ thread per call: one verse per call; batches of 16 in one thread; batches of 16 
 once (as `serve --workers 2`). With --copies, also the bound of any batching scheduler, continuous
 batching included, on every 8th verse: one verse per call, batches of 16 of those verses, and
 batches of 16 copies of one verse (every sentence of a batch has the same length, so none waits for
-a longer one and the batch never thins out), each on one thread and on two at once. Then greedy batches of 16 with finished sentences dropped at once
-(slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
+a longer one and the batch never thins out), each on one thread and on two at once. Then greedy
+batches of 16 with finished sentences dropped at once (slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
 rounds, interleaved; medians are reported.
 
 --ct2 also runs the same three modes on CTranslate2 int8 with the same weights (converted as
@@ -50,10 +50,7 @@ def main() -> int:
         for c in parts:
             tr.translate_batch(c, beam_size=beam)
 
-    distinct = verses[::8]
-    alone = [[v] for v in distinct] * 2
-    mixed = [distinct[i : i + 16] for i in range(0, len(distinct), 16)] * 2
-    copies = [[v] * 16 for v in distinct]
+    copies_sets = _copies_sets(verses) if args.copies else {}
     counts = {}  # translations per call of a setting, where not len(verses)
 
     def rate(fn, n: int | None = None) -> float:
@@ -75,15 +72,15 @@ def main() -> int:
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
         settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(run, chunks, b)
-        if args.copies:
-            settings.update(_copies_modes(beam, run, alone, mixed, copies))
+        for mode, (parts, two) in copies_sets.items():
+            settings[(beam, mode)] = _runner(run, parts, beam, two)
+            counts[(beam, mode)] = sum(map(len, parts))
     if args.ct2:
-        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, (alone, mixed, copies) if args.copies else None).items():
+        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, copies_sets).items():
             for mode, run_mode in fn.items():
                 settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
-    for (beam, mode) in settings:
-        if "every 8th:" in mode:
-            counts[(beam, mode)] = sum(map(len, alone if "one verse" in mode else mixed if "of 16 verses" in mode else copies))
+                if mode in copies_sets:
+                    counts[(beam, f"CTranslate2 int8: {mode}")] = sum(map(len, copies_sets[mode][0]))
     slacks = (0.0, 0.25, 0.5)
     tr.translate_batch(verses[:4], beam_size=4)  # warm-up
     results: dict = {}
@@ -124,16 +121,24 @@ def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
         t.join()
 
 
-def _copies_modes(beam: int, run, alone, mixed, copies, prefix: str = "") -> dict:
-    """The --copies settings for one engine's run(parts, beam)."""
-    return {(beam, f"{prefix}every 8th: one verse per call"): lambda: run(alone, beam),
-            (beam, f"{prefix}every 8th: batches of 16 verses, 1 thread"): lambda: run(mixed, beam),
-            (beam, f"{prefix}every 8th: batches of 16 verses, 2 threads at once"): lambda: _on_two_threads(run, mixed, beam),
-            (beam, f"{prefix}every 8th: batches of 16 copies of a verse, 1 thread"): lambda: run(copies, beam),
-            (beam, f"{prefix}every 8th: batches of 16 copies of a verse, 2 threads at once"): lambda: _on_two_threads(run, copies, beam)}
+def _copies_sets(verses: list[str]) -> dict:
+    """The --copies modes: {mode: (calls, on two threads)}, each call a list of verses, on every 8th verse."""
+    distinct = verses[::8]
+    alone = [[v] for v in distinct] * 2
+    mixed = [distinct[i : i + 16] for i in range(0, len(distinct), 16)] * 2
+    copies = [[v] * 16 for v in distinct]
+    return {"every 8th: one verse per call": (alone, False),
+            "every 8th: batches of 16 verses, 1 thread": (mixed, False),
+            "every 8th: batches of 16 verses, 2 threads at once": (mixed, True),
+            "every 8th: batches of 16 copies of a verse, 1 thread": (copies, False),
+            "every 8th: batches of 16 copies of a verse, 2 threads at once": (copies, True)}
 
 
-def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copies_sets: tuple | None = None) -> dict:
+def _runner(run, parts: list[list[str]], beam: int, two_threads: bool):
+    return (lambda: _on_two_threads(run, parts, beam)) if two_threads else (lambda: run(parts, beam))
+
+
+def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copies_sets: dict) -> dict:
     """The modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
     import atexit
     import shutil
@@ -170,8 +175,7 @@ def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copie
         modes[beam] = {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
                        "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
                        "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)}
-        if copies_sets:
-            modes[beam].update({mode: fn for (_, mode), fn in _copies_modes(beam, run, *copies_sets).items()})
+        modes[beam].update({mode: _runner(run, parts, beam, two) for mode, (parts, two) in copies_sets.items()})
     return modes
 
 
