@@ -4,14 +4,11 @@
 
 Continuous (in-flight) batching lets a request join the running decoder batch at the next step
 instead of waiting for the batch to finish. Then the rows of one step sit at different positions:
-each needs its own positional encoding and its own cache length. The package's decoder takes one
-`position` for all rows. This script rewrites a copy of the decoder graph so that `position` may
-hold one entry per row (two nodes change: the positional-encoding Gather gets an Unsqueeze so each
-row adds its own row of the table, and GroupQueryAttention's total length becomes the largest
-position + 1; `seqlens_k` already expands `position` to the rows). Nothing in the package changes.
+each needs its own positional encoding and its own cache length. The exporter writes the decoder
+graph so that `position` may hold one entry per row (export/fused.py; the package's
+`runtime.continuous` uses it); this script checks that directly on the package's graph.
 
-It then decodes three sentences greedily, each alone with the package's own graph, and the same three in one batch where they
-start at different steps (a sentence joins the running batch at step 0 while the others are at
+It decodes three sentences greedily, each alone, and the same three in one batch where they start at different steps (a sentence joins the running batch at step 0 while the others are at
 steps 4 and 7): the self-attention caches are right-padded to the longest, the cross K/V padded to
 a common source width. It prints whether every row's log-probabilities are bit-identical to the
 same sentence decoded alone, at every step.
@@ -21,43 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def per_row_positions(src: Path, dst: Path, position: str) -> None:
-    """Copy the decoder graph at src to dst with `position` of shape (rows,) or (1,)."""
-    m = onnx.load(str(src))
-    g = m.graph
-    nodes = list(g.node)
-    cast = next(n for n in nodes if n.op_type == "Cast" and position in n.input)
-    total = next(n for n in nodes if n.op_type == "Add" and cast.output[0] in n.input)  # position + 1 -> total length
-    pe = next(n for n in nodes if n.op_type == "Gather" and position in n.input)  # positional-encoding row(s)
-    total.input[list(total.input).index(cast.output[0])] = "position_max"
-    for n in nodes:
-        if pe.output[0] in n.input:
-            n.input[list(n.input).index(pe.output[0])] = "position_rows_pe"
-    g.initializer.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "position_rows_axis"))
-    out = []
-    for n in nodes:
-        out.append(n)
-        if n is cast:
-            out.append(helper.make_node("ReduceMax", [cast.output[0]], ["position_max"], keepdims=1, name="position_max"))
-        if n is pe:
-            out.append(helper.make_node("Unsqueeze", [pe.output[0], "position_rows_axis"], ["position_rows_pe"], name="position_rows_pe"))
-    del g.node[:]
-    g.node.extend(out)
-    dim = next(i for i in g.input if i.name == position).type.tensor_type.shape.dim[0]
-    dim.ClearField("dim_value")
-    dim.dim_param = "positions"
-    onnx.save(m, str(dst))
 
 
 def main() -> int:
@@ -70,14 +35,8 @@ def main() -> int:
     from traductor.runtime.decoder import pad_sources
 
     tr = Translator(args.model, variant=args.variant, intra_threads=1)
-    m, io = tr.model, tr.model.config.io
-    files = m.config.variants[args.variant]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "decoder.onnx"
-        per_row_positions(Path(args.model) / files.decoder, path, io.position)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        dec = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    m = tr.model
+    dec = m.decoder
     names, outs, n_layers = [i.name for i in dec.get_inputs()], [o.name for o in dec.get_outputs()], m.n_layers
     bos, pad = m.config.special_tokens.bos_id, m.config.special_tokens.pad_id
 

@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/serve_load.py --out benchmarks/results/serve_load.md
 
 Modes: one request at a time (--no-batching --workers 1, the baseline), batching with 1 worker,
-batching with 2 workers (the default on 2 cores: two batches decoded at once), and no batching with 2
+batching with 2 workers (the default on 2 cores: two batches decoded at once; beam search batches
+continuously, requests joining the running batch between steps), the same with static batches
+(--no-continuous: a request waits for the running batch to finish), and no batching with 2
 workers (two requests at a time: how much of the gain is the second core rather than batching).
 For each round and mode a server process is started with the shipped model; then for 1, 8, 32 and 64
 concurrent clients, each client thread sends test-book verses, one verse per JSON request over its
@@ -65,10 +67,10 @@ class Client:
         self.conn.close()
 
 
-def start(args, batching: bool, workers: int) -> tuple[subprocess.Popen, str]:
+def start(args, batching: bool, workers: int, extra: str = "") -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model, "--workers", str(workers),
-           *args.server_args.split()]
+           *args.server_args.split(), *extra.split()]
     if not batching:
         cmd.append("--no-batching")
     # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
@@ -151,11 +153,12 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
             "server_cores": server_cpu / wall if server_cpu is not None else None, "client_cores": client_cpu / wall}
 
 
-MODES = {  # name: (batching, workers)
-    "one at a time": (False, 1),
-    "batching 1 worker": (True, 1),
-    "batching 2 workers": (True, 2),
-    "no batching 2 workers": (False, 2),
+MODES = {  # name: (batching, workers, extra server arguments)
+    "one at a time": (False, 1, ""),
+    "batching 1 worker": (True, 1, ""),
+    "batching 2 workers": (True, 2, ""),
+    "static batching 2 workers": (True, 2, "--no-continuous"),
+    "no batching 2 workers": (False, 2, ""),
 }
 
 
@@ -180,8 +183,8 @@ def main() -> int:
     serial: dict[str, str] = {}
     for repeat in range(args.repeats):
         for mode in modes:
-            batching, workers = MODES[mode]
-            proc, url = start(args, batching, workers)
+            batching, workers, extra = MODES[mode]
+            proc, url = start(args, batching, workers, extra)
             try:
                 one = Client(url)
                 if not serial:  # one request at a time, before any load: the reference answers

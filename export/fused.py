@@ -121,8 +121,12 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     f32 = TensorProto.FLOAT
 
     # -- shared by every layer ------------------------------------------------------------------
-    pos32 = g.one("Cast", [io.position], to=TensorProto.INT32)  # (1,)
-    total = g.one("Add", [pos32, g.init("one_i32", np.array([1], dtype=np.int32))])  # past + new
+    # `position` is (1,) for a batch whose rows are all at one step, or (rows,) for rows at different
+    # steps (continuous batching: a sentence joins a running batch at its step 0). Each row's own
+    # position picks its positional encoding and where its new K/V go; the caches are right-padded
+    # and the attention's total length is the largest position + 1.
+    pos32 = g.one("Cast", [io.position], to=TensorProto.INT32)  # (1,) or (rows,)
+    total = g.one("Add", [g.one("ReduceMax", [pos32], keepdims=1), g.init("one_i32", np.array([1], dtype=np.int32))])  # past + new
     rows = g.one("Shape", [io.input_ids], end=1)
     seqlens_k = g.one("Expand", [pos32, rows])  # (rows,) index of the new token = past length
     batch = g.one("Shape", [io.attention_mask], end=1)
@@ -144,7 +148,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     if cfg.scale_embedding:
         emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
     table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d, cfg.positions)  # (max_len + 1, d)
-    pe = g.one("Gather", [g.init("positions", table), io.position])  # (1, d)
+    pe = g.one("Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position])  # (1 or rows, 1, d)
 
     def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
         return g.init(f"{prefix}.weight", layer_norm.weight), g.init(f"{prefix}.bias", layer_norm.bias), layer_norm.eps
@@ -175,7 +179,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
 
         # self-attention
         if cfg.pre_norm and i == 0:
-            h, x = skip_norm(x, pe, ln[0], None)  # pe (1, d) broadcasts over the rows
+            h, x = skip_norm(x, pe, ln[0], None)  # pe (1, 1, d) broadcasts over the rows
         elif cfg.pre_norm:
             h, x = skip_norm(ffn_out, x, ln[0], ffn_bias)
         elif i == 0:
@@ -238,7 +242,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     _top_k(g, io.log_probs, io.top_k, cfg.output_vocab_size, [io.top_log_probs, io.top_ids])
 
     vi = helper.make_tensor_value_info
-    inputs = [vi(io.input_ids, TensorProto.INT64, ["rows", 1]), vi(io.position, TensorProto.INT64, [1]),
+    inputs = [vi(io.input_ids, TensorProto.INT64, ["rows", 1]), vi(io.position, TensorProto.INT64, ["positions"]),
               vi(io.attention_mask, TensorProto.INT64, ["batch", "src_len"])]
     inputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd]) for i in range(n_layers) for t in ("past_key_self", "past_value_self")]
     inputs += [vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd]) for i in range(n_layers) for t in ("key_cross", "value_cross")]

@@ -277,12 +277,14 @@ class OnnxSeq2Seq:
         return [np.zeros((batch, d.n_heads, 0, d.head_dim), dtype=np.float32) for _ in range(2 * self.n_layers)]
 
     def step(
-        self, tokens: np.ndarray, position: int, attention_mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray],
-        top_k: int | None = None,
+        self, tokens: np.ndarray, position: int | np.ndarray, attention_mask: np.ndarray, past: list[np.ndarray],
+        cross: list[np.ndarray], top_k: int | None = None,
     ):
         """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V), or with
-        top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V)."""
-        feeds = dict(zip(self.dec_in_names, [tokens, np.array([position], dtype=np.int64), attention_mask, *past, *cross,
+        top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position` may be an
+        int64 array with one position per row (see continuous.supports_rows_at_different_steps)."""
+        position = position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
+        feeds = dict(zip(self.dec_in_names, [tokens, position, attention_mask, *past, *cross,
                                              np.array([top_k or 1], dtype=np.int64)]))
         decoder = self.decoder_for(tokens.shape[0])
         if top_k is None:

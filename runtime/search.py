@@ -91,6 +91,20 @@ class GreedySearch:
             tokens = best.astype(np.int64)
 
 
+class _Beams:
+    """One sentence's beam state: each live beam's score, tokens and token log-probs, and the
+    hypotheses finished so far."""
+
+    __slots__ = ("scores", "seqs", "lps", "finished")
+
+    def __init__(self, k: int):
+        self.scores = np.full(k, -np.inf, dtype=np.float32)
+        self.scores[0] = 0.0  # only the first beam is live at step 0: the others are copies
+        self.seqs: list[list[int]] = [[] for _ in range(k)]
+        self.lps: list[list[float]] = [[] for _ in range(k)]  # each token's log-prob
+        self.finished: list[Hypothesis] = []
+
+
 class BeamSearch:
     """Beam search with a length penalty and n-best output.
 
@@ -98,6 +112,10 @@ class BeamSearch:
     token become finished hypotheses and the others (up to beam) live on. A sentence is done once it
     holds `beam` finished hypotheses, or at its length limit, where its live beams count too. Done
     sentences leave the running batch.
+
+    The update of one sentence after a step (`advance`) depends only on that sentence's own state,
+    step and candidates, so a running batch can hold sentences at different steps
+    (`continuous.ContinuousBeams`) and give each the result of `search` on it alone.
     """
 
     def __init__(self, bos_id: int, eos_id: int, beam_size: int = 4, length_penalty: float = 1.0, num_hypotheses: int = 1,
@@ -105,69 +123,90 @@ class BeamSearch:
         self.bos_id, self.eos_id, self.min_length = bos_id, eos_id, min_length
         self.k, self.length_penalty, self.num_hypotheses = beam_size, length_penalty, num_hypotheses
 
+    def width(self, step: int) -> int:
+        """Candidates to ask of each beam at a sentence's `step`: the 2k best continuations of a
+        sentence are among the 2k best of each of its beams (min_length 1, step 0: one spare, since
+        the end token is dropped)."""
+        return 2 * self.k + (1 if step == 0 and self.min_length > 0 else 0)
+
+    def candidates(self, beams: list[_Beams], vals: np.ndarray, ids: np.ndarray, step: int):
+        """The top-`width(step)` log-probs and ids of k rows per sentence -> (total scores, ids,
+        log-probs, the 2k best candidate indices), each with one row per sentence."""
+        k, width = self.k, vals.shape[1]
+        if step == 0 and self.min_length > 0:
+            vals = np.where(ids == self.eos_id, -np.inf, vals)
+        scores = np.stack([b.scores for b in beams]) if len(beams) > 1 else beams[0].scores[None]
+        total = (scores.reshape(-1, 1) + vals).reshape(len(beams), k * width)
+        top = np.argsort(-total, axis=1, kind="stable")[:, : 2 * k]
+        return total, ids.reshape(len(beams), k * width), vals.reshape(len(beams), k * width), top
+
+    def advance(self, b: _Beams, total: np.ndarray, cand_ids: np.ndarray, cand_lps: np.ndarray, top: np.ndarray,
+                width: int, step: int, limit: int) -> tuple[list[int], list[int]] | None:
+        """One sentence after its `step`: its new beams (kept in `b`) as (source beam of each,
+        next token of each), k of them; None when the sentence is done."""
+        k, eos = self.k, self.eos_id
+        kept_scores, kept_seqs, kept_lps, beams, tokens = [], [], [], [], []
+        for index in top:
+            score = float(total[index])
+            if score == -np.inf:
+                break
+            beam, token = int(index) // width, int(cand_ids[index])
+            token_lp = float(cand_lps[index])
+            if token == eos:
+                if len(b.finished) < k:
+                    b.finished.append(Hypothesis(list(b.seqs[beam]), score, True, list(b.lps[beam])))
+            elif len(kept_seqs) < k:
+                kept_scores.append(score)
+                kept_seqs.append(b.seqs[beam] + [token])
+                kept_lps.append(b.lps[beam] + [token_lp])
+                beams.append(beam)
+                tokens.append(token)
+            if len(kept_seqs) == k and len(b.finished) >= k:
+                break
+        if len(b.finished) < k and step + 1 >= limit:
+            b.finished.extend(Hypothesis(s, sc, False, lp) for s, sc, lp in zip(kept_seqs, kept_scores, kept_lps))
+        if len(b.finished) >= k or step + 1 >= limit or not kept_seqs:
+            return None
+        while len(kept_seqs) < k:  # fewer than k candidates: pad with dead copies
+            kept_scores.append(-np.inf)
+            kept_seqs.append([])
+            kept_lps.append([])
+            beams.append(0)
+            tokens.append(eos)
+        b.scores[:] = kept_scores
+        b.seqs, b.lps = kept_seqs, kept_lps
+        return beams, tokens
+
+    def best(self, b: _Beams) -> list[Hypothesis]:
+        """A done sentence's n-best, by length-normalized score."""
+        return sorted(b.finished, key=lambda h: h.normalized(self.length_penalty), reverse=True)[: self.num_hypotheses]
+
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
         """The decoder's running batch must hold `beam_size` rows per sentence (row = sentence * k + beam)."""
         k, n = self.k, len(limits)
-        finished: list[list[Hypothesis]] = [[] for _ in range(n)]
+        state = [_Beams(k) for _ in range(n)]
         live = list(range(n))  # sentences still running, in row-block order
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        scores[:, 0] = 0.0  # only the first beam is live at step 0: the others are copies
-        seqs: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(n)]
-        lps: list[list[list[float]]] = [[[] for _ in range(k)] for _ in range(n)]  # each token's log-prob
         tokens = np.full(n * k, self.bos_id, dtype=np.int64)
         step = 0
         while live:
-            # The 2k best continuations of a sentence are among the 2k best of each of its beams.
-            first = step == 0 and self.min_length > 0
-            width = 2 * k + (1 if first else 0)  # min_length 1, step 0: one spare, the end token is dropped
+            width = self.width(step)
             vals, ids = decoder.step(tokens, top_k=width)  # (len(live) * k, width) each
-            if first:
-                vals = np.where(ids == self.eos_id, -np.inf, vals)
-            total = (scores[live].reshape(-1, 1) + vals).reshape(len(live), k * width)
-            cand_ids = ids.reshape(len(live), k * width)
-            cand_lps = vals.reshape(len(live), k * width)
-            top = np.argsort(-total, axis=1, kind="stable")[:, : 2 * k]
+            beams = [state[i] for i in live]
+            total, cand_ids, cand_lps, top = self.candidates(beams, vals, ids, step)
             next_live, rows, next_tokens = [], [], []
             for block, i in enumerate(live):
-                kept_scores, kept_seqs, kept_lps = [], [], []
-                for index in top[block]:
-                    score = float(total[block, index])
-                    if score == -np.inf:
-                        break
-                    beam, token = int(index) // width, int(cand_ids[block, index])
-                    token_lp = float(cand_lps[block, index])
-                    if token == self.eos_id:
-                        if len(finished[i]) < k:
-                            finished[i].append(Hypothesis(list(seqs[i][beam]), score, True, list(lps[i][beam])))
-                    elif len(kept_seqs) < k:
-                        kept_scores.append(score)
-                        kept_seqs.append(seqs[i][beam] + [token])
-                        kept_lps.append(lps[i][beam] + [token_lp])
-                        rows.append(block * k + beam)
-                        next_tokens.append(token)
-                    if len(kept_seqs) == k and len(finished[i]) >= k:
-                        break
-                if len(finished[i]) < k and step + 1 >= limits[i]:
-                    finished[i].extend(Hypothesis(s, sc, False, lp) for s, sc, lp in zip(kept_seqs, kept_scores, kept_lps))
-                if len(finished[i]) >= k or step + 1 >= limits[i] or not kept_seqs:
-                    del rows[len(rows) - len(kept_seqs) :], next_tokens[len(next_tokens) - len(kept_seqs) :]
+                kept = self.advance(state[i], total[block], cand_ids[block], cand_lps[block], top[block], width, step, limits[i])
+                if kept is None:
                     continue
-                while len(kept_seqs) < k:  # fewer than k candidates: pad with dead copies
-                    kept_scores.append(-np.inf)
-                    kept_seqs.append([])
-                    kept_lps.append([])
-                    rows.append(block * k)
-                    next_tokens.append(self.eos_id)
-                scores[i] = kept_scores
-                seqs[i] = kept_seqs
-                lps[i] = kept_lps
+                rows += [block * k + beam for beam in kept[0]]
+                next_tokens += kept[1]
                 next_live.append(i)
             step += 1
             live = next_live
             if live:
                 decoder.keep(np.array(rows, dtype=np.int64))
                 tokens = np.array(next_tokens, dtype=np.int64)
-        return [sorted(f, key=lambda h: h.normalized(self.length_penalty), reverse=True)[: self.num_hypotheses] for f in finished]
+        return [self.best(b) for b in state]
 
 
 __all__ = ["StepDecoder", "Hypothesis", "GreedySearch", "BeamSearch", "max_target_length"]

@@ -39,6 +39,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .package import InputError, TraductorError
+from .continuous import supports_rows_at_different_steps
 from .translator import Translator
 
 log = logging.getLogger("traductor.serve")
@@ -97,6 +98,7 @@ class Settings:
     batch_wait_ms: float = 5.0  # how long an open batch waits for more requests
     max_batch_sentences: int = 32  # sentences decoded together
     workers: int = 1  # batches decoded at once, per package
+    continuous: bool = True  # beam search: requests join the running batch between steps (when the package allows)
     frontend_timeout: int = 500
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
     web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
@@ -150,7 +152,9 @@ class Batcher:
         self._stopping = False
         self._lock = threading.Lock()
         self._gathering = threading.Lock()  # one worker gathers at a time
-        self.threads = [threading.Thread(target=self._run, name=f"traductor-batcher-{i}", daemon=True)
+        self.continuous = settings.batching and settings.continuous and supports_rows_at_different_steps(translator.model)
+        self.threads = [threading.Thread(target=self._run_continuous if self.continuous else self._run,
+                                         name=f"traductor-batcher-{i}", daemon=True)
                         for i in range(settings.workers)]
         for t in self.threads:
             t.start()
@@ -230,6 +234,125 @@ class Batcher:
             with self._lock:  # counted as decoding before the next worker gathers, so it sees them
                 self._decoding += len(batch)
             return batch
+
+    # -- continuous batching ------------------------------------------------------------------------
+
+    def _run_continuous(self) -> None:
+        """A worker that keeps one running beam-search batch (runtime.continuous): between decoder
+        steps it takes waiting requests into it, up to `max_sentences` running sentences and its
+        share of the requests in play, so a request starts at the next step instead of waiting for
+        a batch to finish, and the batch does not thin out as its sentences finish. Requests with
+        options it cannot run that way (greedy, alignments) are translated as a batch of their own;
+        requests with other beam options wait until the running batch has drained."""
+        engine = None  # ContinuousBeams for `key`
+        key = None
+        running: dict[int, list] = {}  # id(job) -> [job, plan, hyps, sentences left]
+        sentences = 0
+        while True:
+            idle = not running
+            if idle or self._gathering.acquire(blocking=False):  # never stall the running batch for the lock
+                if idle:
+                    self._gathering.acquire()
+                try:
+                    admitted = self._admit(running, key, sentences, block=idle)
+                finally:
+                    self._gathering.release()
+                if admitted is None:  # closing, nothing left to do
+                    return
+                if admitted and admitted[0][1] is not None:
+                    with self._lock:
+                        self.batches += 1  # admissions: jobs / batches is the mean number admitted at once
+                for job, plan in admitted:
+                    if plan is None:  # options this batch cannot run: translated alone, at once
+                        self._translate([job])
+                        continue
+                    if job.key != key or engine is None:
+                        key, engine = job.key, self.translator.continuous_beams(**job.options)
+                    items = [((id(job), i), src, limit) for i, (src, limit) in enumerate(zip(plan.sources, plan.limits))]
+                    running[id(job)] = [job, plan, {}, len(items)]
+                    sentences += len(items)
+                    if not items:
+                        self._finish(running.pop(id(job)))
+                        continue
+                    try:
+                        engine.add(items)
+                    except Exception as e:  # noqa: BLE001 - handed to the request; the worker lives on
+                        sentences -= len(items)
+                        self._finish(running.pop(id(job)), e)
+            if not running:
+                continue
+            try:
+                done = engine.step()
+            except Exception as e:  # noqa: BLE001 - every running request gets it; the worker lives on
+                for entry in running.values():
+                    self._finish(entry, e)
+                running.clear()
+                sentences, engine = 0, None
+                continue
+            for (job_id, i), hyps in done:
+                entry = running[job_id]
+                entry[2][i] = hyps
+                entry[3] -= 1
+                sentences -= 1
+                if entry[3] == 0:
+                    self._finish(running.pop(job_id))
+
+    def _admit(self, running: dict, key, sentences: int, block: bool) -> list | None:
+        """Waiting jobs for this worker's running batch -> [(job, plan)]; None once closing with
+        nothing left. Jobs it cannot run continuously are translated here, at once."""
+        admitted = []
+        while True:
+            if self._stopping and not self.held and self.queue.empty():
+                return None if not running and not admitted else admitted
+            if sentences >= self.max_sentences:
+                return admitted
+            if len(self.threads) > 1 and (running or admitted):  # this worker's share of the requests in play
+                in_play = self._decoding + self.queue.qsize() + len(self.held) + max(self._arriving, 0)
+                if len(running) + len(admitted) >= -(-in_play // len(self.threads)):
+                    return admitted
+            job = self._next(None if block and not admitted and not self._stopping else 0)
+            if job is False:
+                return admitted
+            if job is None:  # close(): finish what is queued and running
+                self._stopping = True
+                continue
+            try:
+                plan = self.translator.plan(job.texts, **job.options)
+            except Exception as e:  # noqa: BLE001 - a bad request fails alone
+                job.future.set_exception(e)
+                continue
+            if plan.options.beam_size == 1 or plan.options.return_alignments:
+                if running or admitted:  # a batch of its own once this one has drained
+                    self.held.appendleft(job)
+                    return admitted
+                self._count(1)
+                return [(job, None)]
+            if (running or admitted) and job.key != (admitted[0][0].key if admitted else key):
+                self.held.appendleft(job)  # other beam options: after the running batch drains
+                return admitted
+            if (running or admitted) and sentences + len(plan.sources) > self.max_sentences:
+                self.held.appendleft(job)
+                return admitted
+            self._count(1)
+            admitted.append((job, plan))
+            sentences += len(plan.sources)
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self._decoding += n
+            self.jobs += n
+
+    def _finish(self, entry: list, error: Exception | None = None) -> None:
+        job, plan, hyps, _ = entry
+        with self._lock:
+            self._decoding -= 1
+        if error is not None:
+            job.future.set_exception(error)
+            return
+        try:
+            job.future.set_result(plan.results(hyps))
+        except Exception as e:  # noqa: BLE001
+            job.future.set_exception(e)
 
     def _translate(self, batch: list[_Job]) -> None:
         texts = [t for job in batch for t in job.texts]
@@ -717,7 +840,7 @@ def serve_main(args) -> int:
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
                         batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web),
                         beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences,
-                        workers=args.workers)
+                        workers=args.workers, continuous=not getattr(args, "no_continuous", False))
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:
@@ -733,7 +856,8 @@ def serve_main(args) -> int:
     translators = [Translator(m, variant=args.variant, intra_threads=args.threads) for m in (args.model or [None])]
     app = create_app(translators, settings)
     pairs = ", ".join(f"{s}->{t}" for s, t in app.state.languages.routes)
-    print(f"traductor serve: {pairs} on http://{settings.host}:{settings.port} "
-          f"(batching {'on' if settings.batching else 'off'})", flush=True)
+    modes = {r.batcher.continuous for r in app.state.languages.routes.values()}
+    batching = "off" if not settings.batching else "continuous" if modes == {True} else "static" if modes == {False} else "on"
+    print(f"traductor serve: {pairs} on http://{settings.host}:{settings.port} (batching {batching})", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, timeout_graceful_shutdown=None)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from .continuous import ContinuousBeams
 from .decoder import make_step_decoder, pad_sources
 from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
@@ -304,7 +305,28 @@ class Translator:
         segments = self._segments(texts, opts)
         work = [s for s in segments if s.ids]
         hyps = self.translate_ids([s.ids for s in work], opts)
-        by_segment = {id(s): h for s, h in zip(work, hyps)}
+        return self._results(texts, segments, {id(s): h for s, h in zip(work, hyps)}, opts)
+
+    def plan(self, texts: Sequence[str], **options) -> "Plan":
+        """The sentences to decode for `texts` (for a caller that runs the decoding itself, as the
+        server's continuous batching does): plan.sources[i] (source ids) with plan.limits[i], then
+        plan.results({i: n-best hypotheses}) gives what translate_batch(texts, **options) gives."""
+        if isinstance(texts, str):
+            raise InputError("plan() takes a list of strings")
+        texts = _check_texts(texts)
+        opts = self._options(options)
+        segments = self._segments(texts, opts)
+        work = [s for s in segments if s.ids]
+        return Plan(self, texts, opts, segments, work)
+
+    def continuous_beams(self, **options) -> ContinuousBeams:
+        """A running beam-search batch for these options that plans' sentences can join at any step."""
+        opts = self._options(options)
+        st = self._specials
+        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
+        return ContinuousBeams(self.model, search, st.pad_id, self.config.decoding.source_pad_multiple)
+
+    def _results(self, texts: list[str], segments: list[_Segment], by_segment: dict, opts: TranslationOptions) -> list[TranslationResult]:
         n = opts.num_hypotheses
         parts: list[list[list[Candidate]]] = [[] for _ in texts]
         joiners: list[list[str]] = [[] for _ in texts]
@@ -363,6 +385,19 @@ class Translator:
             self.target_tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
             [self.target_tokenizer.id_to_token(t) for t in h.tokens],
         )
+
+
+class Plan:
+    """What Translator.plan returns: the sentences of some texts, and how to rejoin their translations."""
+
+    def __init__(self, translator: Translator, texts: list[str], opts: TranslationOptions, segments: list[_Segment], work: list[_Segment]):
+        self.translator, self.texts, self.options, self._segments, self._work = translator, texts, opts, segments, work
+        self.sources = [s.ids for s in work]
+        self.limits = [opts.max_length or translator._limit(s.ids) for s in work]
+
+    def results(self, hyps: dict[int, list[Hypothesis]]) -> list[TranslationResult]:
+        """hyps[i]: the n-best of sources[i] -> one TranslationResult per text."""
+        return self.translator._results(self.texts, self._segments, {id(s): hyps[i] for i, s in enumerate(self._work)}, self.options)
 
 
 def _load_tokenizer(model_dir: Path, name: str) -> Tokenizer:

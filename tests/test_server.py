@@ -257,7 +257,7 @@ def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
     from traductor.runtime.server import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
-    batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=64))
+    batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=64, continuous=False))
     verses = [" ".join(SPANISH[i % 4].split()[: 1 + i % 3]) + f" {w}" for i, w in enumerate("sol luna casa perro gato agua fuego mar rey pan vino monte".split())]
     futures = [batcher.submit([v], {"target_language": None}) for v in verses]
     got = [f.result(timeout=60)[0].text for f in futures]
@@ -271,7 +271,7 @@ def test_several_workers_decode_batches_at_once_and_close_drains_the_queue(batch
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     verses = [" ".join("casa perro gato sol luna agua fuego mar".split()[i % 5 : i % 5 + 1 + i % 4]) for i in range(60)]
-    batcher = Batcher(tr, Settings(batch_wait_ms=5, max_batch_sentences=8, workers=3, batching=batching))
+    batcher = Batcher(tr, Settings(batch_wait_ms=5, max_batch_sentences=8, workers=3, batching=batching, continuous=False))
     assert len(batcher.threads) == 3
     inside, most = [0], [0]
     lock = threading.Lock()
@@ -389,7 +389,7 @@ def test_two_workers_split_a_crowd_of_requests_evenly():
     from traductor.runtime.server import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
-    batcher = Batcher(tr, Settings(batch_wait_ms=10_000, max_batch_sentences=32, workers=2))
+    batcher = Batcher(tr, Settings(batch_wait_ms=10_000, max_batch_sentences=32, workers=2, continuous=False))
     sizes: list[int] = []
     both_gathered = threading.Barrier(2, timeout=20)
     original = tr.translate_batch
@@ -408,3 +408,89 @@ def test_two_workers_split_a_crowd_of_requests_evenly():
     batcher.close()
     assert got == alone(verses)
     assert sorted(sizes) == [8, 8]
+
+
+def _verses(n: int) -> list[str]:
+    words = "casa perro gato sol luna agua fuego mar rey pan vino monte".split()
+    return [" ".join(words[(3 * i) % 12 : (3 * i) % 12 + 1 + i % 5]) for i in range(n)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_continuous_batching_lets_requests_join_a_running_batch(workers):
+    """With continuous batching a request that arrives while a batch decodes joins it at the next step.
+    Requests are submitted from inside the decoder steps (so they arrive mid-batch whatever the
+    timing): each must still get the answer it gets alone, greedy and other beam options included."""
+    from traductor.runtime import continuous
+    from traductor.runtime.server import Batcher, Settings
+
+    tr = Translator(TINY_MODEL, intra_threads=1)
+    batcher = Batcher(tr, Settings(max_batch_sentences=8, workers=workers))
+    assert batcher.continuous
+    verses = _verses(24)
+    options = [{"target_language": None}] * 20 + [{"target_language": None, "beam_size": 1}, {"target_language": None, "beam_size": 2, "num_hypotheses": 2},
+                                                 {"target_language": None}, {"target_language": None, "beam_size": 1}]
+    joined, lock = [], threading.Lock()
+    futures: list = []
+    original_add, original_step = continuous.ContinuousBeams.add, continuous.ContinuousBeams.step
+
+    def add(self, items):
+        with lock:
+            joined.append(sorted({s.step for s in self.running}))  # the steps of the sentences already running
+        return original_add(self, items)
+
+    def step(self):
+        with lock:
+            if len(futures) < len(verses):  # the next request arrives during this step
+                i = len(futures)
+                futures.append(batcher.submit([verses[i]], options[i]))
+        return original_step(self)
+
+    continuous.ContinuousBeams.add, continuous.ContinuousBeams.step = add, step
+    try:
+        with lock:
+            futures.append(batcher.submit([verses[0]], options[0]))
+        deadline = time.time() + 60
+        while len(futures) < len(verses) and time.time() < deadline:
+            time.sleep(0.01)
+        results = [f.result(timeout=60) for f in list(futures)]
+        batcher.close()
+    finally:
+        continuous.ContinuousBeams.add, continuous.ContinuousBeams.step = original_add, original_step
+    assert len(results) == len(verses)
+    for v, o, r in zip(verses, options, results):
+        expected = tr.translate_batch([v], **o)[0]
+        assert [c.text for c in r[0].hypotheses] == [c.text for c in expected.hypotheses]
+        assert [c.score for c in r[0].hypotheses] == [c.score for c in expected.hypotheses]
+    assert any(steps and max(steps) > 0 for steps in joined)  # sentences joined batches already past their first step
+    assert batcher.jobs == len(verses)
+    assert all(not t.is_alive() for t in batcher.threads)
+
+
+def test_continuous_batching_survives_a_failing_step_and_a_bad_request():
+    from traductor.runtime import continuous
+    from traductor.runtime.server import Batcher, Settings
+
+    tr = Translator(TINY_MODEL, intra_threads=1)
+    batcher = Batcher(tr, Settings(workers=1))
+    original = continuous.ContinuousBeams.step
+    calls = [0]
+
+    def failing(self):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("decoder broke")
+        return original(self)
+
+    continuous.ContinuousBeams.step = failing
+    try:
+        broken = batcher.submit(["casa perro"], {"target_language": None})
+        with pytest.raises(RuntimeError, match="decoder broke"):
+            broken.result(timeout=60)
+        bad = batcher.submit(["casa"], {"target_language": None, "beam_size": 0})
+        with pytest.raises(ValueError, match="beam_size"):
+            bad.result(timeout=60)
+        fine = batcher.submit(["sol luna"], {"target_language": None})
+        assert fine.result(timeout=60)[0].text == alone(["sol luna"])[0]
+    finally:
+        continuous.ContinuousBeams.step = original
+        batcher.close()
