@@ -41,7 +41,8 @@ class _Running:
     key: object  # the caller's handle for this sentence
     limit: int  # the most tokens it may produce
     beams: _Beams
-    step: int = 0  # its rows are rows j*k .. j*k+k-1 of the running batch, j its index in `running`
+    rows: np.ndarray  # its beams' rows within its block (block j: rows j*k .. j*k+k-1, j its index in `running`)
+    step: int = 0
 
 
 class ContinuousBeams:
@@ -49,24 +50,33 @@ class ContinuousBeams:
 
     add([(key, source ids with the end token, limit), ...]) -> None
     step() -> [(key, n-best hypotheses), ...] for the sentences that finished at this step
-    """
 
-    POOL_FROM = 1 << 16  # floats per cache tensor from which the gather reuses buffers (as OnnxStepDecoder)
+    The batch lives in buffers allocated for a capacity and grown by doubling: each layer's self K/V
+    (rows, heads, steps, head_dim), bound through IOBinding as both the `past` input and the
+    `present` output, so GroupQueryAttention writes each row's new K/V in place at its position and
+    copies nothing; the cross K/V (sentences, heads, source width, head_dim) and the mask. Sentence j
+    holds rows j*k .. j*k+k-1, in any order: `_Running.rows` maps its beams (in the search's order)
+    to them, so a beam that continues itself stays where it is. After a step only the rows that
+    changed move: beams that continue another beam of their sentence (dead padding beams take any
+    free row, uncopied: their score is -inf, so nothing they compute is ever chosen), and the blocks
+    of the last sentences, which move into the slots of those that finished (nothing else shifts).
+    """
 
     def __init__(self, model: OnnxSeq2Seq, search: BeamSearch, pad_id: int, pad_multiple: int = 8):
         if not supports_rows_at_different_steps(model):
             raise ValueError("this package's decoder graph takes one position for all rows: re-export it for continuous batching")
+        import onnxruntime as ort
+
+        self._ort = ort
         self.model, self.search, self.k = model, search, search.k
         self.pad_id, self.pad_multiple = pad_id, pad_multiple
+        d = model.config.dims
+        self._heads, self._head_dim, self._max_steps = d.n_heads, d.head_dim, d.max_len + 1
         self.running: list[_Running] = []
-        self._reset()
-        self._pool: list[np.ndarray] | None = None
-
-    def _reset(self) -> None:
-        self.cross: list[np.ndarray] = []
-        self.mask = np.zeros((0, 0), dtype=np.int64)
-        self.past = self.model.empty_past(0)
-        self.tokens = np.zeros(0, dtype=np.int64)
+        self._cache: list[np.ndarray] = []  # (row capacity, heads, step capacity, head_dim) per layer and K/V
+        self._cross: list[np.ndarray] = []  # (sentence capacity, heads, width, head_dim)
+        self._mask = np.zeros((0, 0), dtype=np.int64)
+        self._tokens = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         """Sentences running."""
@@ -76,23 +86,76 @@ class ContinuousBeams:
     def rows(self) -> int:
         return len(self.running) * self.k
 
+    def _allocate(self, sentences: int, steps: int, width: int) -> None:
+        """Grow the buffers (doubling) to hold `sentences` sentences of `steps` steps and sources of
+        `width`; what the running sentences hold is kept."""
+        n, k = len(self.running), self.k
+        cap_s = self._cross[0].shape[0] if self._cross else 0
+        cap_t = self._cache[0].shape[2] if self._cache else 0
+        cur_w = self._mask.shape[1]
+        if sentences > cap_s or steps > cap_t:
+            cap_s, cap_t = max(cap_s, sentences, 4), min(max(cap_t, steps, 16), self._max_steps)
+            while cap_s < sentences:
+                cap_s *= 2
+            while cap_t < steps:
+                cap_t = min(2 * cap_t, self._max_steps)
+            old = self._cache
+            self._cache = [np.zeros((cap_s * k, self._heads, cap_t, self._head_dim), dtype=np.float32) for _ in range(2 * self.model.n_layers)]
+            filled = max((s.step for s in self.running), default=0)
+            for new, c in zip(self._cache, old):
+                new[: n * k, :, :filled] = c[: n * k, :, :filled]
+            self._tokens = np.resize(self._tokens, cap_s * k)
+        if cap_s > (self._cross[0].shape[0] if self._cross else 0) or width > cur_w:
+            width = max(width, cur_w)
+            old, old_mask = self._cross, self._mask
+            self._cross = [np.zeros((cap_s, self._heads, width, self._head_dim), dtype=np.float32) for _ in range(2 * self.model.n_layers)]
+            self._mask = np.zeros((cap_s, width), dtype=np.int64)
+            for new, c in zip(self._cross, old):
+                new[:n, :, :cur_w] = c[:n]
+            self._mask[:n, :cur_w] = old_mask[:n]
+
     def add(self, items: list[tuple[object, list[int], int]]) -> None:
         """Encode these sentences and let them join the running batch at their step 0."""
         if not items:
             return
         ids, mask = pad_sources([s for _, s, _ in items], self.pad_id, self.pad_multiple)
         cross = self.model.encode(ids, mask)
-        if self.running:
-            width = max(self.mask.shape[1], mask.shape[1])
-            self.cross = [np.concatenate([_widen(a, width), _widen(b, width)]) for a, b in zip(self.cross, cross)]
-            self.mask = np.concatenate([_widen(self.mask, width), _widen(mask, width)])
-            new_rows = len(items) * self.k
-            self.past = [np.concatenate([p, np.zeros((new_rows, *p.shape[1:]), dtype=p.dtype)]) for p in self.past]
-        else:
-            self.cross, self.mask = cross, mask
-            self.past = self.model.empty_past(len(items) * self.k)
-        self.tokens = np.concatenate([self.tokens, np.full(len(items) * self.k, self.search.bos_id, dtype=np.int64)])
-        self.running += [_Running(key, limit, _Beams(self.k)) for key, _, limit in items]
+        n, m, w = len(self.running), len(items), mask.shape[1]
+        if not self.running:  # an empty batch starts over at the new sources' width
+            self._mask = self._mask[:, :0]
+            self._cross = [c[:, :, :0] for c in self._cross]
+        self._allocate(n + m, 1, w)
+        for buf, c in zip(self._cross, cross):
+            buf[n : n + m, :, :w] = c
+            buf[n : n + m, :, w:] = 0.0
+        self._mask[n : n + m, :w] = mask
+        self._mask[n : n + m, w:] = 0
+        self._tokens[n * self.k : (n + m) * self.k] = self.search.bos_id
+        self.running += [_Running(key, limit, _Beams(self.k), rows=np.arange(self.k)) for key, _, limit in items]
+
+    def _run(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        m, names = self.model, self.model.config.io
+        n, k = len(self.running), self.k
+        rows = n * k
+        position = np.repeat(np.array([s.step for s in self.running], dtype=np.int64), k)
+        self._allocate(n, int(position.max()) + 1, 0)
+        session = m.decoder_for(rows)
+        io = session.io_binding()
+        value = self._ort.OrtValue.ortvalue_from_numpy
+        keep = [self._tokens[:rows].reshape(rows, 1), position, np.array([width], dtype=np.int64), self._mask[:n],
+                *(c[:n] for c in self._cross)]
+        for name, array in zip([names.input_ids, names.position, names.top_k, names.attention_mask, *m.enc_out_names], keep):
+            io.bind_ortvalue_input(name, value(array))
+        past, present = m.dec_in_names[3 : 3 + 2 * m.n_layers], m.dec_out_names[1 : 1 + 2 * m.n_layers]
+        for p, q, c in zip(past, present, self._cache):
+            v = value(c[:rows])
+            io.bind_ortvalue_input(p, v)
+            io.bind_ortvalue_output(q, v)  # the same buffer: each row's new K/V is written in place
+        vals, ids = np.empty((rows, width), dtype=np.float32), np.empty((rows, width), dtype=np.int64)
+        io.bind_ortvalue_output(names.top_log_probs, value(vals))
+        io.bind_ortvalue_output(names.top_ids, value(ids))
+        session.run_with_iobinding(io)
+        return vals, ids
 
     def step(self) -> list[tuple[object, list[Hypothesis]]]:
         """Advance every running sentence by one token; return those that are done."""
@@ -100,56 +163,62 @@ class ContinuousBeams:
             return []
         k, search = self.k, self.search
         widths = np.array([search.width(s.step) for s in self.running])
-        position = np.repeat(np.array([s.step for s in self.running], dtype=np.int64), k)
-        (vals, ids), present = self.model.step(self.tokens.reshape(-1, 1), position, self.mask, self.past, self.cross,
-                                               top_k=int(widths.max()))
+        vals, ids = self._run(int(widths.max()))
         # A smaller width reads the first columns of a larger top-k (best first, ties by id): the
         # same candidates as asking for that width alone.
-        advanced: dict[int, tuple[list[int], list[int]] | None] = {}
+        advanced: list = [None] * len(self.running)
         for width in np.unique(widths).tolist():
-            blocks = np.flatnonzero(widths == width)
-            rows = (blocks[:, None] * k + np.arange(k)).ravel()
+            blocks = np.flatnonzero(widths == width).tolist()
+            rows = np.concatenate([b * k + self.running[b].rows for b in blocks])  # each sentence's beams in order
             first = self.running[blocks[0]].step if width > 2 * k else 1  # width > 2k only at step 0
             beams = [self.running[b].beams for b in blocks]
             total, cand_ids, cand_lps, top = search.candidates(beams, vals[rows, :width], ids[rows, :width], first)
-            for j, b in enumerate(blocks.tolist()):
+            for j, b in enumerate(blocks):
                 s = self.running[b]
                 advanced[b] = search.advance(s.beams, total[j], cand_ids[j], cand_lps[j], top[j], width, s.step, s.limit)
-        done, keep_rows, tokens, still = [], [], [], []
-        for b, s in enumerate(self.running):
-            kept = advanced[b]
-            if kept is None:
-                done.append((s.key, search.best(s.beams)))
-                continue
+        done = [(s.key, search.best(s.beams)) for s, kept in zip(self.running, advanced) if kept is None]
+        live = [b for b, kept in enumerate(advanced) if kept is not None]
+        # New slots: sentences already within the first len(live) slots stay; the others move into
+        # the slots of the finished ones.
+        m = len(live)
+        free = iter(b for b in range(m) if advanced[b] is None)
+        slot = {b: (b if b < m else next(free)) for b in live}
+        dst, src = [], []
+        for b in live:
+            s, t = self.running[b], slot[b]
+            parents, tokens = advanced[b]
+            old = s.rows
+            new = np.full(k, -1)
+            if t == b:  # a beam continuing a beam whose row is not taken yet stays in that row
+                taken = np.zeros(k, dtype=bool)
+                for i, p in enumerate(parents):
+                    if not taken[old[p]] and s.beams.scores[i] != -np.inf:
+                        new[i] = old[p]
+                        taken[old[p]] = True
+                rest = iter(np.flatnonzero(~taken).tolist())
+                for i in np.flatnonzero(new < 0).tolist():
+                    new[i] = next(rest)
+            else:
+                new = np.arange(k)
+            for i, p in enumerate(parents):
+                if (t != b or new[i] != old[p]) and s.beams.scores[i] != -np.inf:
+                    dst.append(t * k + new[i])
+                    src.append(b * k + old[p])
+            self._tokens[t * k + new] = tokens
+            s.rows = new
             s.step += 1
-            keep_rows += [b * k + beam for beam in kept[0]]
-            tokens += kept[1]
-            still.append(b)
-        if not still:
-            self.running = []
-            self._reset()
-            return done
-        if len(still) < len(self.running):
-            self.cross = [c[still] for c in self.cross]
-            self.mask = self.mask[still]
-            self.running = [self.running[b] for b in still]
-        # The caches only need each row's filled part: the longest running sentence's steps.
-        length = max(s.step for s in self.running)
-        self.past = self._gather(present, np.array(keep_rows, dtype=np.int64), length)
-        self.tokens = np.array(tokens, dtype=np.int64)
+        if dst:
+            filled = max(self.running[b].step for b in live) - 1  # positions filled before this step's
+            d, s = np.array(dst), np.array(src)
+            for c in self._cache:
+                c[d, :, : filled + 1] = c[s, :, : filled + 1]  # the right side is gathered first
+        for b in live:
+            if slot[b] != b:
+                for c in self._cross:
+                    c[slot[b]] = c[b]
+                self._mask[slot[b]] = self._mask[b]
+        self.running = [self.running[b] for b in sorted(live, key=slot.get)]
         return done
-
-    def _gather(self, present: list[np.ndarray], rows: np.ndarray, length: int) -> list[np.ndarray]:
-        """present[rows, :, :length] of every cache tensor, into buffers reused across steps (fresh
-        arrays fault their pages in at every step; see OnnxStepDecoder._gather)."""
-        shape = (rows.size, present[0].shape[1], length, present[0].shape[3])
-        size = int(np.prod(shape))
-        trimmed = [p[:, :, :length] if p.shape[2] != length else p for p in present]
-        if size < self.POOL_FROM:
-            return [np.ascontiguousarray(p[rows]) for p in trimmed]
-        if self._pool is None or self._pool[0].size < size:
-            self._pool = [np.empty(2 * size, dtype=np.float32) for _ in present]
-        return [np.take(p, rows, axis=0, out=b[:size].reshape(shape), mode="clip") for p, b in zip(trimmed, self._pool)]
 
 
 def _widen(a: np.ndarray, width: int) -> np.ndarray:
