@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/serve_load.py --out benchmarks/results/serve_load.md
 
 Modes: one request at a time (--no-batching --workers 1, the baseline), batching with 1 worker,
-batching with 2 workers (the default on 2 cores: two batches decoded at once; beam search batches
-continuously, requests joining the running batch between steps), the same with static batches
-(--no-continuous: a request waits for the running batch to finish), and no batching with 2
+batching with 2 workers (the default on 2 cores: two batches decoded at once), the same with
+continuous batching (--continuous: a request joins the running beam search between steps instead of
+waiting for the batch to finish), and no batching with 2
 workers (two requests at a time: how much of the gain is the second core rather than batching).
 For each round and mode a server process is started with the shipped model; then for 1, 8, 32 and 64
 concurrent clients, each client thread sends test-book verses, one verse per JSON request over its
@@ -157,7 +157,7 @@ MODES = {  # name: (batching, workers, extra server arguments)
     "one at a time": (False, 1, ""),
     "batching 1 worker": (True, 1, ""),
     "batching 2 workers": (True, 2, ""),
-    "static batching 2 workers": (True, 2, "--no-continuous"),
+    "continuous batching 2 workers": (True, 2, "--continuous"),
     "no batching 2 workers": (False, 2, ""),
 }
 

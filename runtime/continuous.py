@@ -62,14 +62,15 @@ class ContinuousBeams:
     of the last sentences, which move into the slots of those that finished (nothing else shifts).
     """
 
-    def __init__(self, model: OnnxSeq2Seq, search: BeamSearch, pad_id: int, pad_multiple: int = 8):
+    def __init__(self, model: OnnxSeq2Seq, search: BeamSearch, pad_id: int, pad_multiple: int = 8, capacity: int = 16):
+        """capacity: sentences the buffers hold at first (they double when more join)."""
         if not supports_rows_at_different_steps(model):
             raise ValueError("this package's decoder graph takes one position for all rows: re-export it for continuous batching")
         import onnxruntime as ort
 
         self._ort = ort
         self.model, self.search, self.k = model, search, search.k
-        self.pad_id, self.pad_multiple = pad_id, pad_multiple
+        self.pad_id, self.pad_multiple, self._capacity = pad_id, pad_multiple, capacity
         d = model.config.dims
         self._heads, self._head_dim, self._max_steps = d.n_heads, d.head_dim, d.max_len + 1
         self.running: list[_Running] = []
@@ -77,6 +78,9 @@ class ContinuousBeams:
         self._cross: list[np.ndarray] = []  # (sentence capacity, heads, width, head_dim)
         self._mask = np.zeros((0, 0), dtype=np.int64)
         self._tokens = np.zeros(0, dtype=np.int64)
+        self._pos = np.zeros(0, dtype=np.int64)
+        self._width = search.width(0) if search.min_length > 0 else 2 * search.k
+        self._bound = None
 
     def __len__(self) -> int:
         """Sentences running."""
@@ -94,17 +98,18 @@ class ContinuousBeams:
         cap_t = self._cache[0].shape[2] if self._cache else 0
         cur_w = self._mask.shape[1]
         if sentences > cap_s or steps > cap_t:
-            cap_s, cap_t = max(cap_s, sentences, 4), min(max(cap_t, steps, 16), self._max_steps)
+            # Room for the model's longest output from the start: np.zeros only maps pages, which a
+            # row touches as it fills, while growing later would copy the whole cache.
+            cap_s, cap_t = max(cap_s, sentences, self._capacity), self._max_steps
             while cap_s < sentences:
                 cap_s *= 2
-            while cap_t < steps:
-                cap_t = min(2 * cap_t, self._max_steps)
             old = self._cache
             self._cache = [np.zeros((cap_s * k, self._heads, cap_t, self._head_dim), dtype=np.float32) for _ in range(2 * self.model.n_layers)]
             filled = max((s.step for s in self.running), default=0)
             for new, c in zip(self._cache, old):
                 new[: n * k, :, :filled] = c[: n * k, :, :filled]
             self._tokens = np.resize(self._tokens, cap_s * k)
+            self._pos = np.zeros(cap_s * k, dtype=np.int64)
         if cap_s > (self._cross[0].shape[0] if self._cross else 0) or width > cur_w:
             width = max(width, cur_w)
             old, old_mask = self._cross, self._mask
@@ -133,29 +138,43 @@ class ContinuousBeams:
         self._tokens[n * self.k : (n + m) * self.k] = self.search.bos_id
         self.running += [_Running(key, limit, _Beams(self.k), rows=np.arange(self.k)) for key, _, limit in items]
 
-    def _run(self, width: int) -> tuple[np.ndarray, np.ndarray]:
-        m, names = self.model, self.model.config.io
+    def _run(self) -> tuple[np.ndarray, np.ndarray]:
+        """One decoder step over the running rows -> top-(2k+1) log-probs and ids per row."""
         n, k = len(self.running), self.k
         rows = n * k
-        position = np.repeat(np.array([s.step for s in self.running], dtype=np.int64), k)
-        self._allocate(n, int(position.max()) + 1, 0)
-        session = m.decoder_for(rows)
-        io = session.io_binding()
+        steps = np.array([s.step for s in self.running], dtype=np.int64)
+        self._allocate(n, int(steps.max()) + 1, 0)
+        self._pos[:rows] = np.repeat(steps, k)
+        state = (n, id(self._cache[0]), id(self._cross[0]))
+        if self._bound != state:
+            self._bind(rows)
+            self._bound = state
+        self._session.run_with_iobinding(self._io)
+        return self._out
+
+    def _bind(self, rows: int) -> None:
+        """Bind the running rows' views of every buffer (again only when the rows or the buffers
+        change: the tokens, positions, caches and outputs are rewritten in place between steps)."""
+        m, names = self.model, self.model.config.io
+        n = rows // self.k
+        self._session = m.decoder_for(rows)
+        io = self._session.io_binding()
         value = self._ort.OrtValue.ortvalue_from_numpy
-        keep = [self._tokens[:rows].reshape(rows, 1), position, np.array([width], dtype=np.int64), self._mask[:n],
-                *(c[:n] for c in self._cross)]
-        for name, array in zip([names.input_ids, names.position, names.top_k, names.attention_mask, *m.enc_out_names], keep):
+        # Every step asks for the 2k+1 best of each row, the most any sentence needs (see step()).
+        self._out = (np.empty((rows, self._width), dtype=np.float32), np.empty((rows, self._width), dtype=np.int64))
+        self._keep_alive = [self._tokens[:rows].reshape(rows, 1), self._pos[:rows], np.array([self._width], dtype=np.int64),
+                            self._mask[:n], *(c[:n] for c in self._cross), *self._out]
+        inputs = [names.input_ids, names.position, names.top_k, names.attention_mask, *m.enc_out_names]
+        for name, array in zip(inputs, self._keep_alive):
             io.bind_ortvalue_input(name, value(array))
+        io.bind_ortvalue_output(names.top_log_probs, value(self._out[0]))
+        io.bind_ortvalue_output(names.top_ids, value(self._out[1]))
         past, present = m.dec_in_names[3 : 3 + 2 * m.n_layers], m.dec_out_names[1 : 1 + 2 * m.n_layers]
         for p, q, c in zip(past, present, self._cache):
             v = value(c[:rows])
             io.bind_ortvalue_input(p, v)
             io.bind_ortvalue_output(q, v)  # the same buffer: each row's new K/V is written in place
-        vals, ids = np.empty((rows, width), dtype=np.float32), np.empty((rows, width), dtype=np.int64)
-        io.bind_ortvalue_output(names.top_log_probs, value(vals))
-        io.bind_ortvalue_output(names.top_ids, value(ids))
-        session.run_with_iobinding(io)
-        return vals, ids
+        self._io = io
 
     def step(self) -> list[tuple[object, list[Hypothesis]]]:
         """Advance every running sentence by one token; return those that are done."""
@@ -163,7 +182,7 @@ class ContinuousBeams:
             return []
         k, search = self.k, self.search
         widths = np.array([search.width(s.step) for s in self.running])
-        vals, ids = self._run(int(widths.max()))
+        vals, ids = self._run()
         # A smaller width reads the first columns of a larger top-k (best first, ties by id): the
         # same candidates as asking for that width alone.
         advanced: list = [None] * len(self.running)
@@ -183,7 +202,7 @@ class ContinuousBeams:
         m = len(live)
         free = iter(b for b in range(m) if advanced[b] is None)
         slot = {b: (b if b < m else next(free)) for b in live}
-        dst, src = [], []
+        copies: dict[int, tuple[list[int], list[int]]] = {}
         for b in live:
             s, t = self.running[b], slot[b]
             parents, tokens = advanced[b]
@@ -200,18 +219,22 @@ class ContinuousBeams:
                     new[i] = next(rest)
             else:
                 new = np.arange(k)
+            s.step += 1
+            # Rows copy only what their sentence has filled (s.step positions), rounded up to a
+            # multiple of 16 so that a few copies move every row.
+            moves = copies.setdefault(-(-s.step // 16) * 16, ([], []))
             for i, p in enumerate(parents):
                 if (t != b or new[i] != old[p]) and s.beams.scores[i] != -np.inf:
-                    dst.append(t * k + new[i])
-                    src.append(b * k + old[p])
+                    moves[0].append(t * k + new[i])
+                    moves[1].append(b * k + old[p])
             self._tokens[t * k + new] = tokens
             s.rows = new
-            s.step += 1
-        if dst:
-            filled = max(self.running[b].step for b in live) - 1  # positions filled before this step's
-            d, s = np.array(dst), np.array(src)
-            for c in self._cache:
-                c[d, :, : filled + 1] = c[s, :, : filled + 1]  # the right side is gathered first
+        # A sentence's rows stay within its block or move to a finished sentence's block, which no
+        # running row reads: the copies of different sentences never overlap.
+        for filled, (dst, src) in copies.items():
+            if dst:
+                for c in self._cache:
+                    c[dst, :, :filled] = c[src, :, :filled]  # the right side is gathered first
         for b in live:
             if slot[b] != b:
                 for c in self._cross:

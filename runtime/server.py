@@ -32,6 +32,7 @@ import html
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ class Settings:
     batch_wait_ms: float = 5.0  # how long an open batch waits for more requests
     max_batch_sentences: int = 32  # sentences decoded together
     workers: int = 1  # batches decoded at once, per package
-    continuous: bool = True  # beam search: requests join the running batch between steps (when the package allows)
+    continuous: bool = False  # beam search: requests join the running batch between steps (opt-in, see _run_continuous)
     frontend_timeout: int = 500
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
     web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
@@ -840,7 +841,7 @@ def serve_main(args) -> int:
                         req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
                         batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web),
                         beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences,
-                        workers=args.workers, continuous=not getattr(args, "no_continuous", False))
+                        workers=args.workers, continuous=args.continuous)
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:
@@ -856,6 +857,11 @@ def serve_main(args) -> int:
     translators = [Translator(m, variant=args.variant, intra_threads=args.threads) for m in (args.model or [None])]
     app = create_app(translators, settings)
     pairs = ", ".join(f"{s}->{t}" for s, t in app.state.languages.routes)
+    if settings.batching and settings.continuous:
+        for tr in translators:
+            if not supports_rows_at_different_steps(tr.model):
+                print(f"traductor serve: --continuous: {tr.model_dir} was exported before decoder graphs took one position per row; "
+                      "its requests are batched statically (re-export it for continuous batching)", file=sys.stderr, flush=True)
     modes = {r.batcher.continuous for r in app.state.languages.routes.values()}
     batching = "off" if not settings.batching else "continuous" if modes == {True} else "static" if modes == {False} else "on"
     print(f"traductor serve: {pairs} on http://{settings.host}:{settings.port} (batching {batching})", flush=True)

@@ -424,7 +424,7 @@ def test_continuous_batching_lets_requests_join_a_running_batch(workers):
     from traductor.runtime.server import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
-    batcher = Batcher(tr, Settings(max_batch_sentences=8, workers=workers))
+    batcher = Batcher(tr, Settings(max_batch_sentences=8, workers=workers, continuous=True))
     assert batcher.continuous
     verses = _verses(24)
     options = [{"target_language": None}] * 20 + [{"target_language": None, "beam_size": 1}, {"target_language": None, "beam_size": 2, "num_hypotheses": 2},
@@ -471,7 +471,7 @@ def test_continuous_batching_survives_a_failing_step_and_a_bad_request():
     from traductor.runtime.server import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
-    batcher = Batcher(tr, Settings(workers=1))
+    batcher = Batcher(tr, Settings(workers=1, continuous=True))
     original = continuous.ContinuousBeams.step
     calls = [0]
 
@@ -494,3 +494,23 @@ def test_continuous_batching_survives_a_failing_step_and_a_bad_request():
     finally:
         continuous.ContinuousBeams.step = original
         batcher.close()
+
+
+def test_serve_continuous_answers_concurrent_requests_as_alone():
+    s = Server("--model", str(TINY_MODEL), "--continuous")
+    try:
+        verses = _verses(16)
+        answers: dict[int, object] = {}
+
+        def client(i: int):
+            answers[i] = s.post_json("/translate", {"q": verses[i], "source": "es", "target": "en"})
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(verses))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [answers[i] for i in range(len(verses))] == [(200, {"translatedText": t}) for t in alone(verses)]
+        assert s.post_json("/translate", {"q": ["sol luna", "casa"], "source": "es", "target": "en", "alternatives": 2})[0] == 200
+    finally:
+        assert s.stop()

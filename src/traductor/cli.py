@@ -169,8 +169,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--trust-forwarded-for", action="store_true", help="behind a proxy: limit clients by X-Forwarded-For")
     p.add_argument("--web", help="folder of the browser page served at / (default: web/ of a source checkout, once set up)")
     p.add_argument("--no-batching", action="store_true", help="translate each request alone, --workers of them at a time (for comparison)")
-    p.add_argument("--no-continuous", action="store_true",
-                   help="beam search in static batches: a request waits for the running batch to finish instead of joining it between steps")
+    p.add_argument("--continuous", action="store_true",
+                   help="beam search batches continuously: a request joins the running batch at its next step instead of waiting for it to finish "
+                        "(no faster on 2 cores; see the README)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
     p.add_argument("--max-batch-sentences", type=int, default=32, help="most sentences decoded together")
     p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
