@@ -95,6 +95,26 @@ def export_alignment(model: Transformer, out_path: Path, io: IONames, int8_embed
             dynamic_shapes=({0: B, 1: T}, {0: B, 1: S}, tuple({0: B, 2: S} for _ in cross)), dynamo=True, optimize=True,
             verbose=False, external_data=False,
         )
+    _strip_debug_info(out_path)
+
+
+def _strip_debug_info(path: Path) -> None:
+    """Drop what torch.onnx records for debugging on each node (stack traces with the exporting
+    machine's file paths, module names): the package then holds no local paths, and rebuilding it
+    from the same weights anywhere gives the same bytes."""
+    import onnx
+
+    m = onnx.load(str(path))
+    graphs = [m.graph, *m.functions]
+    while graphs:
+        g = graphs.pop()
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + [x for a in node.attribute for x in a.graphs]
+        if hasattr(g, "metadata_props"):
+            del g.metadata_props[:]
+    onnx.save(m, str(path))
 
 
 def _example_inputs(model: Transformer, batch: int = 2, src_len: int = 7):
@@ -120,4 +140,5 @@ def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: 
             dynamic_shapes=({0: B, 1: S}, {0: B, 1: S}), dynamo=True, optimize=True, verbose=False,
             external_data=False,
         )
+        _strip_debug_info(out_dir / encoder_file)
         onnx.save(build_decoder(model, io), str(out_dir / decoder_file))

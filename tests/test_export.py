@@ -99,6 +99,21 @@ def test_package_schema_round_trips(tiny_package):
     assert all(len(v["sha256"]) == 64 and v["size"] > 0 for v in manifest.values())
 
 
+def test_package_graphs_hold_no_local_paths_or_stack_traces(tiny_package):
+    """torch.onnx records a stack trace per node (the exporting machine's file paths); the exporter
+    drops them, so a package leaks no paths and rebuilds byte for byte in any checkout."""
+    import onnx
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1]).encode()
+    graphs = sorted(tiny_package.glob("*.onnx"))
+    assert {g.name for g in graphs} >= {"encoder.onnx", "encoder.int8.onnx", "align.onnx", "decoder.onnx"}
+    for path in graphs:
+        assert root not in path.read_bytes(), path.name
+        m = onnx.load(str(path))
+        assert not [n.name for n in m.graph.node if n.metadata_props or n.doc_string], path.name
+
+
 def test_export_refuses_to_overwrite_without_force(tiny_package, tiny_checkpoint):
     before = (tiny_package / "manifest.json").read_text()
     with pytest.raises(ExportError, match="already exists"):
