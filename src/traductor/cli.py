@@ -173,7 +173,8 @@ def _add_serve(sub) -> None:
                    help="beam search batches continuously: a request joins the running batch at its next step instead of waiting for it to finish "
                         "(no faster on 2 cores; see the README)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
-    p.add_argument("--max-batch-sentences", type=int, default=32, help="most sentences decoded together")
+    p.add_argument("--max-batch-sentences", type=int, default=None,
+                   help="most sentences decoded together (default 32; with --continuous, 16 running per worker)")
     p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per package (1 measured best under load)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
