@@ -307,7 +307,8 @@ class Batcher:
 
     def _admit(self, running: dict, key, sentences: int, block: bool) -> list | None:
         """Waiting jobs for this worker's running batch -> [(job, plan)]; None once closing with
-        nothing left. Jobs it cannot run continuously are translated here, at once."""
+        nothing left. A job it cannot run continuously comes alone, as [(job, None)], once the
+        running batch is empty."""
         admitted = []
         while True:
             if self._stopping and not self.held and self.queue.empty():

@@ -278,8 +278,7 @@ class Translator:
         if opts.beam_size == 1:
             return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
                 make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits)
-        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
-        return search.search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
+        return self._beam_search(opts).search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
 
     def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
         """Source id lists (end token included) -> n-best hypotheses.
@@ -302,10 +301,8 @@ class Translator:
         return out
 
     def _translate_batch(self, texts: list[str], opts: TranslationOptions) -> list[TranslationResult]:
-        segments = self._segments(texts, opts)
-        work = [s for s in segments if s.ids]
-        hyps = self.translate_ids([s.ids for s in work], opts)
-        return self._results(texts, segments, {id(s): h for s, h in zip(work, hyps)}, opts)
+        plan = self._plan(texts, opts)
+        return plan.results(dict(enumerate(self.translate_ids(plan.sources, opts))))
 
     def plan(self, texts: Sequence[str], **options) -> "Plan":
         """The sentences to decode for `texts` (for a caller that runs the decoding itself, as the
@@ -313,18 +310,20 @@ class Translator:
         plan.results({i: n-best hypotheses}) gives what translate_batch(texts, **options) gives."""
         if isinstance(texts, str):
             raise InputError("plan() takes a list of strings")
-        texts = _check_texts(texts)
-        opts = self._options(options)
+        return self._plan(_check_texts(texts), self._options(options))
+
+    def _plan(self, texts: list[str], opts: TranslationOptions) -> "Plan":
         segments = self._segments(texts, opts)
-        work = [s for s in segments if s.ids]
-        return Plan(self, texts, opts, segments, work)
+        return Plan(self, texts, opts, segments, [s for s in segments if s.ids])
 
     def continuous_beams(self, **options) -> ContinuousBeams:
         """A running beam-search batch for these options that plans' sentences can join at any step."""
-        opts = self._options(options)
         st = self._specials
-        search = BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
-        return ContinuousBeams(self.model, search, st.pad_id, self.config.decoding.source_pad_multiple)
+        return ContinuousBeams(self.model, self._beam_search(self._options(options)), st.pad_id, self.config.decoding.source_pad_multiple)
+
+    def _beam_search(self, opts: TranslationOptions) -> BeamSearch:
+        st = self._specials
+        return BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
 
     def _results(self, texts: list[str], segments: list[_Segment], by_segment: dict, opts: TranslationOptions) -> list[TranslationResult]:
         n = opts.num_hypotheses

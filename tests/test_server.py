@@ -237,8 +237,8 @@ def test_libretranslate_aio_clients(server):
     assert [r.translated_text for r in asyncio.run(run())] == alone(SPANISH)
 
 
-def test_concurrent_requests_equal_their_serial_answers(server):
-    verses = (Path(__file__).parents[1] / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines()[:40]
+def _post_concurrently(server, verses: list[str]) -> list:
+    """Each verse from its own client thread, all at once -> the (status, body) of each."""
     answers: dict[int, object] = {}
 
     def client(i: int):
@@ -249,8 +249,14 @@ def test_concurrent_requests_equal_their_serial_answers(server):
         t.start()
     for t in threads:
         t.join()
-    assert all(answers[i][0] == 200 for i in range(len(verses)))
-    assert [answers[i][1]["translatedText"] for i in range(len(verses))] == [server.post_json("/translate", {"q": v, "source": "es", "target": "en"})[1]["translatedText"] for v in verses]
+    return [answers[i] for i in range(len(verses))]
+
+
+def test_concurrent_requests_equal_their_serial_answers(server):
+    verses = (Path(__file__).parents[1] / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines()[:40]
+    answers = _post_concurrently(server, verses)
+    assert all(a[0] == 200 for a in answers)
+    assert [a[1]["translatedText"] for a in answers] == [server.post_json("/translate", {"q": v, "source": "es", "target": "en"})[1]["translatedText"] for v in verses]
 
 
 def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
@@ -500,17 +506,7 @@ def test_serve_continuous_answers_concurrent_requests_as_alone():
     s = Server("--model", str(TINY_MODEL), "--continuous")
     try:
         verses = _verses(16)
-        answers: dict[int, object] = {}
-
-        def client(i: int):
-            answers[i] = s.post_json("/translate", {"q": verses[i], "source": "es", "target": "en"})
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(verses))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert [answers[i] for i in range(len(verses))] == [(200, {"translatedText": t}) for t in alone(verses)]
+        assert _post_concurrently(s, verses) == [(200, {"translatedText": t}) for t in alone(verses)]
         assert s.post_json("/translate", {"q": ["sol luna", "casa"], "source": "es", "target": "en", "alternatives": 2})[0] == 200
     finally:
         assert s.stop()
