@@ -16,8 +16,8 @@ ones, written four ways:
 - a plain copy of the past K and V (numpy copyto into reused arrays): one pass over the cache, what
   beam search's reorder of the cache costs per layer, for scale.
 
-A step runs this once per layer on other K/V, so every timed call cycles through 8 input sets (K and
-V of 4 layers). Median microseconds per call over --repeats cycles, 1 intra-op thread, the forms
+A step runs this once per layer on other K/V, so every timed call cycles through 4 input sets (one
+per layer of the shipped decoder, each with its own K and V). Median microseconds per call over --repeats cycles, 1 intra-op thread, the forms
 interleaved; outputs are checked against each other. How much of the cache stays in the last-level
 cache between calls decides much of each form's time, so read the table as this machine's.
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -150,7 +151,6 @@ def main() -> int:
 
     gqa, kt = gqa_session(), transposed_key_session()
     rows_out = []
-    names = None
     for rows, past in SHAPES:
         med = measure(rows, past, args.repeats, gqa, kt)
         names = list(med)
@@ -166,8 +166,6 @@ def main() -> int:
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:
-        from pathlib import Path
-
         Path(args.out).write_text(report)
     return 0
 
