@@ -20,22 +20,76 @@ from pathlib import Path
 import numpy as np
 
 from traductor.runtime import Translator
-from traductor.runtime.align import align_words, target_words, token_words
+from traductor.runtime.align import align_words, target_words
 
 # Spanish (Reina-Valera 1909) -> English (World English Bible) names of the test books and beyond.
 NAMES = {
-    "booz": "boaz", "noemi": "naomi", "noemí": "naomi", "rut": "ruth", "orpha": "orpah", "elimelech": "elimelech",
-    "mahalón": "mahlon", "chelión": "chilion", "moab": "moab", "moabita": "moabitess", "belén": "bethlehem",
-    "judá": "judah", "isaí": "jesse", "david": "david", "obed": "obed", "jonás": "jonah", "nínive": "nineveh",
-    "tarsis": "tarshish", "jope": "joppa", "amittai": "amittai", "miqueas": "micah", "jerusalem": "jerusalem",
-    "samaria": "samaria", "sión": "zion", "israel": "israel", "jacob": "jacob", "pablo": "paul", "timoteo": "timothy",
-    "epafrodito": "epaphroditus", "cristo": "christ", "jesús": "jesus", "abraham": "abraham", "isaac": "isaac",
-    "elías": "elijah", "job": "job", "rahab": "rahab", "caín": "cain", "egipto": "egypt", "asiria": "assyria",
-    "babilonia": "babylon", "filipos": "philippi", "macedonia": "macedonia", "evodia": "euodia", "síntique": "syntyche",
-    "clemente": "clement", "césar": "caesar", "benjamín": "benjamin", "hebreos": "hebrews", "hebreo": "hebrew",
-    "bashán": "bashan", "carmelo": "carmel", "galaad": "gilead", "asur": "assyria", "nimrod": "nimrod", "balac": "balak",
-    "balaam": "balaam", "beor": "beor", "sittim": "shittim", "gilgal": "gilgal", "aarón": "aaron", "moisés": "moses",
-    "maría": "miriam", "samaría": "samaria", "lachîs": "lachish", "gath": "gath", "efrata": "ephrathah",
+    "booz": "boaz",
+    "noemi": "naomi",
+    "noemí": "naomi",
+    "rut": "ruth",
+    "orpha": "orpah",
+    "elimelech": "elimelech",
+    "mahalón": "mahlon",
+    "chelión": "chilion",
+    "moab": "moab",
+    "moabita": "moabitess",
+    "belén": "bethlehem",
+    "judá": "judah",
+    "isaí": "jesse",
+    "david": "david",
+    "obed": "obed",
+    "jonás": "jonah",
+    "nínive": "nineveh",
+    "tarsis": "tarshish",
+    "jope": "joppa",
+    "amittai": "amittai",
+    "miqueas": "micah",
+    "jerusalem": "jerusalem",
+    "samaria": "samaria",
+    "sión": "zion",
+    "israel": "israel",
+    "jacob": "jacob",
+    "pablo": "paul",
+    "timoteo": "timothy",
+    "epafrodito": "epaphroditus",
+    "cristo": "christ",
+    "jesús": "jesus",
+    "abraham": "abraham",
+    "isaac": "isaac",
+    "elías": "elijah",
+    "job": "job",
+    "rahab": "rahab",
+    "caín": "cain",
+    "egipto": "egypt",
+    "asiria": "assyria",
+    "babilonia": "babylon",
+    "filipos": "philippi",
+    "macedonia": "macedonia",
+    "evodia": "euodia",
+    "síntique": "syntyche",
+    "clemente": "clement",
+    "césar": "caesar",
+    "benjamín": "benjamin",
+    "hebreos": "hebrews",
+    "hebreo": "hebrew",
+    "bashán": "bashan",
+    "carmelo": "carmel",
+    "galaad": "gilead",
+    "asur": "assyria",
+    "nimrod": "nimrod",
+    "balac": "balak",
+    "balaam": "balaam",
+    "beor": "beor",
+    "sittim": "shittim",
+    "gilgal": "gilgal",
+    "aarón": "aaron",
+    "moisés": "moses",
+    "maría": "miriam",
+    "samaría": "samaria",
+    "lachîs": "lachish",
+    "gath": "gath",
+    "efrata": "ephrathah",
 }
 _PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
 
@@ -82,12 +136,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="models/es-en")
     p.add_argument("--variant", default=None)
-    p.add_argument("--test", default="data/bible/test.tsv", help="source<TAB>reference (only the source is used)")
+    p.add_argument(
+        "--test",
+        default="data/bible/test.tsv",
+        help="source<TAB>reference (only the source is used)",
+    )
     p.add_argument("--beam", type=int, default=None, help="decoding beam (default: the package's)")
     p.add_argument("--out")
     args = p.parse_args()
     tr = Translator(args.model, variant=args.variant)
-    sources = [line.split("\t")[0] for line in Path(args.test).read_text(encoding="utf-8").splitlines() if line.strip()]
+    sources = [
+        line.split("\t")[0]
+        for line in Path(args.test).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     items = list(cases(tr, sources, args.beam or tr.defaults.beam_size))
     layers, heads = items[0][0].shape[:2]
     rows = []
@@ -101,12 +163,22 @@ def main() -> int:
     rows.append(("all layers and heads", linked, eligible))
     best = max(rows, key=lambda r: r[1])
     chosen = tr.config.alignment
-    lines = [f"Name links on {len(items)} test verses ({args.test}), {tr.variant}, beam {args.beam or tr.defaults.beam_size}; "
-             f"a name counts when its Spanish form is in the source and its English form in the translation.", "",
-             "| attention | names linked | rate |", "|---|---|---|"]
-    lines += [f"| {name} | {linked}/{eligible} | {100 * linked / max(eligible, 1):.1f}% |" for name, linked, eligible in rows]
-    lines += ["", f"best: {best[0]} ({100 * best[1] / max(best[2], 1):.1f}%); the package uses layer {chosen.layer}, "
-                  f"heads {'all' if chosen.heads is None else chosen.heads}"]
+    lines = [
+        f"Name links on {len(items)} test verses ({args.test}), {tr.variant}, beam {args.beam or tr.defaults.beam_size}; "
+        f"a name counts when its Spanish form is in the source and its English form in the translation.",
+        "",
+        "| attention | names linked | rate |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {linked}/{eligible} | {100 * linked / max(eligible, 1):.1f}% |"
+        for name, linked, eligible in rows
+    ]
+    lines += [
+        "",
+        f"best: {best[0]} ({100 * best[1] / max(best[2], 1):.1f}%); the package uses layer {chosen.layer}, "
+        f"heads {'all' if chosen.heads is None else chosen.heads}",
+    ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -41,7 +41,16 @@ print(json.dumps({"seconds": dt, "texts": texts}))
 def run(root: Path, beam: int, batch: int, align: bool, n: int, verses: Path) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(WORKER)
-    cmd = [sys.executable, f.name, str(root), str(beam), str(batch), "1" if align else "0", str(n), str(verses)]
+    cmd = [
+        sys.executable,
+        f.name,
+        str(root),
+        str(beam),
+        str(batch),
+        "1" if align else "0",
+        str(n),
+        str(verses),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd="/tmp")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -55,35 +64,51 @@ def main() -> int:
     p.add_argument("--out")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp()) / "before"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work), args.before], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(work), args.before],
+        check=True,
+        capture_output=True,
+    )
     try:
         workloads = [("greedy", 1, 1), ("greedy", 1, 16), ("beam 4", 4, 16)]
-        engines = [("before", work, False), ("after", ROOT, False), ("after, return_alignments=True", ROOT, True)]
+        engines = [
+            ("before", work, False),
+            ("after", ROOT, False),
+            ("after, return_alignments=True", ROOT, True),
+        ]
         times: dict = {}
         texts: dict = {}
         for r in range(args.repeats):
             for name, beam, batch in workloads:
-                order = engines[r % len(engines):] + engines[: r % len(engines)]
+                order = engines[r % len(engines) :] + engines[: r % len(engines)]
                 for ename, root, align in order:
                     res = run(root, beam, batch, align, args.sentences, Path(args.verses))
                     times.setdefault((ename, name, batch), []).append(res["seconds"])
                     texts[(ename, name, batch)] = res["texts"]
-        lines = [f"int8 es-en, {args.sentences} test verses, one process per run, median of {args.repeats} interleaved runs "
-                 f"(seconds; lower is better). before = {args.before}.", "",
-                 "| workload | before | after | after / before | after, with alignments | same translations before and after |",
-                 "|---|---|---|---|---|---|"]
+        lines = [
+            f"int8 es-en, {args.sentences} test verses, one process per run, median of {args.repeats} interleaved runs "
+            f"(seconds; lower is better). before = {args.before}.",
+            "",
+            "| workload | before | after | after / before | after, with alignments | same translations before and after |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, beam, batch in workloads:
             b = statistics.median(times[("before", name, batch)])
             a = statistics.median(times[("after", name, batch)])
             al = statistics.median(times[("after, return_alignments=True", name, batch)])
             same = texts[("before", name, batch)] == texts[("after", name, batch)]
-            lines.append(f"| {name} b{batch} | {b:.2f} | {a:.2f} | {a / b:.3f} | {al:.2f} ({al / a:.2f}x) | {'yes' if same else 'no'} |")
+            lines.append(
+                f"| {name} b{batch} | {b:.2f} | {a:.2f} | {a / b:.3f} | {al:.2f} ({al / a:.2f}x) | {'yes' if same else 'no'} |"
+            )
         report = "\n".join(lines) + "\n"
         print(report)
         if args.out:
             Path(args.out).write_text(report)
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work)], capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work)],
+            capture_output=True,
+        )
     return 0
 
 

@@ -34,15 +34,29 @@ def main() -> int:
     p.add_argument("--verses", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out")
-    p.add_argument("--copies", action="store_true", help="also batches of 16 copies of one verse (no tails: the bound for any scheduler)")
-    p.add_argument("--ct2", action="store_true", help="also measure CTranslate2 int8 (needs ctranslate2 and torch)")
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="also batches of 16 copies of one verse (no tails: the bound for any scheduler)",
+    )
+    p.add_argument(
+        "--ct2",
+        action="store_true",
+        help="also measure CTranslate2 int8 (needs ctranslate2 and torch)",
+    )
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     import traductor.runtime.decoder as decoder
     from traductor.runtime import Translator
     from traductor.runtime.bench import cpu_summary
 
-    verses = [v for v in (ROOT / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if v.strip()][: args.verses]
+    verses = [
+        v
+        for v in (ROOT / "benchmarks" / "test-books.es.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if v.strip()
+    ][: args.verses]
     tr = Translator(args.model, intra_threads=1)
     chunks = [verses[i : i + 16] for i in range(0, len(verses), 16)]
 
@@ -61,7 +75,9 @@ def main() -> int:
     original = decoder.DroppingRows.__init__
 
     def with_slack(slack):
-        def init(self, inner, repeat=1, slack=None, filler=0):  # the runtime's own choice is overridden
+        def init(
+            self, inner, repeat=1, slack=None, filler=0
+        ):  # the runtime's own choice is overridden
             original(self, inner, repeat, slack=forced, filler=filler)
 
         forced = slack
@@ -71,7 +87,9 @@ def main() -> int:
     for beam in (1, 4):
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
-        settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(run, chunks, b)
+        settings[(beam, "batches of 16, 2 threads at once")] = lambda b=beam: _on_two_threads(
+            run, chunks, b
+        )
         for mode, (parts, two) in copies_sets.items():
             settings[(beam, mode)] = _runner(run, parts, beam, two)
             counts[(beam, mode)] = sum(map(len, parts))
@@ -80,7 +98,9 @@ def main() -> int:
             for mode, run_mode in fn.items():
                 settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
                 if mode in copies_sets:
-                    counts[(beam, f"CTranslate2 int8: {mode}")] = sum(map(len, copies_sets[mode][0]))
+                    counts[(beam, f"CTranslate2 int8: {mode}")] = sum(
+                        map(len, copies_sets[mode][0])
+                    )
     slacks = (0.0, 0.25, 0.5)
     tr.translate_batch(verses[:4], beam_size=4)  # warm-up
     results: dict = {}
@@ -94,17 +114,37 @@ def main() -> int:
             finally:
                 decoder.DroppingRows.__init__ = original
     med = {k: statistics.median(v) for k, v in results.items()}
-    lines = [f"{len(verses)} test-book verses, model {Path(args.model).name}, 1 intra-op thread per call, medians of {args.repeats} "
-             f"interleaved rounds; {cpu_summary()}.", "",
-             "| search | mode | verses/s | vs one verse per call |", "|---|---|---|---|"]
+    lines = [
+        f"{len(verses)} test-book verses, model {Path(args.model).name}, 1 intra-op thread per call, medians of {args.repeats} "
+        f"interleaved rounds; {cpu_summary()}.",
+        "",
+        "| search | mode | verses/s | vs one verse per call |",
+        "|---|---|---|---|",
+    ]
     for (beam, mode), v in ((k, v) for k, v in med.items() if k[0] != "slack"):
-        base_mode = "every 8th: one verse per call" if "every 8th:" in mode else "one verse per call"
-        base = med[(beam, f"CTranslate2 int8: {base_mode}" if mode.startswith("CTranslate2") else base_mode)]
-        lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |")
-    lines += ["", "Greedy batches of 16, finished sentences leaving the decoder batch:", "",
-              "| slack | verses/s | vs dropping at once |", "|---|---|---|"]
+        base_mode = (
+            "every 8th: one verse per call" if "every 8th:" in mode else "one verse per call"
+        )
+        base = med[
+            (
+                beam,
+                f"CTranslate2 int8: {base_mode}" if mode.startswith("CTranslate2") else base_mode,
+            )
+        ]
+        lines.append(
+            f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |"
+        )
+    lines += [
+        "",
+        "Greedy batches of 16, finished sentences leaving the decoder batch:",
+        "",
+        "| slack | verses/s | vs dropping at once |",
+        "|---|---|---|",
+    ]
     for slack in slacks:
-        lines.append(f"| {slack} ({'at once' if slack == 0 else 'lazily'}) | {med[('slack', slack)]:.1f} | {med[('slack', slack)] / med[('slack', 0.0)]:.2f}x |")
+        lines.append(
+            f"| {slack} ({'at once' if slack == 0 else 'lazily'}) | {med[('slack', slack)]:.1f} | {med[('slack', slack)] / med[('slack', 0.0)]:.2f}x |"
+        )
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:
@@ -127,18 +167,24 @@ def _copies_sets(verses: list[str]) -> dict:
     alone = [[v] for v in distinct] * 2
     mixed = [distinct[i : i + 16] for i in range(0, len(distinct), 16)] * 2
     copies = [[v] * 16 for v in distinct]
-    return {"every 8th: one verse per call": (alone, False),
-            "every 8th: batches of 16 verses, 1 thread": (mixed, False),
-            "every 8th: batches of 16 verses, 2 threads at once": (mixed, True),
-            "every 8th: batches of 16 copies of a verse, 1 thread": (copies, False),
-            "every 8th: batches of 16 copies of a verse, 2 threads at once": (copies, True)}
+    return {
+        "every 8th: one verse per call": (alone, False),
+        "every 8th: batches of 16 verses, 1 thread": (mixed, False),
+        "every 8th: batches of 16 verses, 2 threads at once": (mixed, True),
+        "every 8th: batches of 16 copies of a verse, 1 thread": (copies, False),
+        "every 8th: batches of 16 copies of a verse, 2 threads at once": (copies, True),
+    }
 
 
 def _runner(run, parts: list[list[str]], beam: int, two_threads: bool):
-    return (lambda: _on_two_threads(run, parts, beam)) if two_threads else (lambda: run(parts, beam))
+    return (
+        (lambda: _on_two_threads(run, parts, beam)) if two_threads else (lambda: run(parts, beam))
+    )
 
 
-def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copies_sets: dict) -> dict:
+def _ct2_runs(
+    model_dir: Path, verses: list[str], chunks: list[list[str]], copies_sets: dict
+) -> dict:
     """The modes on CTranslate2 int8, same weights and tokens: {beam: {mode: callable}}."""
     import atexit
     import shutil
@@ -163,19 +209,32 @@ def _ct2_runs(model_dir: Path, verses: list[str], chunks: list[list[str]], copie
     eos, max_len = cfg.special_tokens.eos_id, cfg.dims.max_len
 
     def pieces(texts):
-        return [[vocab[i] for i in tok.encode(t, add_special_tokens=False).ids[: max_len - 1] + [eos]] for t in texts]
+        return [
+            [vocab[i] for i in tok.encode(t, add_special_tokens=False).ids[: max_len - 1] + [eos]]
+            for t in texts
+        ]
 
     def run(parts, beam):
         for c in parts:
-            ct.translate_batch(pieces(c), beam_size=beam, max_batch_size=0, max_decoding_length=max_len - 1, length_penalty=1.0)
+            ct.translate_batch(
+                pieces(c),
+                beam_size=beam,
+                max_batch_size=0,
+                max_decoding_length=max_len - 1,
+                length_penalty=1.0,
+            )
 
     run(chunks[:1], 4)  # warm-up
     modes = {}
     for beam in (1, 4):
-        modes[beam] = {"one verse per call": lambda b=beam: run([[v] for v in verses], b),
-                       "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
-                       "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b)}
-        modes[beam].update({mode: _runner(run, parts, beam, two) for mode, (parts, two) in copies_sets.items()})
+        modes[beam] = {
+            "one verse per call": lambda b=beam: run([[v] for v in verses], b),
+            "batches of 16, 1 thread": lambda b=beam: run(chunks, b),
+            "batches of 16, 2 threads at once": lambda b=beam: _on_two_threads(run, chunks, b),
+        }
+        modes[beam].update(
+            {mode: _runner(run, parts, beam, two) for mode, (parts, two) in copies_sets.items()}
+        )
     return modes
 
 

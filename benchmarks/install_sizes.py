@@ -90,23 +90,46 @@ class Result:
 
 def stacks(traductor_req: str, traductor_shown: str) -> list[Stack]:
     return [
-        Stack("traductor", "traductor (this repo)", [[traductor_req]],
-              ["traductor", "onnxruntime", "numpy", "tokenizers"], shown=traductor_shown),
-        Stack("ctranslate2", "ctranslate2 + sentencepiece", [["ctranslate2", "sentencepiece"]],
-              ["ctranslate2", "sentencepiece", "numpy"]),
-        Stack("argostranslate", "argostranslate (torch CPU)", [["argostranslate"]],
-              ["argostranslate", "ctranslate2", "stanza", "spacy", "torch"], torch=True),
-        Stack("transformers", "transformers + torch CPU + sentencepiece",
-              [["transformers", "sentencepiece"]],
-              ["transformers", "torch", "sentencepiece", "tokenizers"], torch=True),
+        Stack(
+            "traductor",
+            "traductor (this repo)",
+            [[traductor_req]],
+            ["traductor", "onnxruntime", "numpy", "tokenizers"],
+            shown=traductor_shown,
+        ),
+        Stack(
+            "ctranslate2",
+            "ctranslate2 + sentencepiece",
+            [["ctranslate2", "sentencepiece"]],
+            ["ctranslate2", "sentencepiece", "numpy"],
+        ),
+        Stack(
+            "argostranslate",
+            "argostranslate (torch CPU)",
+            [["argostranslate"]],
+            ["argostranslate", "ctranslate2", "stanza", "spacy", "torch"],
+            torch=True,
+        ),
+        Stack(
+            "transformers",
+            "transformers + torch CPU + sentencepiece",
+            [["transformers", "sentencepiece"]],
+            ["transformers", "torch", "sentencepiece", "tokenizers"],
+            torch=True,
+        ),
         # Plain optimum-onnx does not install onnxruntime: that is its [onnxruntime] extra.
-        Stack("optimum", "{reqs}",
-              [["optimum-onnx[onnxruntime]"], ["optimum[onnxruntime]"]],
-              ["optimum-onnx", "optimum", "onnxruntime", "transformers", "torch"], torch=None),
+        Stack(
+            "optimum",
+            "{reqs}",
+            [["optimum-onnx[onnxruntime]"], ["optimum[onnxruntime]"]],
+            ["optimum-onnx", "optimum", "onnxruntime", "transformers", "torch"],
+            torch=None,
+        ),
     ]
 
 
 # --- measuring -------------------------------------------------------------
+
 
 def tree_bytes(path: Path) -> int:
     """Sum of the sizes of the files under path, symlinks not followed."""
@@ -186,6 +209,7 @@ def pip_error(text: str) -> str:
 
 # --- installing --------------------------------------------------------------
 
+
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path):
         self.args = args
@@ -203,21 +227,33 @@ class Bench:
         finally:
             if not args.keep:
                 bare.remove()
-        log(f"  baseline: {self.base_size / MB:.1f} MB, {len(self.base_dists)} distributions "
-            f"({', '.join(f'{k} {v}' for k, v in sorted(self.base_dists.items()))})")
+        log(
+            f"  baseline: {self.base_size / MB:.1f} MB, {len(self.base_dists)} distributions "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(self.base_dists.items()))})"
+        )
 
     def pip_install(self, venv: Venv, reqs: list[str], *extra: str) -> subprocess.CompletedProcess:
-        return venv.pip("install", "-q", "--timeout", str(self.args.pip_timeout),
-                        "-c", str(self.constraints), *extra, *reqs,
-                        timeout=self.args.install_timeout)
+        return venv.pip(
+            "install",
+            "-q",
+            "--timeout",
+            str(self.args.pip_timeout),
+            "-c",
+            str(self.constraints),
+            *extra,
+            *reqs,
+            timeout=self.args.install_timeout,
+        )
 
     def resolves_torch(self, venv: Venv, reqs: list[str]) -> bool:
         """Whether installing reqs would bring in torch (pip --dry-run --report)."""
         report = self.work / "report.json"
         try:
             self.pip_install(venv, reqs, "--dry-run", "--report", str(report))
-            names = {canon(item["metadata"]["name"])
-                     for item in json.loads(report.read_text())["install"]}
+            names = {
+                canon(item["metadata"]["name"])
+                for item in json.loads(report.read_text())["install"]
+            }
         except (CommandError, OSError, ValueError, KeyError) as exc:
             log(f"  dry run failed ({exc}); the install will tell")
             return False
@@ -226,8 +262,12 @@ class Bench:
         return "torch" in names
 
     def measure(self, stack: Stack) -> Result:
-        result = Result(stack, label=stack.label.format(reqs=" / ".join(
-            " ".join(reqs) for reqs in stack.alternatives)))
+        result = Result(
+            stack,
+            label=stack.label.format(
+                reqs=" / ".join(" ".join(reqs) for reqs in stack.alternatives)
+            ),
+        )
         start = time.monotonic()
         venv = None
         try:
@@ -253,8 +293,9 @@ class Bench:
                         result.notes.append(f"`{' '.join(reqs)}` failed: {exc}")
                     continue
                 result.error = ""
-                result.installed = " ".join(([TORCH_PIN] if torch else [])
-                                            + ([stack.shown] if stack.shown else reqs))
+                result.installed = " ".join(
+                    ([TORCH_PIN] if torch else []) + ([stack.shown] if stack.shown else reqs)
+                )
                 result.label = stack.label.format(reqs=" ".join(reqs))
                 if stack.torch is None and torch:
                     result.label += " (torch CPU)"
@@ -269,9 +310,14 @@ class Bench:
             if venv is not None and not self.args.keep:
                 venv.remove()
         result.seconds = time.monotonic() - start
-        log(f"  done in {result.seconds:.0f} s: "
-            + (f"error: {result.error}" if result.error else f"{result.size / MB:.1f} MB, "
-               f"{result.dists} distributions"))
+        log(
+            f"  done in {result.seconds:.0f} s: "
+            + (
+                f"error: {result.error}"
+                if result.error
+                else f"{result.size / MB:.1f} MB, {result.dists} distributions"
+            )
+        )
         return result
 
     def fill(self, result: Result, venv: Venv) -> None:
@@ -279,11 +325,13 @@ class Bench:
         result.size = sum(entries.values()) - self.base_size
         dists = venv.dists()
         result.dists = len(dists) - len(self.base_dists)
-        result.versions = {name: dists[name] for name in map(canon, result.stack.main)
-                           if name in dists}
+        result.versions = {
+            name: dists[name] for name in map(canon, result.stack.main) if name in dists
+        }
         new = {k: v - self.base_entries.get(k, 0) for k, v in entries.items()}
-        result.largest = sorted(((k, v) for k, v in new.items() if v >= 0.05 * MB),
-                                key=lambda kv: -kv[1])[:5]
+        result.largest = sorted(
+            ((k, v) for k, v in new.items() if v >= 0.05 * MB), key=lambda kv: -kv[1]
+        )[:5]
         pkg = venv.site / "traductor"
         if result.stack.name == "traductor" and pkg.is_dir():
             result.package = tree_bytes(pkg)
@@ -319,6 +367,7 @@ def traductor_requirement(path: Path, work: Path) -> str:
 
 # --- reporting -------------------------------------------------------------
 
+
 def cell(text: str, limit: int = 300) -> str:
     text = " ".join(text.split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -334,19 +383,27 @@ def source_line(path: Path) -> str:
     if path.is_file():
         return f"- traductor: wheel {path.name}"
     try:
-        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"- traductor: source tree {path}"
-    return (f"- traductor: source tree {path} at commit {commit}"
-            + (" plus uncommitted changes" if dirty else ""))
+    return f"- traductor: source tree {path} at commit {commit}" + (
+        " plus uncommitted changes" if dirty else ""
+    )
 
 
 def table(results: list[Result], bench: Bench) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"- date: {now}",
         f"- Python: {bench.python_version} (`python3 -m venv`), "
@@ -354,8 +411,11 @@ def table(results: list[Result], bench: Bench) -> str:
         f"- platform: {platform.platform()} ({platform.machine()})",
         f"- bare venv baseline: {mb(bench.base_size)} MB in site-packages, "
         f"{len(bench.base_dists)} distributions, subtracted from every row",
-        *([source_line(bench.args.traductor)]
-          if any(r.stack.name == "traductor" for r in results) else []),
+        *(
+            [source_line(bench.args.traductor)]
+            if any(r.stack.name == "traductor" for r in results)
+            else []
+        ),
         "",
         "| Stack | pip install | Size (MB) | of which models (MB) | Distributions | "
         "Main versions | Notes |",
@@ -365,16 +425,20 @@ def table(results: list[Result], bench: Bench) -> str:
         s = r.stack
         if r.error:
             tried = s.shown or " / ".join(" ".join(reqs) for reqs in s.alternatives)
-            lines.append(f"| {r.label} | `{cell(tried)}` | – | – | – | – | "
-                         f"install failed: {cell('; '.join(r.notes + [r.error]))} |")
+            lines.append(
+                f"| {r.label} | `{cell(tried)}` | – | – | – | – | "
+                f"install failed: {cell('; '.join(r.notes + [r.error]))} |"
+            )
             continue
         notes = list(r.notes)
         if r.package is not None:
             notes.insert(0, f"site-packages/traductor: {mb(r.package)} MB")
         versions = ", ".join(f"{k} {v}" for k, v in r.versions.items())
         models = mb(r.models) if r.models is not None else ("0" if s.name == "traductor" else "–")
-        lines.append(f"| {r.label} | `{cell(r.installed)}` | {mb(r.size)} | {models} | {r.dists} "
-                     f"| {cell(versions)} | {cell('; '.join(notes))} |")
+        lines.append(
+            f"| {r.label} | `{cell(r.installed)}` | {mb(r.size)} | {models} | {r.dists} "
+            f"| {cell(versions)} | {cell('; '.join(notes))} |"
+        )
     lines += ["", "Largest additions to site-packages (top-level entries, MB):", ""]
     for r in results:
         if not r.error:
@@ -389,18 +453,34 @@ def log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="comma-separated stack names "
-                        "(traductor, ctranslate2, argostranslate, transformers, optimum)")
-    parser.add_argument("--traductor", type=Path, default=REPO_ROOT,
-                        help="traductor source tree or wheel to install (default: the repo root)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated stack names "
+        "(traductor, ctranslate2, argostranslate, transformers, optimum)",
+    )
+    parser.add_argument(
+        "--traductor",
+        type=Path,
+        default=REPO_ROOT,
+        help="traductor source tree or wheel to install (default: the repo root)",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown table to this file")
-    parser.add_argument("--work", type=Path,
-                        help="folder for the venvs (default: a new temporary folder)")
+    parser.add_argument(
+        "--work", type=Path, help="folder for the venvs (default: a new temporary folder)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the venvs after measuring")
-    parser.add_argument("--pip-timeout", type=int, default=60,
-                        help="pip's --timeout for network reads, seconds (default 60)")
-    parser.add_argument("--install-timeout", type=int, default=3600,
-                        help="limit for one pip install command, seconds (default 3600)")
+    parser.add_argument(
+        "--pip-timeout",
+        type=int,
+        default=60,
+        help="pip's --timeout for network reads, seconds (default 60)",
+    )
+    parser.add_argument(
+        "--install-timeout",
+        type=int,
+        default=3600,
+        help="limit for one pip install command, seconds (default 3600)",
+    )
     args = parser.parse_args(argv)
 
     if sys.version_info[:2] != (3, 11):
@@ -409,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = names if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(wanted) - set(names)
     if unknown:
-        parser.error(f"unknown stack(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}")
+        parser.error(
+            f"unknown stack(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}"
+        )
 
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
@@ -419,8 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trad = traductor_requirement(args.traductor, work) if "traductor" in wanted else ""
         bench = Bench(args, work)
-        results = [bench.measure(s) for s in stacks(trad, str(args.traductor.resolve()))
-                   if s.name in wanted]
+        results = [
+            bench.measure(s)
+            for s in stacks(trad, str(args.traductor.resolve()))
+            if s.name in wanted
+        ]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

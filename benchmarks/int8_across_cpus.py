@@ -28,13 +28,17 @@ def run(out: str, variant: str = "int8") -> None:
     texts = verses()[:N_VERSES] + odd_inputs(tr)
     result = {"variant": variant, "texts": texts}
     for beam in (1, 4):
-        result[f"beam {beam}"] = [tr.translate(t, beam_size=beam, return_scores=True).hypotheses[0].tokens for t in texts]
+        result[f"beam {beam}"] = [
+            tr.translate(t, beam_size=beam, return_scores=True).hypotheses[0].tokens for t in texts
+        ]
     Path(out).write_text(json.dumps(result, ensure_ascii=False))
 
 
 def compare(files: list[str]) -> None:
     runs = [json.loads(Path(f).read_text()) for f in files]
-    print(f"| run | greedy equal to {Path(files[0]).stem} | beam 4 equal to {Path(files[0]).stem} |")
+    print(
+        f"| run | greedy equal to {Path(files[0]).stem} | beam 4 equal to {Path(files[0]).stem} |"
+    )
     print("|---|---|---|")
     for f, r in zip(files[1:], runs[1:]):
         cells = []

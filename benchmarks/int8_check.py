@@ -23,22 +23,41 @@ from traductor.runtime.quality import encode_sources, forced_token_agreement, or
 
 
 def read_pairs(path: Path, limit: int) -> tuple[list[str], list[str]]:
-    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line]
+    rows = [
+        line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line
+    ]
     rows = rows[:limit] if limit else rows
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="models/es-en", help="package with fp32 and int8 variants")
-    p.add_argument("--dev", default="data/bible/dev.tsv", help="source<TAB>target file for the agreement check")
-    p.add_argument("--dev-sentences", type=int, default=100, help="dev sentences (the exporter's gate uses 100)")
-    p.add_argument("--test", default="data/bible/test.tsv", help="source<TAB>reference file for BLEU ('' = skip)")
+    p.add_argument(
+        "--dev", default="data/bible/dev.tsv", help="source<TAB>target file for the agreement check"
+    )
+    p.add_argument(
+        "--dev-sentences",
+        type=int,
+        default=100,
+        help="dev sentences (the exporter's gate uses 100)",
+    )
+    p.add_argument(
+        "--test",
+        default="data/bible/test.tsv",
+        help="source<TAB>reference file for BLEU ('' = skip)",
+    )
     p.add_argument("--test-sentences", type=int, default=0, help="test sentences (0 = all)")
     p.add_argument("--variants", default="int8,fp32", help="variants whose BLEU is measured")
     p.add_argument("--beams", default="1,4", help="beam sizes for BLEU")
-    p.add_argument("--cpu", default=None, help="CPU label for the report (default: from /proc/cpuinfo)")
-    p.add_argument("--no-agreement", action="store_true", help="skip the agreement check (BLEU only)")
+    p.add_argument(
+        "--cpu", default=None, help="CPU label for the report (default: from /proc/cpuinfo)"
+    )
+    p.add_argument(
+        "--no-agreement", action="store_true", help="skip the agreement check (BLEU only)"
+    )
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     args = p.parse_args()
 
@@ -55,8 +74,11 @@ def main() -> None:
         got = ort_greedy(int8, src)
         report["agreement"] = forced_token_agreement(int8, src, ref)
         report["greedy_identical"] = f"{sum(a == b for a, b in zip(ref, got))}/{len(src)}"
-        print(f"int8 next-token agreement with fp32: {100 * report['agreement']:.2f}% ({len(src)} dev sentences); "
-              f"greedy identical {report['greedy_identical']}", flush=True)
+        print(
+            f"int8 next-token agreement with fp32: {100 * report['agreement']:.2f}% ({len(src)} dev sentences); "
+            f"greedy identical {report['greedy_identical']}",
+            flush=True,
+        )
     if args.test:
         import sacrebleu
 
@@ -66,9 +88,23 @@ def main() -> None:
             for beam in (int(b) for b in args.beams.split(",")):
                 t0 = time.time()
                 hyps = tr.translate(sources, beam_size=beam)
-                bleu, chrf = sacrebleu.corpus_bleu(hyps, [refs]).score, sacrebleu.corpus_chrf(hyps, [refs]).score
-                report["bleu"].append({"variant": variant, "beam": beam, "bleu": round(bleu, 2), "chrf": round(chrf, 2), "sentences": len(sources)})
-                print(f"{variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(sources)} sentences, {time.time() - t0:.0f} s)", flush=True)
+                bleu, chrf = (
+                    sacrebleu.corpus_bleu(hyps, [refs]).score,
+                    sacrebleu.corpus_chrf(hyps, [refs]).score,
+                )
+                report["bleu"].append(
+                    {
+                        "variant": variant,
+                        "beam": beam,
+                        "bleu": round(bleu, 2),
+                        "chrf": round(chrf, 2),
+                        "sentences": len(sources),
+                    }
+                )
+                print(
+                    f"{variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(sources)} sentences, {time.time() - t0:.0f} s)",
+                    flush=True,
+                )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

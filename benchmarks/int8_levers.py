@@ -34,7 +34,12 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
-from traductor.export.quantize import _drop_unused, _gathers_to_fp16, _untie_output_projection, quantize_int8
+from traductor.export.quantize import (
+    _drop_unused,
+    _gathers_to_fp16,
+    _untie_output_projection,
+    quantize_int8,
+)
 from traductor.runtime.bench import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import write_manifest
@@ -64,24 +69,52 @@ def rows_u8u8(model: onnx.ModelProto) -> None:
         x = n.input[0]
         if x not in cache:
             p = f"u8q{len(cache)}"
-            reduce = (helper.make_node("ReduceMax", [p + "_abs", const("axes", np.array([-1], np.int64))], [p + "_max"], keepdims=1) if opset >= 18
-                      else helper.make_node("ReduceMax", [p + "_abs"], [p + "_max"], axes=[-1], keepdims=1))
-            nodes += [helper.make_node("Abs", [x], [p + "_abs"]), reduce,
-                      helper.make_node("Max", [p + "_max", const("eps", np.array(1e-30, np.float32))], [p + "_m"]),
-                      helper.make_node("Mul", [p + "_m", const("inv127", np.array(1 / 127, np.float32))], [p + "_s"]),
-                      helper.make_node("Div", [x, p + "_s"], [p + "_d"]), helper.make_node("Round", [p + "_d"], [p + "_r"]),
-                      helper.make_node("Add", [p + "_r", const("f128", np.array(128, np.float32))], [p + "_a"]),
-                      helper.make_node("Cast", [p + "_a"], [p + "_q"], to=TensorProto.UINT8)]
+            reduce = (
+                helper.make_node(
+                    "ReduceMax",
+                    [p + "_abs", const("axes", np.array([-1], np.int64))],
+                    [p + "_max"],
+                    keepdims=1,
+                )
+                if opset >= 18
+                else helper.make_node(
+                    "ReduceMax", [p + "_abs"], [p + "_max"], axes=[-1], keepdims=1
+                )
+            )
+            nodes += [
+                helper.make_node("Abs", [x], [p + "_abs"]),
+                reduce,
+                helper.make_node(
+                    "Max", [p + "_max", const("eps", np.array(1e-30, np.float32))], [p + "_m"]
+                ),
+                helper.make_node(
+                    "Mul", [p + "_m", const("inv127", np.array(1 / 127, np.float32))], [p + "_s"]
+                ),
+                helper.make_node("Div", [x, p + "_s"], [p + "_d"]),
+                helper.make_node("Round", [p + "_d"], [p + "_r"]),
+                helper.make_node(
+                    "Add", [p + "_r", const("f128", np.array(128, np.float32))], [p + "_a"]
+                ),
+                helper.make_node("Cast", [p + "_a"], [p + "_q"], to=TensorProto.UINT8),
+            ]
             cache[x] = (p + "_q", p + "_s")
         q, s = cache[x]
         weight = numpy_helper.to_array(w)
         ws = np.maximum(np.abs(weight).max(0), 1e-30) / 127
         wq = (np.round(weight / ws) + 128).astype(np.uint8)
         o = n.output[0]
-        nodes += [helper.make_node("MatMulInteger", [q, const(w.name + "_u8", wq), const("u8_128", np.array(128, np.uint8)), "u8_128"], [o + "_i"]),
-                  helper.make_node("Cast", [o + "_i"], [o + "_f"], to=TensorProto.FLOAT),
-                  helper.make_node("Mul", [o + "_f", s], [o + "_fs"]),
-                  helper.make_node("Mul", [o + "_fs", const(w.name + "_scale", ws.astype(np.float32))], [o])]
+        nodes += [
+            helper.make_node(
+                "MatMulInteger",
+                [q, const(w.name + "_u8", wq), const("u8_128", np.array(128, np.uint8)), "u8_128"],
+                [o + "_i"],
+            ),
+            helper.make_node("Cast", [o + "_i"], [o + "_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [o + "_f", s], [o + "_fs"]),
+            helper.make_node(
+                "Mul", [o + "_fs", const(w.name + "_scale", ws.astype(np.float32))], [o]
+            ),
+        ]
     del g.node[:]
     g.node.extend(nodes)
     _drop_unused(g)
@@ -99,7 +132,9 @@ def quantize(kind: str, src: Path, dst: Path) -> None:
     else:
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-        q = MatMulNBitsQuantizer(model, bits=8, block_size=int(kind.split("-")[1]), is_symmetric=True, accuracy_level=4)
+        q = MatMulNBitsQuantizer(
+            model, bits=8, block_size=int(kind.split("-")[1]), is_symmetric=True, accuracy_level=4
+        )
         q.process()
         model = q.model.model
     onnx.save(model, str(dst))
@@ -111,24 +146,47 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def step_feeds(pkg: OnnxSeq2Seq, rows: int, past_len: int = 10, src_len: int = 24, seed: int = 0) -> dict:
+def step_feeds(
+    pkg: OnnxSeq2Seq, rows: int, past_len: int = 10, src_len: int = 24, seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     d = pkg.config.dims
     ids = rng.integers(4, d.vocab_size, (rows, src_len))
     mask = np.ones_like(ids)
     cross = pkg.encode(ids, mask)
-    past = [rng.normal(0, 0.5, (rows, d.n_heads, past_len, d.head_dim)).astype(np.float32) for _ in range(2 * d.n_decoder_layers)]
-    values = [rng.integers(4, d.vocab_size, (rows, 1)), np.array([past_len]), mask, *past, *cross, np.array([1])]
+    past = [
+        rng.normal(0, 0.5, (rows, d.n_heads, past_len, d.head_dim)).astype(np.float32)
+        for _ in range(2 * d.n_decoder_layers)
+    ]
+    values = [
+        rng.integers(4, d.vocab_size, (rows, 1)),
+        np.array([past_len]),
+        mask,
+        *past,
+        *cross,
+        np.array([1]),
+    ]
     return dict(zip(pkg.dec_in_names, values))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="models/es-en", help="package with an fp32 variant")
-    p.add_argument("--dev", default="data/bible/dev.tsv", help="source<TAB>target file for the agreement check")
-    p.add_argument("--dev-sentences", type=int, default=100, help="dev sentences for the agreement check")
+    p.add_argument(
+        "--dev", default="data/bible/dev.tsv", help="source<TAB>target file for the agreement check"
+    )
+    p.add_argument(
+        "--dev-sentences", type=int, default=100, help="dev sentences for the agreement check"
+    )
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated candidates")
-    p.add_argument("--repeats", type=int, default=40, help="timed steps per candidate and row count (interleaved)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=40,
+        help="timed steps per candidate and row count (interleaved)",
+    )
     p.add_argument("--out", default=None, help="write the Markdown table here too")
     args = p.parse_args()
 
@@ -136,7 +194,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     fp32 = OnnxSeq2Seq(model, "fp32")
     tok = Tokenizer.from_file(str(model / "tokenizer.json"))
-    lines = [line.split("\t")[0] for line in Path(args.dev).read_text(encoding="utf-8").splitlines()[: args.dev_sentences]]
+    lines = [
+        line.split("\t")[0]
+        for line in Path(args.dev).read_text(encoding="utf-8").splitlines()[: args.dev_sentences]
+    ]
     src = encode_sources(tok, lines, fp32.config.special_tokens.eos_id, fp32.config.dims.max_len)
     ref = ort_greedy(fp32, src)
     feeds = {rows: step_feeds(fp32, rows) for rows in (1, 16, 128)}
@@ -150,10 +211,21 @@ def main() -> None:
         agreement = forced_token_agreement(OnnxSeq2Seq(pkg, "int8"), src, ref)
         sessions[kind] = session(pkg / "decoder.int8.onnx")
         batch = sessions[kind].run(["log_probs"], feeds[128])[0]
-        alone = sessions[kind].run(["log_probs"], {k: v[:1] if k in feeds[128] and v.ndim > 1 else v for k, v in feeds[128].items()})[0]
+        alone = sessions[kind].run(
+            ["log_probs"],
+            {k: v[:1] if k in feeds[128] and v.ndim > 1 else v for k, v in feeds[128].items()},
+        )[0]
         size = sum((pkg / f).stat().st_size for f in ("encoder.int8.onnx", "decoder.int8.onnx"))
-        rows_out[kind] = {"agreement": agreement, "invariant": bool(np.array_equal(alone[0], batch[0])), "size": size}
-        print(f"{kind}: agreement {100 * agreement:.2f}%, row alone == in batch: {rows_out[kind]['invariant']}", file=sys.stderr, flush=True)
+        rows_out[kind] = {
+            "agreement": agreement,
+            "invariant": bool(np.array_equal(alone[0], batch[0])),
+            "size": size,
+        }
+        print(
+            f"{kind}: agreement {100 * agreement:.2f}%, row alone == in batch: {rows_out[kind]['invariant']}",
+            file=sys.stderr,
+            flush=True,
+        )
     times = {k: {r: [] for r in feeds} for k in sessions}
     for _ in range(args.repeats):
         for rows, f in feeds.items():
@@ -162,13 +234,23 @@ def main() -> None:
                 s.run(["top_ids"], f)
                 times[kind][rows].append(time.perf_counter() - t0)
     med = {k: {r: 1e3 * statistics.median(v) for r, v in t.items()} for k, t in times.items()}
-    lines = [f"int8 levers on {cpu_summary()}, onnxruntime {ort.__version__}; decoder step ms (1 thread, median of {args.repeats}), "
-             f"next-token agreement with fp32 on {len(src)} dev sentences", "",
-             "| scheme | step 1 row | step 16 rows | step 128 rows | row alone == in batch | agreement | int8 size |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"int8 levers on {cpu_summary()}, onnxruntime {ort.__version__}; decoder step ms (1 thread, median of {args.repeats}), "
+        f"next-token agreement with fp32 on {len(src)} dev sentences",
+        "",
+        "| scheme | step 1 row | step 16 rows | step 128 rows | row alone == in batch | agreement | int8 size |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind in sessions:
         r = rows_out.get(kind)
-        extra = f"{'yes' if r['invariant'] else 'no'} | {100 * r['agreement']:.2f}% | {r['size'] / 1e6:.1f} MB" if r else "yes | - | -"
-        lines.append(f"| {kind} | {med[kind][1]:.3f} | {med[kind][16]:.3f} | {med[kind][128]:.3f} | {extra} |")
+        extra = (
+            f"{'yes' if r['invariant'] else 'no'} | {100 * r['agreement']:.2f}% | {r['size'] / 1e6:.1f} MB"
+            if r
+            else "yes | - | -"
+        )
+        lines.append(
+            f"| {kind} | {med[kind][1]:.3f} | {med[kind][16]:.3f} | {med[kind][128]:.3f} | {extra} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -75,7 +75,9 @@ EOS_BIAS = -100.0
 # chaotic: its fp32 log-probs differ from fp64 by 0.16, so no two engines agree and traductor's converter
 # refuses it (fp32 log-probs 5.6e-2 from PyTorch); at 0.075 fp32 is within 1e-5 of fp64.
 INIT_STD = 0.3 * (32 / DIMS["d_model"]) ** 0.5
-DEV_SENTENCES = 12  # for the converter's gates: short lines not among the benchmark sources (its beam-4
+DEV_SENTENCES = (
+    12  # for the converter's gates: short lines not among the benchmark sources (its beam-4
+)
 # transformers reference runs one sentence at a time to 2 x source + 10 tokens, slow at this size)
 
 
@@ -93,7 +95,11 @@ def build_marian(out: Path, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     work = out / "_spm"
     work.mkdir(exist_ok=True)
-    spanish = [line for line in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    spanish = [
+        line
+        for line in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     src_model = train_spm(spanish, work / "source", 2000)
     tgt_model = train_spm(corpus(ENGLISH, 3000, seed + 1), work / "target", 180)
     shutil.copyfile(src_model, out / "source.spm")
@@ -103,39 +109,77 @@ def build_marian(out: Path, seed: int = 0) -> Path:
         if p != "<unk>":
             vocab.setdefault(p, len(vocab))
     n = 0
-    while len(vocab) < VOCAB_SIZE - 1:  # placeholder pieces: no SentencePiece model ever produces them
+    while (
+        len(vocab) < VOCAB_SIZE - 1
+    ):  # placeholder pieces: no SentencePiece model ever produces them
         vocab.setdefault(f"\u2581zzph{n:05d}", len(vocab))
         n += 1
-    vocab["<pad>"] = len(vocab)  # last, as in OPUS-MT (CTranslate2's Marian loader drops a final <pad>)
+    vocab["<pad>"] = len(
+        vocab
+    )  # last, as in OPUS-MT (CTranslate2's Marian loader drops a final <pad>)
     assert len(vocab) == VOCAB_SIZE
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok_cfg = {"source_lang": "es", "target_lang": "en", "separate_vocabs": False, "model_max_length": 512,
-               "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "tokenizer_class": "MarianTokenizer"}
+    tok_cfg = {
+        "source_lang": "es",
+        "target_lang": "en",
+        "separate_vocabs": False,
+        "model_max_length": 512,
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "tokenizer_class": "MarianTokenizer",
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg), encoding="utf-8")
 
     pad = vocab["<pad>"]
     d = DIMS
     cfg = MarianConfig(
-        vocab_size=VOCAB_SIZE, decoder_vocab_size=VOCAB_SIZE, share_encoder_decoder_embeddings=True,
-        d_model=d["d_model"], encoder_layers=d["layers"], decoder_layers=d["layers"], encoder_attention_heads=d["heads"],
-        decoder_attention_heads=d["heads"], encoder_ffn_dim=d["ffn"], decoder_ffn_dim=d["ffn"], max_position_embeddings=512,
-        activation_function=d["activation"], scale_embedding=True, pad_token_id=pad, decoder_start_token_id=pad,
-        eos_token_id=0, forced_eos_token_id=0, init_std=INIT_STD, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        vocab_size=VOCAB_SIZE,
+        decoder_vocab_size=VOCAB_SIZE,
+        share_encoder_decoder_embeddings=True,
+        d_model=d["d_model"],
+        encoder_layers=d["layers"],
+        decoder_layers=d["layers"],
+        encoder_attention_heads=d["heads"],
+        decoder_attention_heads=d["heads"],
+        encoder_ffn_dim=d["ffn"],
+        decoder_ffn_dim=d["ffn"],
+        max_position_embeddings=512,
+        activation_function=d["activation"],
+        scale_embedding=True,
+        pad_token_id=pad,
+        decoder_start_token_id=pad,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        init_std=INIT_STD,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
     )
     torch.manual_seed(seed)
     model = MarianMTModel(cfg).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         bias = torch.randn(model.final_logits_bias.shape, generator=g)
-        bias[0, 0] = EOS_BIAS  # the end token never wins: every engine decodes exactly its token limit
+        bias[0, 0] = (
+            EOS_BIAS  # the end token never wins: every engine decodes exactly its token limit
+        )
         model.final_logits_bias.copy_(bias)
         for name, p in model.named_parameters():
             if "layer_norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.3 * torch.randn(p.shape, generator=g))
+                p.copy_(
+                    (1.0 if name.endswith("weight") else 0.0)
+                    + 0.3 * torch.randn(p.shape, generator=g)
+                )
         model.get_input_embeddings().weight[pad].zero_()
     model.generation_config = GenerationConfig(
-        bad_words_ids=[[pad]], decoder_start_token_id=pad, eos_token_id=0, forced_eos_token_id=0, max_length=512,
-        num_beams=4, pad_token_id=pad,
+        bad_words_ids=[[pad]],
+        decoder_start_token_id=pad,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        max_length=512,
+        num_beams=4,
+        pad_token_id=pad,
     )
     model.save_pretrained(str(out))
     shutil.rmtree(work)
@@ -150,9 +194,20 @@ def _generation_config(beam: int, pad: int):
     from transformers import GenerationConfig
 
     return GenerationConfig(
-        num_beams=beam, do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=0, length_penalty=1.0, early_stopping=False,
-        bad_words_ids=[[pad]], forced_eos_token_id=None, forced_bos_token_id=None, eos_token_id=0, pad_token_id=pad,
-        decoder_start_token_id=pad, num_return_sequences=1, use_cache=True,
+        num_beams=beam,
+        do_sample=False,
+        max_new_tokens=NEW_TOKENS,
+        min_new_tokens=0,
+        length_penalty=1.0,
+        early_stopping=False,
+        bad_words_ids=[[pad]],
+        forced_eos_token_id=None,
+        forced_bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=pad,
+        decoder_start_token_id=pad,
+        num_return_sequences=1,
+        use_cache=True,
     )
 
 
@@ -177,7 +232,9 @@ def _hf_runner(model, beam: int, pad: int):
         for row in seqs.tolist():
             row = row[1:]  # the decoder start token
             if 0 in row:
-                row = row[: row.index(0) + 1]  # the end token counts as generated (it never comes: bias)
+                row = row[
+                    : row.index(0) + 1
+                ]  # the end token counts as generated (it never comes: bias)
             out.append([t for t in row if t != pad])
         return out
 
@@ -202,13 +259,19 @@ def _child(spec: dict) -> dict:
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
-        model = ORTModelForSeq2SeqLM.from_pretrained(spec["optimum_dir"], session_options=so, provider="CPUExecutionProvider")
+        model = ORTModelForSeq2SeqLM.from_pretrained(
+            spec["optimum_dir"], session_options=so, provider="CPUExecutionProvider"
+        )
         run = _hf_runner(model, beam, pad)
     elif engine.startswith("traductor"):
         from traductor.runtime import Translator
         from traductor.runtime.translator import TranslationOptions
 
-        tr = Translator(spec["package_int8" if engine == "traductor-int8" else "package"], variant=engine.split("-")[1], intra_threads=1)
+        tr = Translator(
+            spec["package_int8" if engine == "traductor-int8" else "package"],
+            variant=engine.split("-")[1],
+            intra_threads=1,
+        )
         opts = TranslationOptions(beam_size=beam, batch_size=10_000, max_length=NEW_TOKENS)
 
         def run(batch):
@@ -216,14 +279,22 @@ def _child(spec: dict) -> dict:
     elif engine.startswith("ct2"):
         import ctranslate2
 
-        ct = ctranslate2.Translator(spec["ct2_dir"][engine], device="cpu", intra_threads=1, inter_threads=1)
+        ct = ctranslate2.Translator(
+            spec["ct2_dir"][engine], device="cpu", intra_threads=1, inter_threads=1
+        )
         pieces = spec["pieces"]
         index = {p: i for i, p in enumerate(pieces)}
 
         def run(batch):
             toks = [[pieces[i] for i in s] for s in batch]
-            res = ct.translate_batch(toks, beam_size=beam, max_batch_size=0, max_decoding_length=NEW_TOKENS,
-                                     length_penalty=1.0, return_scores=False)
+            res = ct.translate_batch(
+                toks,
+                beam_size=beam,
+                max_batch_size=0,
+                max_decoding_length=NEW_TOKENS,
+                length_penalty=1.0,
+                return_scores=False,
+            )
             return [[index[t] for t in r.hypotheses[0]] for r in res]
     else:
         raise ValueError(f"unknown engine {engine}")
@@ -239,7 +310,17 @@ def _versions_child() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     got = {}
-    for name in ("torch", "transformers", "onnxruntime", "optimum", "optimum-onnx", "ctranslate2", "traductor", "tokenizers", "numpy"):
+    for name in (
+        "torch",
+        "transformers",
+        "onnxruntime",
+        "optimum",
+        "optimum-onnx",
+        "ctranslate2",
+        "traductor",
+        "tokenizers",
+        "numpy",
+    ):
         try:
             got[name] = version(name)
         except PackageNotFoundError:
@@ -255,8 +336,15 @@ def _python_for(engine: str, optimum_python: Path) -> str:
 
 
 def _env_for(engine: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
     if engine.startswith("ct2"):
         env["OMP_WAIT_POLICY"] = "ACTIVE"  # slow on this AMD CPU otherwise (see compare_engines.py)
     if engine == "optimum":
@@ -265,13 +353,22 @@ def _env_for(engine: str) -> dict:
 
 
 def _call(python: str, args: list[str], stdin: str, env: dict, timeout: float) -> dict:
-    proc = subprocess.run([python, __file__, *args], input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [python, __file__, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-1500:] or f"exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _run(cmd: list[str], log: Path, env: dict | None = None, timeout: float = 3600) -> tuple[int, str]:
+def _run(
+    cmd: list[str], log: Path, env: dict | None = None, timeout: float = 3600
+) -> tuple[int, str]:
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     text = f"$ {' '.join(cmd)}\n(exit {proc.returncode}, {time.time() - t0:.0f} s)\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n"
@@ -296,17 +393,23 @@ def add_int8(pkg: Path, out: Path, dev: Path) -> dict:
     from dataclasses import replace
 
     from traductor.export.quantize import quantize_int8
+    from traductor.runtime import Translator
     from traductor.runtime.onnx_model import OnnxSeq2Seq
     from traductor.runtime.package import INT8_ROWS, Variant, read_config, write_manifest
     from traductor.runtime.quality import forced_token_agreement, ort_greedy
-    from traductor.runtime import Translator
 
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(pkg, out)
     quantize_int8(out / "encoder.onnx", out / "encoder.int8.onnx")
     quantize_int8(out / "decoder.onnx", out / "decoder.int8.onnx")
     cfg = read_config(out)
-    cfg = replace(cfg, variants={**cfg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization=INT8_ROWS)})
+    cfg = replace(
+        cfg,
+        variants={
+            **cfg.variants,
+            "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization=INT8_ROWS),
+        },
+    )
     (out / "config.json").write_text(cfg.to_json())
     write_manifest(out)
     tr = Translator(out, variant="fp32", intra_threads=1)
@@ -316,8 +419,12 @@ def add_int8(pkg: Path, out: Path, dev: Path) -> dict:
     int8 = OnnxSeq2Seq(out, variant="int8", verify=False)
     got = ort_greedy(fp32, src)
     got8 = ort_greedy(int8, src)
-    info = {"package": str(out), "dev_sentences": len(src), "int8_next_token_agreement_with_fp32": forced_token_agreement(int8, src, got),
-            "int8_greedy_identical_to_fp32": f"{sum(a == b for a, b in zip(got, got8))}/{len(src)}"}
+    info = {
+        "package": str(out),
+        "dev_sentences": len(src),
+        "int8_next_token_agreement_with_fp32": forced_token_agreement(int8, src, got),
+        "int8_greedy_identical_to_fp32": f"{sum(a == b for a, b in zip(got, got8))}/{len(src)}",
+    }
     (out / "BUILT").write_text(json.dumps(info))
     write_manifest(out)
     return info
@@ -337,7 +444,13 @@ def prepare(args, notes: dict) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     model_dir = work / "opus-size-es-en"
-    paths = {"model_dir": str(model_dir), "package": None, "package_int8": None, "ct2_dir": {}, "optimum_dir": None}
+    paths = {
+        "model_dir": str(model_dir),
+        "package": None,
+        "package_int8": None,
+        "ct2_dir": {},
+        "optimum_dir": None,
+    }
     if args.rebuild or not (model_dir / "BUILT").is_file():
         shutil.rmtree(model_dir, ignore_errors=True)
         t0 = time.time()
@@ -352,35 +465,78 @@ def prepare(args, notes: dict) -> dict:
     if engines & {"traductor-fp32", "traductor-int8"}:
         pkg = work / "traductor-pkg"
         dev = work / "dev.es.txt"
-        lines = [x for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
-        short = [x for x in lines[max(args.sentences, 100):] if len(x.split()) <= 15][:DEV_SENTENCES]
+        lines = [
+            x
+            for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
+            if x.strip()
+        ]
+        short = [x for x in lines[max(args.sentences, 100) :] if len(x.split()) <= 15][
+            :DEV_SENTENCES
+        ]
         dev.write_text("\n".join(short) + "\n", encoding="utf-8")
-        pre = [str(Path(sys.executable).parent / "traductor"), "convert", "marian", str(model_dir), "--out", str(pkg)]
+        pre = [
+            str(Path(sys.executable).parent / "traductor"),
+            "convert",
+            "marian",
+            str(model_dir),
+            "--out",
+            str(pkg),
+        ]
         post = ["--force", "--dev", str(dev), "--dev-sentences", str(DEV_SENTENCES)]
-        attempts = [("int8", pre + ["--int8"] + post, "convert-traductor.log"),
-                    ("int8 --accept-mismatch", pre + ["--int8"] + post + ["--accept-mismatch"], "convert-traductor-accept-mismatch.log"),
-                    ("fp32 only", pre + post, "convert-traductor-fp32.log"),
-                    ("fp32 only --accept-mismatch", pre + post + ["--accept-mismatch"], "convert-traductor-fp32-accept-mismatch.log")]
+        attempts = [
+            ("int8", pre + ["--int8"] + post, "convert-traductor.log"),
+            (
+                "int8 --accept-mismatch",
+                pre + ["--int8"] + post + ["--accept-mismatch"],
+                "convert-traductor-accept-mismatch.log",
+            ),
+            ("fp32 only", pre + post, "convert-traductor-fp32.log"),
+            (
+                "fp32 only --accept-mismatch",
+                pre + post + ["--accept-mismatch"],
+                "convert-traductor-fp32-accept-mismatch.log",
+            ),
+        ]
         notes["traductor_convert"] = []
         for label, cmd, log in attempts:
-            rc, out, cached = _cached_run(cmd, work / log, args.rebuild, lambda: (pkg / "config.json").is_file())
-            notes["traductor_convert"].append({"attempt": label, "command": " ".join(cmd), "exit": rc, "reused_log": cached,
-                                               "output_tail": out.strip()[-2000:]})
-            print(f"traductor convert ({label}): exit {rc}{' (reused)' if cached else ''}", file=sys.stderr, flush=True)
+            rc, out, cached = _cached_run(
+                cmd, work / log, args.rebuild, lambda: (pkg / "config.json").is_file()
+            )
+            notes["traductor_convert"].append(
+                {
+                    "attempt": label,
+                    "command": " ".join(cmd),
+                    "exit": rc,
+                    "reused_log": cached,
+                    "output_tail": out.strip()[-2000:],
+                }
+            )
+            print(
+                f"traductor convert ({label}): exit {rc}{' (reused)' if cached else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
             if rc == 0:
                 notes["traductor_package_from"] = label
                 break
         if (pkg / "config.json").is_file():
             paths["package"] = paths["package_int8"] = str(pkg)
             cfg = json.loads((pkg / "config.json").read_text())
-            notes["traductor_package_variants"] = {k: {f: v.get(f) for f in ("quantization", "greedy_agreement") if f in v}
-                                                   for k, v in cfg.get("variants", {}).items()}
+            notes["traductor_package_variants"] = {
+                k: {f: v.get(f) for f in ("quantization", "greedy_agreement") if f in v}
+                for k, v in cfg.get("variants", {}).items()
+            }
             if "int8" not in cfg.get("variants", {}) and "traductor-int8" in engines:
                 ungated = work / "traductor-pkg-int8-ungated"
                 if args.rebuild or not (ungated / "BUILT").is_file():
                     try:
-                        notes["traductor_int8_ungated"] = _call(sys.executable, ["--add-int8", str(pkg), str(ungated), str(dev)], "",
-                                                                _env_for("pytorch"), 3600)
+                        notes["traductor_int8_ungated"] = _call(
+                            sys.executable,
+                            ["--add-int8", str(pkg), str(ungated), str(dev)],
+                            "",
+                            _env_for("pytorch"),
+                            3600,
+                        )
                     except Exception as e:  # noqa: BLE001
                         notes["traductor_int8_ungated"] = {"error": str(e)[-800:]}
                 else:
@@ -394,9 +550,15 @@ def prepare(args, notes: dict) -> dict:
             continue
         d = work / name
         if args.rebuild or not (d / "model.bin").is_file():
-            cmd = [converter, "--model", str(model_dir), "--output_dir", str(d), "--force"] + (["--quantization", quant] if quant else [])
+            cmd = [converter, "--model", str(model_dir), "--output_dir", str(d), "--force"] + (
+                ["--quantization", quant] if quant else []
+            )
             rc, out = _run(cmd, work / f"convert-{name}.log")
-            notes[f"{name}_convert"] = {"command": " ".join(cmd), "exit": rc, "output_tail": out.strip()[-1500:]}
+            notes[f"{name}_convert"] = {
+                "command": " ".join(cmd),
+                "exit": rc,
+                "output_tail": out.strip()[-1500:],
+            }
         else:
             notes[f"{name}_convert"] = {"reused": str(d)}
         if (d / "model.bin").is_file():
@@ -407,14 +569,19 @@ def prepare(args, notes: dict) -> dict:
         py = Path(args.work) / "venv-optimum" / "bin" / "python"
         d = work / "optimum-onnx"
         if not py.is_file():
-            notes["optimum"] = f"no venv at {py.parent.parent}: python3 -m venv, pip install torch==2.13.0, then 'optimum-onnx[onnxruntime]' sentencepiece"
+            notes["optimum"] = (
+                f"no venv at {py.parent.parent}: python3 -m venv, pip install torch==2.13.0, then 'optimum-onnx[onnxruntime]' sentencepiece"
+            )
         else:
             if args.rebuild or not any(d.glob("*.onnx")):
                 shutil.rmtree(d, ignore_errors=True)
                 cmd = [str(py), "-c", OPTIMUM_EXPORT, str(model_dir), str(d)]
                 rc, out = _run(cmd, work / "export-optimum.log", env=_env_for("optimum"))
-                notes["optimum_export"] = {"command": f"{py} -c <ORTModelForSeq2SeqLM.from_pretrained(dir, export=True).save_pretrained(out)>",
-                                           "exit": rc, "output_tail": out.strip()[-1500:]}
+                notes["optimum_export"] = {
+                    "command": f"{py} -c <ORTModelForSeq2SeqLM.from_pretrained(dir, export=True).save_pretrained(out)>",
+                    "exit": rc,
+                    "output_tail": out.strip()[-1500:],
+                }
             else:
                 notes["optimum_export"] = {"reused": str(d)}
             if any(d.glob("*.onnx")):
@@ -429,7 +596,10 @@ def _cpu() -> dict:
         m = re.search(r"Model name:\s*(.+)", text)
         info["model_name"] = m.group(1).strip() if m else "?"
         flags = set((re.search(r"Flags:\s*(.+)", text) or re.search("(.*)", "")).group(1).split())
-        info["flags"] = {f: f in flags for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")}
+        info["flags"] = {
+            f: f in flags
+            for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+        }
         m = re.search(r"^CPU\(s\):\s*(\d+)", text, re.M)
         info["cpus"] = int(m.group(1)) if m else os.cpu_count()
     except OSError:
@@ -443,16 +613,35 @@ def _batches(src: list[list[int]], size: int) -> list[list[list[int]]]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(HERE / "results" / "marian-engines"), help="directory for results.md and results.json")
-    p.add_argument("--work", default="/tmp/marian-bench", help="models, converted engines and the Optimum venv")
-    p.add_argument("--sentences", type=int, default=64, help="source sentences for greedy b16 and beam4 b32")
-    p.add_argument("--b1-sentences", type=int, default=24, help="source sentences for greedy b1 (the first of the same list)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--out",
+        default=str(HERE / "results" / "marian-engines"),
+        help="directory for results.md and results.json",
+    )
+    p.add_argument(
+        "--work", default="/tmp/marian-bench", help="models, converted engines and the Optimum venv"
+    )
+    p.add_argument(
+        "--sentences", type=int, default=64, help="source sentences for greedy b16 and beam4 b32"
+    )
+    p.add_argument(
+        "--b1-sentences",
+        type=int,
+        default=24,
+        help="source sentences for greedy b1 (the first of the same list)",
+    )
     p.add_argument("--repeats", type=int, default=4, help="interleaved repeats (median reported)")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to run, comma-separated")
     p.add_argument("--skip-optimum", action="store_true", help="leave the Optimum engine out")
-    p.add_argument("--rebuild", action="store_true", help="rebuild the model and reconvert every engine")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed for one measurement")
+    p.add_argument(
+        "--rebuild", action="store_true", help="rebuild the model and reconvert every engine"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=1800, help="seconds allowed for one measurement"
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--add-int8", nargs=3, help=argparse.SUPPRESS)
@@ -466,7 +655,9 @@ def main() -> int:
     if args.versions:
         print(json.dumps(_versions_child()))
         return 0
-    args.engines = [e for e in args.engines.split(",") if e and not (args.skip_optimum and e == "optimum")]
+    args.engines = [
+        e for e in args.engines.split(",") if e and not (args.skip_optimum and e == "optimum")
+    ]
     unknown = set(args.engines) - set(ENGINES)
     if unknown:
         p.error(f"unknown engines: {sorted(unknown)}")
@@ -480,40 +671,64 @@ def main() -> int:
     tok = MarianTokenizer.from_pretrained(paths["model_dir"])
     pad = tok.pad_token_id
     pieces = tok.convert_ids_to_tokens(list(range(VOCAB_SIZE)))
-    lines = [x for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if x.strip()][: args.sentences]
+    lines = [
+        x
+        for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ][: args.sentences]
     src = [tok(x).input_ids for x in lines]
     assert all(s[-1] == 0 for s in src)
-    if paths["package"]:  # the package's own tokenizer must give the same ids (it is what translate() uses)
+    if paths[
+        "package"
+    ]:  # the package's own tokenizer must give the same ids (it is what translate() uses)
         from traductor.runtime import Translator
 
         tr = Translator(paths["package"], variant="fp32", intra_threads=1)
-        notes["traductor_tokenizer_same_ids_as_MarianTokenizer"] = all(tr.tokenizer.encode(x).ids == s for x, s in zip(lines, src))
+        notes["traductor_tokenizer_same_ids_as_MarianTokenizer"] = all(
+            tr.tokenizer.encode(x).ids == s for x, s in zip(lines, src)
+        )
         del tr
 
     versions = {"main venv": _call(sys.executable, ["--versions"], "", _env_for("pytorch"), 120)}
     if "optimum" in args.engines and optimum_python.is_file():
         try:
-            versions["optimum venv"] = _call(str(optimum_python), ["--versions"], "", _env_for("optimum"), 120)
+            versions["optimum venv"] = _call(
+                str(optimum_python), ["--versions"], "", _env_for("optimum"), 120
+            )
         except Exception as e:  # noqa: BLE001
             versions["optimum venv"] = {"error": str(e)[-300:]}
     try:
-        versions["traductor git"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        versions["traductor git"] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         pass
 
     errors: dict[str, str] = {}
     if "optimum" in args.engines and not paths["optimum_dir"]:
-        errors["optimum"] = notes.get("optimum") or "export failed: " + str(notes.get("optimum_export", {}).get("output_tail", ""))[-400:]
+        errors["optimum"] = (
+            notes.get("optimum")
+            or "export failed: "
+            + str(notes.get("optimum_export", {}).get("output_tail", ""))[-400:]
+        )
     for e in ("ct2-fp32", "ct2-int8"):
         if e in args.engines and e not in paths["ct2_dir"]:
-            errors[e] = "conversion failed: " + str(notes.get(f"{e}_convert", {}).get("output_tail", ""))[-400:]
+            errors[e] = (
+                "conversion failed: "
+                + str(notes.get(f"{e}_convert", {}).get("output_tail", ""))[-400:]
+            )
     for e in ("traductor-fp32", "traductor-int8"):
         if e in args.engines and not paths["package"]:
             errors[e] = "conversion failed (see notes)"
     if "traductor-int8" in args.engines and paths["package"] and not paths["package_int8"]:
-        errors["traductor-int8"] = f"no int8 variant: the converter's int8 gate refused it; adding it failed: {notes.get('traductor_int8_ungated')}"
+        errors["traductor-int8"] = (
+            f"no int8 variant: the converter's int8 gate refused it; adding it failed: {notes.get('traductor_int8_ungated')}"
+        )
 
-    workloads = {name: (beam, size, src[: args.b1_sentences] if size == 1 else src) for name, (beam, size) in WORKLOADS.items()}
+    workloads = {
+        name: (beam, size, src[: args.b1_sentences] if size == 1 else src)
+        for name, (beam, size) in WORKLOADS.items()
+    }
     times: dict[tuple, list[float]] = {}
     lengths: dict[tuple, list[int]] = {}
     hyps: dict[tuple, list[list[int]]] = {}
@@ -521,63 +736,138 @@ def main() -> int:
     total = args.repeats * len(workloads) * len(engines)
     done = 0
     for rep in range(args.repeats):
-        order = engines[rep % len(engines):] + engines[: rep % len(engines)]  # rotated every repeat
+        order = (
+            engines[rep % len(engines) :] + engines[: rep % len(engines)]
+        )  # rotated every repeat
         for wname, (beam, size, wsrc) in workloads.items():
             batches = _batches(wsrc, size)
             for engine in order:
                 done += 1
                 key = (wname, engine)
-                if engine in errors or f"{engine} @ {wname}" in errors:  # could not be set up, or failed at this workload
+                if (
+                    engine in errors or f"{engine} @ {wname}" in errors
+                ):  # could not be set up, or failed at this workload
                     continue
-                spec = {"engine": engine, "beam": beam, "batches": batches, "pad": pad, "model_dir": paths["model_dir"],
-                        "optimum_dir": paths["optimum_dir"], "package": paths["package"], "package_int8": paths["package_int8"], "ct2_dir": paths["ct2_dir"],
-                        "pieces": pieces if engine.startswith("ct2") else None}
+                spec = {
+                    "engine": engine,
+                    "beam": beam,
+                    "batches": batches,
+                    "pad": pad,
+                    "model_dir": paths["model_dir"],
+                    "optimum_dir": paths["optimum_dir"],
+                    "package": paths["package"],
+                    "package_int8": paths["package_int8"],
+                    "ct2_dir": paths["ct2_dir"],
+                    "pieces": pieces if engine.startswith("ct2") else None,
+                }
                 try:
-                    r = _call(_python_for(engine, optimum_python), ["--child"], json.dumps(spec), _env_for(engine), args.timeout)
+                    r = _call(
+                        _python_for(engine, optimum_python),
+                        ["--child"],
+                        json.dumps(spec),
+                        _env_for(engine),
+                        args.timeout,
+                    )
                 except Exception as e:  # noqa: BLE001 -- recorded in the table, the run goes on
                     errors[f"{engine} @ {wname}"] = f"repeat {rep + 1}: {str(e)[-600:]}"
-                    print(f"[{done}/{total}] {wname:<11} {engine:<15} FAILED: {str(e)[-300:]}", file=sys.stderr, flush=True)
+                    print(
+                        f"[{done}/{total}] {wname:<11} {engine:<15} FAILED: {str(e)[-300:]}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     continue
                 times.setdefault(key, []).append(r["seconds"])
                 lengths[key] = r["lengths"]
                 hyps.setdefault(key, r["hyps"])
                 tps = sum(r["lengths"]) / r["seconds"]
-                print(f"[{done}/{total}] {wname:<11} {engine:<15} {tps:8.1f} tokens/s ({r['seconds']:.1f} s, "
-                      f"{len(r['lengths'])} sentences, {min(r['lengths'])}-{max(r['lengths'])} tokens each)", file=sys.stderr, flush=True)
+                print(
+                    f"[{done}/{total}] {wname:<11} {engine:<15} {tps:8.1f} tokens/s ({r['seconds']:.1f} s, "
+                    f"{len(r['lengths'])} sentences, {min(r['lengths'])}-{max(r['lengths'])} tokens each)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     rows = []
     for wname, (beam, size, wsrc) in workloads.items():
         order = sorted(wsrc, key=len)
         for engine in engines:
             key = (wname, engine)
-            row = {"workload": wname, "engine": engine, "beam": beam, "batch": size, "sentences": len(wsrc)}
+            row = {
+                "workload": wname,
+                "engine": engine,
+                "beam": beam,
+                "batch": size,
+                "sentences": len(wsrc),
+            }
             if key in times:
                 toks = sum(lengths[key])
                 med = statistics.median(times[key])
                 ref = hyps.get((wname, "pytorch"))
-                row.update({
-                    "tokens_per_s": toks / med, "median_seconds": med, "seconds": times[key], "repeats": len(times[key]),
-                    "generated_tokens": toks, "tokens_per_sentence": [min(lengths[key]), max(lengths[key])],
-                    "all_exactly_32": all(n == NEW_TOKENS for n in lengths[key]),
-                    "same_tokens_as_transformers": (sum(a == b for a, b in zip(hyps[key], ref)) / len(ref)) if ref else None,
-                    "source_tokens": sum(len(s) for s in order),
-                })
+                row.update(
+                    {
+                        "tokens_per_s": toks / med,
+                        "median_seconds": med,
+                        "seconds": times[key],
+                        "repeats": len(times[key]),
+                        "generated_tokens": toks,
+                        "tokens_per_sentence": [min(lengths[key]), max(lengths[key])],
+                        "all_exactly_32": all(n == NEW_TOKENS for n in lengths[key]),
+                        "same_tokens_as_transformers": (
+                            sum(a == b for a, b in zip(hyps[key], ref)) / len(ref)
+                        )
+                        if ref
+                        else None,
+                        "source_tokens": sum(len(s) for s in order),
+                    }
+                )
             else:
-                row["error"] = errors.get(f"{engine} @ {wname}") or errors.get(engine, "not measured")
+                row["error"] = errors.get(f"{engine} @ {wname}") or errors.get(
+                    engine, "not measured"
+                )
             rows.append(row)
-    result = {"engines": engines, "workloads": {k: {"beam": b, "batch": s, "sentences": len(w)} for k, (b, s, w) in workloads.items()},
-              "new_tokens": NEW_TOKENS, "repeats": args.repeats, "model": {"vocab_size": VOCAB_SIZE, **DIMS, "eos_bias": EOS_BIAS, "init_std": INIT_STD,
-              "dir": paths["model_dir"]}, "paths": paths, "cpu": _cpu(), "versions": versions, "errors": errors, "notes": notes,
-              "rows": rows, "wall_minutes": (time.time() - started) / 60,
-              "command": "$ .venv/bin/python benchmarks/marian_engines.py " + " ".join(sys.argv[1:])}
+    result = {
+        "engines": engines,
+        "workloads": {
+            k: {"beam": b, "batch": s, "sentences": len(w)} for k, (b, s, w) in workloads.items()
+        },
+        "new_tokens": NEW_TOKENS,
+        "repeats": args.repeats,
+        "model": {
+            "vocab_size": VOCAB_SIZE,
+            **DIMS,
+            "eos_bias": EOS_BIAS,
+            "init_std": INIT_STD,
+            "dir": paths["model_dir"],
+        },
+        "paths": paths,
+        "cpu": _cpu(),
+        "versions": versions,
+        "errors": errors,
+        "notes": notes,
+        "rows": rows,
+        "wall_minutes": (time.time() - started) / 60,
+        "command": "$ .venv/bin/python benchmarks/marian_engines.py " + " ".join(sys.argv[1:]),
+    }
     _report(result, Path(args.out))
     return 0
 
 
-RATIOS = [("traductor-int8", "ct2-int8"), ("traductor-int8", "optimum"), ("traductor-int8", "pytorch"), ("traductor-int8", "ct2-fp32"),
-          ("traductor-fp32", "ct2-fp32"), ("traductor-fp32", "optimum"), ("traductor-fp32", "pytorch"), ("traductor-int8", "traductor-fp32"),
-          ("ct2-int8", "ct2-fp32"), ("optimum", "pytorch")]
-TARGETS = {("greedy b1", "traductor-int8", "ct2-int8"): 1.2, ("greedy b1", "traductor-int8", "optimum"): 3.0}
+RATIOS = [
+    ("traductor-int8", "ct2-int8"),
+    ("traductor-int8", "optimum"),
+    ("traductor-int8", "pytorch"),
+    ("traductor-int8", "ct2-fp32"),
+    ("traductor-fp32", "ct2-fp32"),
+    ("traductor-fp32", "optimum"),
+    ("traductor-fp32", "pytorch"),
+    ("traductor-int8", "traductor-fp32"),
+    ("ct2-int8", "ct2-fp32"),
+    ("optimum", "pytorch"),
+]
+TARGETS = {
+    ("greedy b1", "traductor-int8", "ct2-int8"): 1.2,
+    ("greedy b1", "traductor-int8", "optimum"): 3.0,
+}
 
 
 def _report(res: dict, out: Path) -> None:
@@ -604,7 +894,9 @@ def _report(res: dict, out: Path) -> None:
         "",
         f"CPU: {cpu.get('model_name', '?')} ({cpu.get('cpus', '?')} CPUs, shared machine), {flags}.",
         "",
-        "| engine | " + " | ".join(f"{w} tok/s" for w in workloads) + " | tokens per sentence | same tokens as transformers |",
+        "| engine | "
+        + " | ".join(f"{w} tok/s" for w in workloads)
+        + " | tokens per sentence | same tokens as transformers |",
         "|---|" + "---:|" * len(workloads) + "---|---|",
     ]
     for e in engines:
@@ -625,11 +917,22 @@ def _report(res: dict, out: Path) -> None:
         label = e
         if e == "traductor-int8" and res["notes"].get("traductor_int8_ungated"):
             label = "traductor-int8 (ungated: int8 gate refused, see below)"
-        elif e.startswith("traductor") and "accept-mismatch" in str(res["notes"].get("traductor_package_from")):
+        elif e.startswith("traductor") and "accept-mismatch" in str(
+            res["notes"].get("traductor_package_from")
+        ):
             label = f"{e} (package written with --accept-mismatch)"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {' / '.join(counts)}{' (all exactly 32)' if ok else ''} | {' / '.join(same)} |")
-    lines += ["", "Ratios (tokens/s of the first engine / the second; targets at greedy b1: traductor int8 >= 1.2x CT2 int8, >= 3x Optimum):", "",
-              "| ratio | " + " | ".join(workloads) + " |", "|---|" + "---:|" * len(workloads)]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(cells)
+            + f" | {' / '.join(counts)}{' (all exactly 32)' if ok else ''} | {' / '.join(same)} |"
+        )
+    lines += [
+        "",
+        "Ratios (tokens/s of the first engine / the second; targets at greedy b1: traductor int8 >= 1.2x CT2 int8, >= 3x Optimum):",
+        "",
+        "| ratio | " + " | ".join(workloads) + " |",
+        "|---|" + "---:|" * len(workloads),
+    ]
     ratios = {}
     for a, b in RATIOS:
         if a not in engines or b not in engines:
@@ -640,40 +943,76 @@ def _report(res: dict, out: Path) -> None:
             if x and y:
                 ratios[f"{w}: {a} / {b}"] = x / y
                 target = TARGETS.get((w, a, b))
-                mark = f" (target {target:g}x: {'met' if x / y >= target else 'missed'})" if target else ""
+                mark = (
+                    f" (target {target:g}x: {'met' if x / y >= target else 'missed'})"
+                    if target
+                    else ""
+                )
                 cells.append(f"{x / y:.2f}x{mark}")
             else:
                 cells.append("-")
         lines.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
     res["ratios"] = ratios
     if res["errors"]:
-        lines += ["", "Failures:", ""] + [f"- {e}: {msg.strip().splitlines()[-1] if msg.strip() else msg}" for e, msg in res["errors"].items()]
+        lines += ["", "Failures:", ""] + [
+            f"- {e}: {msg.strip().splitlines()[-1] if msg.strip() else msg}"
+            for e, msg in res["errors"].items()
+        ]
     notes = res["notes"]
     attempts = notes.get("traductor_convert") or []
     if attempts:
-        lines += ["", "traductor's converter, in order (`traductor convert marian MODEL --out PKG --force --dev DEV --dev-sentences "
-                  f"{DEV_SENTENCES}` plus the flags named):", ""]
+        lines += [
+            "",
+            "traductor's converter, in order (`traductor convert marian MODEL --out PKG --force --dev DEV --dev-sentences "
+            f"{DEV_SENTENCES}` plus the flags named):",
+            "",
+        ]
         for a in attempts:
             last = [x for x in a["output_tail"].splitlines() if x.strip()]
-            lines.append(f"- {a['attempt']}: exit {a['exit']}" + (f": `{last[-1][:400]}`" if last else ""))
+            lines.append(
+                f"- {a['attempt']}: exit {a['exit']}" + (f": `{last[-1][:400]}`" if last else "")
+            )
         used = notes.get("traductor_package_from")
-        lines.append(f"- package timed as traductor-fp32: written by the '{used}' attempt ({notes.get('traductor_package_variants')})" if used
-                     else "- no package was written")
+        lines.append(
+            f"- package timed as traductor-fp32: written by the '{used}' attempt ({notes.get('traductor_package_variants')})"
+            if used
+            else "- no package was written"
+        )
     ungated = notes.get("traductor_int8_ungated")
     if ungated:
-        lines += ["", "traductor-int8 is NOT a gated package: the converter refused its int8 variant, so the int8 graphs were added to a "
-                  "copy of the fp32 package by the converter's own `quantize_int8` (the very call `--int8` makes before its gate), "
-                  f"measured again on the dev sentences: {json.dumps(ungated)}. Its speed is what `--int8` would ship; its "
-                  "agreement with fp32 is below the converter's 98% bar on these random weights."]
+        lines += [
+            "",
+            "traductor-int8 is NOT a gated package: the converter refused its int8 variant, so the int8 graphs were added to a "
+            "copy of the fp32 package by the converter's own `quantize_int8` (the very call `--int8` makes before its gate), "
+            f"measured again on the dev sentences: {json.dumps(ungated)}. Its speed is what `--int8` would ship; its "
+            "agreement with fp32 is below the converter's 98% bar on these random weights.",
+        ]
     if "traductor_tokenizer_same_ids_as_MarianTokenizer" in notes:
-        lines += ["", "traductor's own source tokenizer gives MarianTokenizer's ids on every benchmark source: "
-                  f"{'yes' if notes['traductor_tokenizer_same_ids_as_MarianTokenizer'] else 'NO'} (all engines are fed those ids)."]
+        lines += [
+            "",
+            "traductor's own source tokenizer gives MarianTokenizer's ids on every benchmark source: "
+            f"{'yes' if notes['traductor_tokenizer_same_ids_as_MarianTokenizer'] else 'NO'} (all engines are fed those ids).",
+        ]
     if notes.get("traductor_package_variants"):
-        lines += ["", f"traductor package variants: {json.dumps(notes['traductor_package_variants'])}"]
+        lines += [
+            "",
+            f"traductor package variants: {json.dumps(notes['traductor_package_variants'])}",
+        ]
     lines += ["", "Versions:", ""]
     for where, v in res["versions"].items():
-        lines.append(f"- {where}: " + (", ".join(f"{k} {x}" for k, x in v.items()) if isinstance(v, dict) else str(v)))
-    lines += ["", f"Total wall time {res['wall_minutes']:.0f} min. Command:", "", "```", res["command"], "```", ""]
+        lines.append(
+            f"- {where}: "
+            + (", ".join(f"{k} {x}" for k, x in v.items()) if isinstance(v, dict) else str(v))
+        )
+    lines += [
+        "",
+        f"Total wall time {res['wall_minutes']:.0f} min. Command:",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+    ]
     text = "\n".join(lines)
     (out / "results.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
     (out / "results.md").write_text(text)

@@ -37,20 +37,44 @@ def main() -> int:
     tr = Translator(args.model, variant=args.variant, intra_threads=1)
     m = tr.model
     dec = m.decoder
-    names, outs, n_layers = [i.name for i in dec.get_inputs()], [o.name for o in dec.get_outputs()], m.n_layers
+    names, outs, n_layers = (
+        [i.name for i in dec.get_inputs()],
+        [o.name for o in dec.get_outputs()],
+        m.n_layers,
+    )
     bos, pad = m.config.special_tokens.bos_id, m.config.special_tokens.pad_id
 
     def step(tokens, pos, mask, past, cross):
-        o = dec.run(outs, dict(zip(names, [tokens.reshape(-1, 1), pos, mask, *past, *cross, np.array([1], dtype=np.int64)])))
+        o = dec.run(
+            outs,
+            dict(
+                zip(
+                    names,
+                    [
+                        tokens.reshape(-1, 1),
+                        pos,
+                        mask,
+                        *past,
+                        *cross,
+                        np.array([1], dtype=np.int64),
+                    ],
+                )
+            ),
+        )
         return o[0], o[1 : 1 + 2 * n_layers]
 
-    texts = ["En el principio crió Dios los cielos y la tierra.", "Jesús lloró.",
-             "Y dijo Dios: Sea la luz: y fué la luz, y vió Dios que la luz era buena."]
+    texts = [
+        "En el principio crió Dios los cielos y la tierra.",
+        "Jesús lloró.",
+        "Y dijo Dios: Sea la luz: y fué la luz, y vió Dios que la luz era buena.",
+    ]
     start = [4, 7, 0]  # steps each sentence has already taken when the batch runs together
     together = 8
     alone = []  # per sentence: mask, cross K/V, and per step (token, log-probs)
     for text, s in zip(texts, start):
-        ids, mask = pad_sources([tr.tokenizer.encode(text).ids], pad, m.config.decoding.source_pad_multiple)
+        ids, mask = pad_sources(
+            [tr.tokenizer.encode(text).ids], pad, m.config.decoding.source_pad_multiple
+        )
         cross, past, tok, hist = m.encode(ids, mask), m.empty_past(1), np.array([bos]), []
         for t in range(s + together):  # the package's own decoder graph, one row
             lp, past = m.step(tok.reshape(1, 1), t, mask, past, cross)
@@ -61,7 +85,10 @@ def main() -> int:
     # The batch: each row starts from its own state after `start` steps, re-decoded here in the batch.
     width = max(a[0].shape[1] for a in alone) + 8  # wider than any own padding
     mask = np.zeros((len(texts), width), dtype=np.int64)
-    cross = [np.zeros((len(texts), *c.shape[1:2], width, c.shape[3]), dtype=np.float32) for c in alone[0][1]]
+    cross = [
+        np.zeros((len(texts), *c.shape[1:2], width, c.shape[3]), dtype=np.float32)
+        for c in alone[0][1]
+    ]
     for r, (mk, cr, _) in enumerate(alone):
         mask[r, : mk.shape[1]] = mk[0]
         for c, x in zip(cross, cr):
@@ -75,7 +102,9 @@ def main() -> int:
         past_rows.append(past)
     pos = np.array(start, dtype=np.int64)
     cap = int(pos.max())
-    past = [np.zeros((len(texts), p.shape[1], cap, p.shape[3]), dtype=np.float32) for p in past_rows[0]]
+    past = [
+        np.zeros((len(texts), p.shape[1], cap, p.shape[3]), dtype=np.float32) for p in past_rows[0]
+    ]
     for r, pr in enumerate(past_rows):
         for c, x in zip(past, pr):
             c[r, :, : x.shape[2]] = x[0]
@@ -87,11 +116,15 @@ def main() -> int:
             same = np.array_equal(lp[r], alone[r][2][pos[r]][1])
             identical += same
             if not same:
-                print(f"step {k}, row {r} (position {pos[r]}): differs by {np.abs(lp[r] - alone[r][2][pos[r]][1]).max():.3g}")
+                print(
+                    f"step {k}, row {r} (position {pos[r]}): differs by {np.abs(lp[r] - alone[r][2][pos[r]][1]).max():.3g}"
+                )
         past, pos = present, pos + 1  # each row's new K/V went in at its own position
     n = together * len(texts)
-    print(f"{args.variant}: {identical} of {n} row-steps bit-identical to the sentence decoded alone "
-          f"(rows at positions {start} -> {pos.tolist()} in one batch, caches right-padded, sources padded to {width})")
+    print(
+        f"{args.variant}: {identical} of {n} row-steps bit-identical to the sentence decoded alone "
+        f"(rows at positions {start} -> {pos.tolist()} in one batch, caches right-padded, sources padded to {width})"
+    )
     return 0 if identical == n else 1
 
 

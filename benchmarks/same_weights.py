@@ -40,9 +40,19 @@ def load_model_weights(model_dir: Path) -> Transformer:
             named[init.name.removeprefix("model.")] = a
     d_ff = named["encoder_layers.0.ffn.fc1.bias"].shape[0]
     mcfg = ModelConfig(
-        vocab_size=d.vocab_size, d_model=d.d_model, n_heads=d.n_heads, d_ff=d_ff, n_encoder_layers=d.n_encoder_layers,
-        n_decoder_layers=d.n_decoder_layers, dropout=0.0, pre_norm=d.pre_norm, max_len=d.max_len,
-        pad_id=st.pad_id, bos_id=st.bos_id, eos_id=st.eos_id, unk_id=st.unk_id,
+        vocab_size=d.vocab_size,
+        d_model=d.d_model,
+        n_heads=d.n_heads,
+        d_ff=d_ff,
+        n_encoder_layers=d.n_encoder_layers,
+        n_decoder_layers=d.n_decoder_layers,
+        dropout=0.0,
+        pre_norm=d.pre_norm,
+        max_len=d.max_len,
+        pad_id=st.pad_id,
+        bos_id=st.bos_id,
+        eos_id=st.eos_id,
+        unk_id=st.unk_id,
     )
     model = Transformer(mcfg).eval()
     weights = {**_linear_weights_by_bias(graphs, named), **_decoder_weights(named, d.d_model)}
@@ -96,18 +106,25 @@ def _linear_weights_by_bias(graphs: dict, named: dict) -> dict[str, np.ndarray]:
             w = next((i for i in mm.input if i in inits), None)
             if w is None:
                 continue
-            out[bias.removeprefix("model.").removesuffix(".bias") + ".weight"] = numpy_helper.to_array(inits[w]).T
+            out[bias.removeprefix("model.").removesuffix(".bias") + ".weight"] = (
+                numpy_helper.to_array(inits[w]).T
+            )
     return out
 
 
-def to_ctranslate2(model: Transformer, tokens: list[str], out_dir: Path, quantization: str | None = None) -> Path:
+def to_ctranslate2(
+    model: Transformer, tokens: list[str], out_dir: Path, quantization: str | None = None
+) -> Path:
     """Convert to a CTranslate2 TransformerSpec: same architecture, same weights."""
     import ctranslate2
     from ctranslate2.specs import common_spec, transformer_spec
 
     cfg = model.cfg
     spec = transformer_spec.TransformerSpec.from_config(
-        (cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads, pre_norm=cfg.pre_norm, activation=common_spec.Activation.RELU,
+        (cfg.n_encoder_layers, cfg.n_decoder_layers),
+        cfg.n_heads,
+        pre_norm=cfg.pre_norm,
+        activation=common_spec.Activation.RELU,
     )
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     pos = sinusoidal_positions(torch.arange(cfg.max_len), cfg.d_model).numpy()
@@ -138,7 +155,10 @@ def to_ctranslate2(model: Transformer, tokens: list[str], out_dir: Path, quantiz
         for i, layer in enumerate(stack.layer):
             p = f"{layers}.{i}"
             attention(layer.self_attention, f"{p}.self_attn", fused_qkv=True)
-            norm(layer.self_attention.layer_norm, f"{p}.attn_block.norm" if stack is spec.encoder else f"{p}.self_block.norm")
+            norm(
+                layer.self_attention.layer_norm,
+                f"{p}.attn_block.norm" if stack is spec.encoder else f"{p}.self_block.norm",
+            )
             if stack is spec.decoder:
                 attention(layer.attention, f"{p}.cross_attn", fused_qkv=False)
                 norm(layer.attention.layer_norm, f"{p}.cross_block.norm")
@@ -149,7 +169,11 @@ def to_ctranslate2(model: Transformer, tokens: list[str], out_dir: Path, quantiz
     spec.decoder.projection.bias = np.zeros(cfg.vocab_size, dtype=np.float32)
     spec.register_source_vocabulary(tokens)
     spec.register_target_vocabulary(tokens)
-    spec.config.bos_token, spec.config.eos_token, spec.config.unk_token = tokens[cfg.bos_id], tokens[cfg.eos_id], tokens[cfg.unk_id]
+    spec.config.bos_token, spec.config.eos_token, spec.config.unk_token = (
+        tokens[cfg.bos_id],
+        tokens[cfg.eos_id],
+        tokens[cfg.unk_id],
+    )
     spec.config.decoder_start_token = tokens[cfg.bos_id]
     spec.validate()
     spec.optimize(quantization=quantization)
@@ -168,7 +192,11 @@ def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
     from traductor.training.checkpoint import save_checkpoint
 
     model = load_model_weights(model_dir)
-    card = (model_dir / "MODEL_CARD.md").read_text(encoding="utf-8") if (model_dir / "MODEL_CARD.md").is_file() else ""
+    card = (
+        (model_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
+        if (model_dir / "MODEL_CARD.md").is_file()
+        else ""
+    )
     facts = re.search(r"(\d+) steps; best dev BLEU during training\s+([\d.]+)", card)
     state = {
         "model_config": model.cfg.to_dict(),
@@ -186,9 +214,15 @@ def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
 if __name__ == "__main__":
     import argparse
 
-    p = argparse.ArgumentParser(description="Rebuild a checkpoint from a model package's fp32 graphs.")
+    p = argparse.ArgumentParser(
+        description="Rebuild a checkpoint from a model package's fp32 graphs."
+    )
     p.add_argument("model", type=Path, help="model package with an fp32 variant")
-    p.add_argument("--checkpoint", type=Path, required=True, help="where to write the checkpoint (.pt)")
-    p.add_argument("--data", default="data/bible", help="corpus directory recorded as the training data")
+    p.add_argument(
+        "--checkpoint", type=Path, required=True, help="where to write the checkpoint (.pt)"
+    )
+    p.add_argument(
+        "--data", default="data/bible", help="corpus directory recorded as the training data"
+    )
     a = p.parse_args()
     print(f"wrote {to_checkpoint(a.model, a.checkpoint, a.data)}")

@@ -47,7 +47,9 @@ def _vi(name: str, shape: list, dtype=TensorProto.FLOAT):
 
 def _session(nodes, inputs, outputs, ms: bool) -> ort.InferenceSession:
     opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(MS, 1)] if ms else [])
-    m = helper.make_model(helper.make_graph(nodes, "self_attention", inputs, outputs), opset_imports=opsets)
+    m = helper.make_model(
+        helper.make_graph(nodes, "self_attention", inputs, outputs), opset_imports=opsets
+    )
     m.ir_version = 8
     onnx.checker.check_model(m)
     so = ort.SessionOptions()
@@ -56,23 +58,49 @@ def _session(nodes, inputs, outputs, ms: bool) -> ort.InferenceSession:
 
 
 def gqa_session() -> ort.InferenceSession:
-    node = helper.make_node("GroupQueryAttention", ["qkv", "", "", "past_k", "past_v", "seqlens_k", "total"],
-                            ["out", "present_k", "present_v"], domain=MS, num_heads=H, kv_num_heads=H)
-    inputs = [_vi("qkv", ["rows", 1, 3 * H * HD]), _vi("past_k", ["rows", H, "past", HD]), _vi("past_v", ["rows", H, "past", HD]),
-              _vi("seqlens_k", ["rows"], TensorProto.INT32), _vi("total", [], TensorProto.INT32)]
-    outputs = [_vi("out", ["rows", 1, H * HD]), _vi("present_k", ["rows", H, "present", HD]), _vi("present_v", ["rows", H, "present", HD])]
+    node = helper.make_node(
+        "GroupQueryAttention",
+        ["qkv", "", "", "past_k", "past_v", "seqlens_k", "total"],
+        ["out", "present_k", "present_v"],
+        domain=MS,
+        num_heads=H,
+        kv_num_heads=H,
+    )
+    inputs = [
+        _vi("qkv", ["rows", 1, 3 * H * HD]),
+        _vi("past_k", ["rows", H, "past", HD]),
+        _vi("past_v", ["rows", H, "past", HD]),
+        _vi("seqlens_k", ["rows"], TensorProto.INT32),
+        _vi("total", [], TensorProto.INT32),
+    ]
+    outputs = [
+        _vi("out", ["rows", 1, H * HD]),
+        _vi("present_k", ["rows", H, "present", HD]),
+        _vi("present_v", ["rows", H, "present", HD]),
+    ]
     return _session([node], inputs, outputs, ms=True)
 
 
 def transposed_key_session() -> ort.InferenceSession:
-    nodes = [helper.make_node("Concat", ["past_kt", "k_t"], ["present_kt"], axis=3),
-             helper.make_node("Concat", ["past_v", "v"], ["present_v"], axis=2),
-             helper.make_node("MatMul", ["q", "present_kt"], ["scores"]),
-             helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
-             helper.make_node("MatMul", ["probs", "present_v"], ["out"])]
-    inputs = [_vi("q", ["rows", H, 1, HD]), _vi("k_t", ["rows", H, HD, 1]), _vi("v", ["rows", H, 1, HD]),
-              _vi("past_kt", ["rows", H, HD, "past"]), _vi("past_v", ["rows", H, "past", HD])]
-    outputs = [_vi("out", ["rows", H, 1, HD]), _vi("present_kt", ["rows", H, HD, "present"]), _vi("present_v", ["rows", H, "present", HD])]
+    nodes = [
+        helper.make_node("Concat", ["past_kt", "k_t"], ["present_kt"], axis=3),
+        helper.make_node("Concat", ["past_v", "v"], ["present_v"], axis=2),
+        helper.make_node("MatMul", ["q", "present_kt"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+        helper.make_node("MatMul", ["probs", "present_v"], ["out"]),
+    ]
+    inputs = [
+        _vi("q", ["rows", H, 1, HD]),
+        _vi("k_t", ["rows", H, HD, 1]),
+        _vi("v", ["rows", H, 1, HD]),
+        _vi("past_kt", ["rows", H, HD, "past"]),
+        _vi("past_v", ["rows", H, "past", HD]),
+    ]
+    outputs = [
+        _vi("out", ["rows", H, 1, HD]),
+        _vi("present_kt", ["rows", H, HD, "present"]),
+        _vi("present_v", ["rows", H, "present", HD]),
+    ]
     return _session(nodes, inputs, outputs, ms=False)
 
 
@@ -86,9 +114,20 @@ class Case:
         qkv = np.concatenate([t.reshape(rows, 1, H * HD) for t in (q, k, v)], axis=-1)
         lengths = np.full(rows, past, np.int32)
         total = np.array(past + 1, np.int32)
-        self.gqa_feed = {"qkv": qkv, "past_k": self.past_k, "past_v": self.past_v, "seqlens_k": lengths, "total": total}
-        self.kt_feed = {"q": q / np.sqrt(HD).astype(np.float32), "k_t": k.transpose(0, 1, 3, 2).copy(), "v": v,
-                        "past_kt": self.past_k.transpose(0, 1, 3, 2).copy(), "past_v": self.past_v}
+        self.gqa_feed = {
+            "qkv": qkv,
+            "past_k": self.past_k,
+            "past_v": self.past_v,
+            "seqlens_k": lengths,
+            "total": total,
+        }
+        self.kt_feed = {
+            "q": q / np.sqrt(HD).astype(np.float32),
+            "k_t": k.transpose(0, 1, 3, 2).copy(),
+            "v": v,
+            "past_kt": self.past_k.transpose(0, 1, 3, 2).copy(),
+            "past_v": self.past_v,
+        }
         # in place: a buffer per tensor (rows, heads, capacity, head_dim), the past written into it,
         # bound as both past and present
         self.out = np.empty((rows, 1, H * HD), np.float32)
@@ -96,14 +135,20 @@ class Case:
         self.copy_k, self.copy_v = np.empty_like(self.past_k), np.empty_like(self.past_v)
         # each form's output, checked against the growing-cache GroupQueryAttention's
         want = gqa.run(["out"], self.gqa_feed)[0]
-        got = {"transposed-key MatMul": kt.run(["out"], self.kt_feed)[0].transpose(0, 2, 1, 3).reshape(rows, 1, H * HD)}
+        got = {
+            "transposed-key MatMul": kt.run(["out"], self.kt_feed)[0]
+            .transpose(0, 2, 1, 3)
+            .reshape(rows, 1, H * HD)
+        }
         for capacity, (binding, _) in zip(capacities, self.bindings):
             gqa.run_with_iobinding(binding)
             got[f"in-place GroupQueryAttention, capacity {capacity}"] = self.out.copy()
         for name, out in got.items():
             diff = float(np.abs(out - want).max())
             if diff > 1e-4:
-                raise SystemExit(f"{name} differs from GroupQueryAttention by {diff:.2e} at {rows} rows, past {past}")
+                raise SystemExit(
+                    f"{name} differs from GroupQueryAttention by {diff:.2e} at {rows} rows, past {past}"
+                )
 
     def _bind(self, gqa, rows: int, past: int, capacity: int):
         """-> (IOBinding, its two buffers) for GroupQueryAttention writing the new position in place."""
@@ -111,7 +156,10 @@ class Case:
         b = gqa.io_binding()
         for name in ("qkv", "seqlens_k", "total"):
             b.bind_cpu_input(name, self.gqa_feed[name])
-        for names, past_t in ((("past_k", "present_k"), self.past_k), (("past_v", "present_v"), self.past_v)):
+        for names, past_t in (
+            (("past_k", "present_k"), self.past_k),
+            (("past_v", "present_v"), self.past_v),
+        ):
             buf = np.zeros((rows, H, capacity, HD), np.float32)
             buf[:, :, :past] = past_t
             bufs.append(buf)
@@ -130,7 +178,10 @@ def measure(rows: int, past: int, repeats: int, gqa, kt) -> dict[str, float]:
         "in place, capacity past + 3": lambda c: gqa.run_with_iobinding(c.bindings[1][0]),
         f"in place, capacity {CAPACITY}": lambda c: gqa.run_with_iobinding(c.bindings[2][0]),
         "transposed key, MatMul/Softmax/MatMul": lambda c: kt.run(None, c.kt_feed),
-        "copy of past K and V": lambda c: (np.copyto(c.copy_k, c.past_k), np.copyto(c.copy_v, c.past_v)),
+        "copy of past K and V": lambda c: (
+            np.copyto(c.copy_k, c.past_k),
+            np.copyto(c.copy_v, c.past_v),
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in forms}
     for _ in range(repeats):
@@ -158,11 +209,14 @@ def main() -> int:
         cells = [f"{med[n]:.1f} ({med[n] / rows:.2f}/row)" for n in names]
         speedups = [f"{base / med[n]:.2f}x" for n in names[1:-1]]
         rows_out.append(f"| {rows} | {past} | " + " | ".join(cells + speedups) + " |")
-    lines = [f"Self-attention of one layer at a decoder step (4 heads of 64), microseconds per call and per row, "
-             f"median of {args.repeats} cycles over {SETS} input sets, 1 thread; {cpu_summary()}; onnxruntime {ort.__version__}.",
-             "The last columns: each form's speed against the growing cache.", "",
-             "| rows | past | " + " | ".join(names + [f"{n}, speed" for n in names[1:-1]]) + " |",
-             "|---|---|" + "---|" * (2 * len(names) - 2)] + rows_out
+    lines = [
+        f"Self-attention of one layer at a decoder step (4 heads of 64), microseconds per call and per row, "
+        f"median of {args.repeats} cycles over {SETS} input sets, 1 thread; {cpu_summary()}; onnxruntime {ort.__version__}.",
+        "The last columns: each form's speed against the growing cache.",
+        "",
+        "| rows | past | " + " | ".join(names + [f"{n}, speed" for n in names[1:-1]]) + " |",
+        "|---|---|" + "---|" * (2 * len(names) - 2),
+    ] + rows_out
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -54,7 +54,9 @@ class Client:
         body = json.dumps(payload).encode()
         for attempt in (0, 1):
             try:
-                self.conn.request("POST", "/translate", body=body, headers={"Content-Type": "application/json"})
+                self.conn.request(
+                    "POST", "/translate", body=body, headers={"Content-Type": "application/json"}
+                )
                 r = self.conn.getresponse()
                 return r.status, json.loads(r.read() or b"{}")
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -69,8 +71,20 @@ class Client:
 
 def start(args, batching: bool, workers: int, extra: str = "") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "traductor", "serve", "--port", str(port), "--model", args.model, "--workers", str(workers),
-           *args.server_args.split(), *extra.split()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "traductor",
+        "serve",
+        "--port",
+        str(port),
+        "--model",
+        args.model,
+        "--workers",
+        str(workers),
+        *args.server_args.split(),
+        *extra.split(),
+    ]
     if not batching:
         cmd.append("--no-batching")
     # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
@@ -98,7 +112,15 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def level(url: str, verses: list[str], clients: int, n_requests: int, max_seconds: float, serial: dict, server_pid: int) -> dict:
+def level(
+    url: str,
+    verses: list[str],
+    clients: int,
+    n_requests: int,
+    max_seconds: float,
+    serial: dict,
+    server_pid: int,
+) -> dict:
     lock = threading.Lock()
     next_i = [0]
     latencies, failures, mismatches = [], [], []
@@ -143,14 +165,26 @@ def level(url: str, verses: list[str], clients: int, n_requests: int, max_second
     wall = time.perf_counter() - t0
     client_cpu = time.process_time() - client_cpu  # this process: the client threads
     server_after = process_cpu_seconds(server_pid)
-    server_cpu = server_after - server_cpu if server_cpu is not None and server_after is not None else None
+    server_cpu = (
+        server_after - server_cpu if server_cpu is not None and server_after is not None else None
+    )
     done = len(latencies)
     lat = sorted(latencies)
-    return {"clients": clients, "requests": done + len(failures), "ok": done, "failed": len(failures), "mismatched": len(mismatches),
-            "seconds": wall, "requests_per_s": done / wall, "sentences_per_s": done / wall,
-            "p50_ms": 1000 * lat[len(lat) // 2] if lat else None, "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
-            # cores kept busy on average: the server process (decoding and HTTP) and the clients
-            "server_cores": server_cpu / wall if server_cpu is not None else None, "client_cores": client_cpu / wall}
+    return {
+        "clients": clients,
+        "requests": done + len(failures),
+        "ok": done,
+        "failed": len(failures),
+        "mismatched": len(mismatches),
+        "seconds": wall,
+        "requests_per_s": done / wall,
+        "sentences_per_s": done / wall,
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
+        # cores kept busy on average: the server process (decoding and HTTP) and the clients
+        "server_cores": server_cpu / wall if server_cpu is not None else None,
+        "client_cores": client_cpu / wall,
+    }
 
 
 MODES = {  # name: (batching, workers, extra server arguments)
@@ -169,12 +203,21 @@ def main() -> int:
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--requests", type=int, default=320, help="requests per level")
     p.add_argument("--max-seconds", type=float, default=60, help="time bound per level")
-    p.add_argument("--repeats", type=int, default=3, help="rounds over every mode, interleaved (medians reported)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds over every mode, interleaved (medians reported)",
+    )
     p.add_argument("--modes", default=",".join(MODES), help="which of: " + ", ".join(MODES))
-    p.add_argument("--server-args", default="", help="extra `traductor serve` options, e.g. \"--beam 1\"")
+    p.add_argument(
+        "--server-args", default="", help='extra `traductor serve` options, e.g. "--beam 1"'
+    )
     p.add_argument("--out", help="write the report (markdown) here too")
     args = p.parse_args()
-    verses = [v for v in Path(args.verses).read_text(encoding="utf-8").splitlines() if v.strip()][: args.requests]
+    verses = [v for v in Path(args.verses).read_text(encoding="utf-8").splitlines() if v.strip()][
+        : args.requests
+    ]
     levels = [int(c) for c in args.clients.split(",")]
     modes = [m.strip() for m in args.modes.split(",")]
     if unknown := [m for m in modes if m not in MODES]:
@@ -195,10 +238,15 @@ def main() -> int:
                     one.post({"q": verses[0], "source": "es", "target": "en"})  # warm-up
                 one.close()
                 for clients in levels:
-                    r = level(url, verses, clients, args.requests, args.max_seconds, serial, proc.pid)
+                    r = level(
+                        url, verses, clients, args.requests, args.max_seconds, serial, proc.pid
+                    )
                     runs.setdefault((mode, clients), []).append(r)
-                    print(f"round {repeat + 1}, {mode}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
-                          f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}", file=sys.stderr)
+                    print(
+                        f"round {repeat + 1}, {mode}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
+                        f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}",
+                        file=sys.stderr,
+                    )
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
@@ -206,25 +254,52 @@ def main() -> int:
     for (mode, clients), rs in runs.items():
         med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
         cores = [r["server_cores"] for r in rs if r["server_cores"] is not None]
-        rows.append({"mode": mode, "clients": clients, "rounds": len(rs), "requests_per_s": med("requests_per_s"), "p50_ms": med("p50_ms"),
-                     "server_cores": statistics.median(cores) if cores else None, "client_cores": med("client_cores"),
-                     "p99_ms": med("p99_ms"), "requests": sum(r["requests"] for r in rs), "failed": sum(r["failed"] for r in rs),
-                     "ok": sum(r["ok"] for r in rs), "mismatched": sum(r["mismatched"] for r in rs), "runs": rs})
+        rows.append(
+            {
+                "mode": mode,
+                "clients": clients,
+                "rounds": len(rs),
+                "requests_per_s": med("requests_per_s"),
+                "p50_ms": med("p50_ms"),
+                "server_cores": statistics.median(cores) if cores else None,
+                "client_cores": med("client_cores"),
+                "p99_ms": med("p99_ms"),
+                "requests": sum(r["requests"] for r in rs),
+                "failed": sum(r["failed"] for r in rs),
+                "ok": sum(r["ok"] for r in rs),
+                "mismatched": sum(r["mismatched"] for r in rs),
+                "runs": rs,
+            }
+        )
     by = {(r["mode"], r["clients"]): r for r in rows}
-    lines = [f"`traductor serve {args.server_args}`".replace(" `", "`") + f" on loopback, model {Path(args.model).name}, one verse per "
-             f"request over a keep-alive connection per client, {args.requests} requests per level; medians of {args.repeats} "
-             f"interleaved rounds; {cpu()}.", "",
-             "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time "
-             "| cores busy: server / clients |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`traductor serve {args.server_args}`".replace(" `", "`")
+        + f" on loopback, model {Path(args.model).name}, one verse per "
+        f"request over a keep-alive connection per client, {args.requests} requests per level; medians of {args.repeats} "
+        f"interleaved rounds; {cpu()}.",
+        "",
+        "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time "
+        "| cores busy: server / clients |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for clients in levels:
         for mode in modes:
             r = by[(mode, clients)]
             base = by.get(("one at a time", clients))
-            gain = f"{r['requests_per_s'] / base['requests_per_s']:.2f}x" if base and mode != "one at a time" else ""
-            busy = f"{r['server_cores']:.2f} / {r['client_cores']:.2f}" if r["server_cores"] is not None else f"- / {r['client_cores']:.2f}"
-            lines.append(f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['failed']} | "
-                         f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} | {busy} |")
+            gain = (
+                f"{r['requests_per_s'] / base['requests_per_s']:.2f}x"
+                if base and mode != "one at a time"
+                else ""
+            )
+            busy = (
+                f"{r['server_cores']:.2f} / {r['client_cores']:.2f}"
+                if r["server_cores"] is not None
+                else f"- / {r['client_cores']:.2f}"
+            )
+            lines.append(
+                f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['failed']} | "
+                f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} | {busy} |"
+            )
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

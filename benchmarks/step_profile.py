@@ -32,7 +32,16 @@ from traductor.runtime.package import read_config
 def _feeds(session, rows: int, past: int = 30, src: int = 60) -> dict:
     feeds = {}
     for i in session.get_inputs():
-        shape = [rows if d in ("batch", "rows") else past if d == "past_len" else src if d == "src_len" else d for d in i.shape]
+        shape = [
+            rows
+            if d in ("batch", "rows")
+            else past
+            if d == "past_len"
+            else src
+            if d == "src_len"
+            else d
+            for d in i.shape
+        ]
         if i.name == "position":
             feeds[i.name] = np.array([past], dtype=np.int64)
         elif "int64" in i.type:
@@ -72,7 +81,12 @@ def runtime_step_ms(model_dir: Path, n_steps: int = 40) -> float:
     from traductor.runtime.decoder import CachedStepDecoder
 
     tr = Translator(model_dir, variant="int8", intra_threads=1)
-    ids, mask = tr._pad([tr.tokenizer.encode("Y dijo Dios: Sea la luz: y fué la luz.").ids + [tr.config.special_tokens.eos_id]])
+    ids, mask = tr._pad(
+        [
+            tr.tokenizer.encode("Y dijo Dios: Sea la luz: y fué la luz.").ids
+            + [tr.config.special_tokens.eos_id]
+        ]
+    )
     times = []
     for _ in range(5):
         dec = CachedStepDecoder(tr.model, ids, mask, max_steps=n_steps)
@@ -119,14 +133,21 @@ def weight_bytes(path: Path) -> int:
     total = 0
     for init in graph.initializer:
         if init.name not in tables:
-            total += int(np.prod(init.dims)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+            total += (
+                int(np.prod(init.dims))
+                * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+            )
     return total
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="models/es-en")
-    p.add_argument("--compare", help="a second package (e.g. before a change), timed in the same run")
+    p.add_argument(
+        "--compare", help="a second package (e.g. before a change), timed in the same run"
+    )
     p.add_argument("--rows", default="1,16,128")
     args = p.parse_args()
     rows = [int(r) for r in args.rows.split(",")]
@@ -139,9 +160,15 @@ def main() -> int:
         for m in models:
             cfg = read_config(m)
             for v in ("fp32", "int8"):
-                if v in cfg.variants and (m / cfg.variants[v].decoder).is_file():  # a checkout tracks int8 only
+                if (
+                    v in cfg.variants and (m / cfg.variants[v].decoder).is_file()
+                ):  # a checkout tracks int8 only
                     dec = m / cfg.variants[v].decoder
-                    lines.append(f"| {m} | {v} | " + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows) + " |")
+                    lines.append(
+                        f"| {m} | {v} | "
+                        + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows)
+                        + " |"
+                    )
     print("\n".join(lines))
     cfg = read_config(models[0])
     int8 = models[0] / cfg.variants["int8"].decoder
@@ -149,15 +176,21 @@ def main() -> int:
     for r in (1, 16, 128):
         parts = breakdown(int8, r)
         total = sum(t for _, t in parts)
-        print(f"  rows {r}: " + ", ".join(f"{op} {t:.3f} ({100 * t / total:.0f}%)" for op, t in parts[:7]) + f"; kernels total {total:.3f}")
+        print(
+            f"  rows {r}: "
+            + ", ".join(f"{op} {t:.3f} ({100 * t / total:.0f}%)" for op, t in parts[:7])
+            + f"; kernels total {total:.3f}"
+        )
     bw = copy_bandwidth_gbs()
     wb = weight_bytes(int8)
     floor = wb / (bw * 1e9) * 1000
     measured = step_ms(int8, 1)
     in_runtime = runtime_step_ms(models[0])
-    print(f"\nmemory floor, batch 1 int8: {wb / 1e6:.2f} MB of weights per step / {bw:.1f} GB/s copy bandwidth = {floor:.3f} ms; "
-          f"measured step {measured:.3f} ms = {measured / floor:.2f}x the floor (session.run with numpy inputs); "
-          f"{in_runtime:.3f} ms = {in_runtime / floor:.2f}x through the runtime's decoder (IOBinding, in-place cache)")
+    print(
+        f"\nmemory floor, batch 1 int8: {wb / 1e6:.2f} MB of weights per step / {bw:.1f} GB/s copy bandwidth = {floor:.3f} ms; "
+        f"measured step {measured:.3f} ms = {measured / floor:.2f}x the floor (session.run with numpy inputs); "
+        f"{in_runtime:.3f} ms = {in_runtime / floor:.2f}x through the runtime's decoder (IOBinding, in-place cache)"
+    )
     return 0
 
 

@@ -19,8 +19,25 @@ from tokenizers import Tokenizer
 from traductor.runtime.bench import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
-    AlignmentSettings, CARD_FILE, CONFIG_FILE, INT8_ROWS, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, TOKENIZER_FILE, DecodingDefaults, TokenizerFiles, Dimensions, IONames, ModelPackageConfig, SpecialTokens, Variant,
-    MANIFEST_FILE, TraductorError, read_config, sha256_of, write_manifest,
+    CARD_FILE,
+    CONFIG_FILE,
+    INT8_ROWS,
+    MANIFEST_FILE,
+    SOURCE_TOKENIZER_FILE,
+    TARGET_TOKENIZER_FILE,
+    TOKENIZER_FILE,
+    AlignmentSettings,
+    DecodingDefaults,
+    Dimensions,
+    IONames,
+    ModelPackageConfig,
+    SpecialTokens,
+    TokenizerFiles,
+    TraductorError,
+    Variant,
+    read_config,
+    sha256_of,
+    write_manifest,
 )
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
 from traductor.training.checkpoint import load_model, save_compact
@@ -32,7 +49,15 @@ from .quantize import quantize_int8
 
 # (batch, src_len, past_len, rows per sentence) checked against PyTorch: batch 1 with an empty past,
 # and groups of rows sharing a sentence's cross K/V as beam search runs them.
-PARITY_SHAPES = [(1, 1, 0, 1), (2, 7, 5, 1), (3, 11, 1, 1), (8, 5, 2, 1), (16, 9, 3, 1), (2, 7, 5, 3), (3, 6, 0, 4)]
+PARITY_SHAPES = [
+    (1, 1, 0, 1),
+    (2, 7, 5, 1),
+    (3, 11, 1, 1),
+    (8, 5, 2, 1),
+    (16, 9, 3, 1),
+    (2, 7, 5, 3),
+    (3, 6, 0, 4),
+]
 PARITY_ATOL = 1e-4
 # Log-probs are compared where the reference is above this: e^-50 is ~2e-22, a token no search can
 # pick; far below it float32 spacing alone exceeds PARITY_ATOL (a logit bias of -1e4 has ulp 1e-3).
@@ -78,28 +103,65 @@ def check_parity(model, ort_model: OnnxSeq2Seq, shapes=PARITY_SHAPES, seed: int 
             if past_len:
                 _, cache = model.decode(prefix[:, :past_len], mem[expand], row_mask)
                 past_kv = cache.self_kv
-            logits, present = model.decode_step(prefix[:, past_len:], torch.tensor([past_len]), row_mask, past_kv, model.cross_kv(mem[expand]))
+            logits, present = model.decode_step(
+                prefix[:, past_len:],
+                torch.tensor([past_len]),
+                row_mask,
+                past_kv,
+                model.cross_kv(mem[expand]),
+            )
             ref = model.log_probs(logits[:, -1]).numpy()
         ort_cross = ort_model.encode(ids.numpy(), mask.numpy())
         # Cross K/V at real positions only: padded ones are masked in the decoder, and the runtime
         # leaves them zero (it encodes each row at its own padded length).
         real = mask.numpy().astype(bool)
-        worst = max(worst, max(float(np.abs(a.transpose(0, 2, 1, 3)[real] - b.numpy().transpose(0, 2, 1, 3)[real]).max())
-                               for a, b in zip(ort_cross, cross)))
-        past = ort_model.empty_past(rows) if not past_len else [t.numpy() for kv in past_kv for t in kv]
-        log_probs, ort_present = ort_model.step(prefix[:, past_len:].numpy(), past_len, mask.numpy(), past, ort_cross)
-        if log_probs.shape != (rows, cfg.output_vocab_size) or ort_present[0].shape[:3] != (rows, cfg.n_heads, past_len + 1):
-            raise ExportError(f"decoder output shapes wrong at (batch={batch}, src_len={src_len}, past_len={past_len}, group={group})")
+        worst = max(
+            worst,
+            max(
+                float(
+                    np.abs(
+                        a.transpose(0, 2, 1, 3)[real] - b.numpy().transpose(0, 2, 1, 3)[real]
+                    ).max()
+                )
+                for a, b in zip(ort_cross, cross)
+            ),
+        )
+        past = (
+            ort_model.empty_past(rows)
+            if not past_len
+            else [t.numpy() for kv in past_kv for t in kv]
+        )
+        log_probs, ort_present = ort_model.step(
+            prefix[:, past_len:].numpy(), past_len, mask.numpy(), past, ort_cross
+        )
+        if log_probs.shape != (rows, cfg.output_vocab_size) or ort_present[0].shape[:3] != (
+            rows,
+            cfg.n_heads,
+            past_len + 1,
+        ):
+            raise ExportError(
+                f"decoder output shapes wrong at (batch={batch}, src_len={src_len}, past_len={past_len}, group={group})"
+            )
         finite = np.isfinite(ref)
         if not np.array_equal(finite, np.isfinite(log_probs)):
-            raise ExportError("the decoder graph suppresses other tokens than PyTorch (-inf log-probs differ)")
+            raise ExportError(
+                "the decoder graph suppresses other tokens than PyTorch (-inf log-probs differ)"
+            )
         considered = ref >= PARITY_FLOOR
         worst = max(worst, float(np.abs(log_probs[considered] - ref[considered]).max()))
-        worst = max(worst, max(float(np.abs(a - b.numpy()).max()) for a, b in zip(ort_present, (t for kv in present for t in kv))))
+        worst = max(
+            worst,
+            max(
+                float(np.abs(a - b.numpy()).max())
+                for a, b in zip(ort_present, (t for kv in present for t in kv))
+            ),
+        )
     return worst
 
 
-def measure_quality(model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: int) -> tuple[ModelPackageConfig, list[dict]]:
+def measure_quality(
+    model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: int
+) -> tuple[ModelPackageConfig, list[dict]]:
     """BLEU/chrF (sacrebleu defaults) of every variant, greedy and beam, through the runtime."""
     import sacrebleu
 
@@ -114,9 +176,24 @@ def measure_quality(model_dir: Path, pkg: ModelPackageConfig, test: Path, beam: 
             t0 = time.time()
             hyps = tr.translate([p.source for p in pairs], beam_size=b)
             seconds = time.time() - t0
-            bleu, chrf = sacrebleu.corpus_bleu(hyps, refs).score, sacrebleu.corpus_chrf(hyps, refs).score
-            rows.append({"variant": name, "beam": b, "bleu": bleu, "chrf": chrf, "seconds": seconds, "sentences": len(pairs)})
-            print(f"{name} beam {b}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(pairs)} sentences, {seconds:.1f} s)", file=sys.stderr)
+            bleu, chrf = (
+                sacrebleu.corpus_bleu(hyps, refs).score,
+                sacrebleu.corpus_chrf(hyps, refs).score,
+            )
+            rows.append(
+                {
+                    "variant": name,
+                    "beam": b,
+                    "bleu": bleu,
+                    "chrf": chrf,
+                    "seconds": seconds,
+                    "sentences": len(pairs),
+                }
+            )
+            print(
+                f"{name} beam {b}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(pairs)} sentences, {seconds:.1f} s)",
+                file=sys.stderr,
+            )
             if b == beam:
                 variants[name] = replace(variants[name], bleu=round(bleu, 2))
     return replace(pkg, variants=variants), rows
@@ -129,13 +206,20 @@ def trained_intro(model, state: dict) -> str:
     return f"""Transformer encoder-decoder (Vaswani et al., 2017), exported by `traductor export`.
 
 - Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
-  {'pre' if d.pre_norm else 'post'}-LayerNorm, tied embeddings, vocabulary {d.vocab_size} (joint BPE), max length {d.max_len}.
-- Training data: `{"/".join(Path(tc.get('data', 'unknown')).parts[-2:])}`; {state.get('step', '?')} steps; best dev BLEU during training
-  {state.get('best_bleu', float('nan')):.2f} (greedy, PyTorch).
+  {"pre" if d.pre_norm else "post"}-LayerNorm, tied embeddings, vocabulary {d.vocab_size} (joint BPE), max length {d.max_len}.
+- Training data: `{"/".join(Path(tc.get("data", "unknown")).parts[-2:])}`; {state.get("step", "?")} steps; best dev BLEU during training
+  {state.get("best_bleu", float("nan")):.2f} (greedy, PyTorch).
 """
 
 
-def model_card(pkg: ModelPackageConfig, intro: str, checks: dict, sizes: dict[str, int], quality: list[dict] = (), test=None) -> str:
+def model_card(
+    pkg: ModelPackageConfig,
+    intro: str,
+    checks: dict,
+    sizes: dict[str, int],
+    quality: list[dict] = (),
+    test=None,
+) -> str:
     rows = "\n".join(
         f"| {name} | {v.quantization} | {sizes[name] / 1e6:.1f} MB | "
         f"{checks[name].get('greedy_identical', '-')} | {_pct(checks[name].get('token_agreement'))} | "
@@ -151,7 +235,7 @@ def model_card(pkg: ModelPackageConfig, intro: str, checks: dict, sizes: dict[st
 |---|---|---|---|---|---|
 {rows}
 
-fp32 parity with PyTorch: max |log-prob diff| {checks['fp32']['parity_max_diff']:.2e} over shapes (batch, src_len, past_len, rows per sentence) {PARITY_SHAPES}.
+fp32 parity with PyTorch: max |log-prob diff| {checks["fp32"]["parity_max_diff"]:.2e} over shapes (batch, src_len, past_len, rows per sentence) {PARITY_SHAPES}.
 Figures measured on {cpu_summary()}, onnxruntime {ort.__version__}.{_INT8_NOTE if "int8" in pkg.variants else ""}
 {_quality_table(quality, test)}"""
 
@@ -165,11 +249,16 @@ def _quality_table(rows: list[dict], test) -> str:
     if not rows:
         return ""
     n = rows[0]["sentences"]
-    lines = [f"\n## Quality on `{test}` ({n} sentences, sacrebleu defaults, measured through the runtime)\n",
-             "| variant | decoding | BLEU | chrF | seconds (this machine) |", "|---|---|---|---|---|"]
+    lines = [
+        f"\n## Quality on `{test}` ({n} sentences, sacrebleu defaults, measured through the runtime)\n",
+        "| variant | decoding | BLEU | chrF | seconds (this machine) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         dec = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
-        lines.append(f"| {r['variant']} | {dec} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['seconds']:.1f} |")
+        lines.append(
+            f"| {r['variant']} | {dec} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['seconds']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -194,9 +283,15 @@ def main(args) -> int:
     model, tok, state = load_model(args.checkpoint)
     if getattr(args, "save_weights", None):
         print(f"wrote {save_compact(state, args.save_weights)} (float16 weights)", file=sys.stderr)
-    dev_path = Path(args.dev) if args.dev else Path((state.get("train_config") or {}).get("data", ".")) / "dev.tsv"
+    dev_path = (
+        Path(args.dev)
+        if args.dev
+        else Path((state.get("train_config") or {}).get("data", ".")) / "dev.tsv"
+    )
     pairs, _ = read_tsv(dev_path, limit=args.dev_sentences)
-    source = PackageSource(model, tok, tok, args.source_lang, args.target_lang, trained_intro(model, state))
+    source = PackageSource(
+        model, tok, tok, args.source_lang, args.target_lang, trained_intro(model, state)
+    )
     return write_package(source, [p.source for p in pairs], out, args)
 
 
@@ -221,20 +316,30 @@ def write_package(source: PackageSource, dev_texts: list[str], out: Path, args) 
     """load -> verify -> write, whatever the front end: graphs, tokenizers, config, gates, card, manifest."""
     cfg = source.model.cfg
     tag = [source.source_tokenizer.token_to_id(t) for t in list(source.language_tags.values())[:1]]
-    src = [tag + s for s in encode_sources(source.source_tokenizer, dev_texts, cfg.eos_id, cfg.max_len - len(tag))]
+    src = [
+        tag + s
+        for s in encode_sources(
+            source.source_tokenizer, dev_texts, cfg.eos_id, cfg.max_len - len(tag)
+        )
+    ]
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         pkg, checks = _build(source, src, tmp, args)
-        sizes = {name: (tmp / v.encoder).stat().st_size + (tmp / v.decoder).stat().st_size for name, v in pkg.variants.items()}
+        sizes = {
+            name: (tmp / v.encoder).stat().st_size + (tmp / v.decoder).stat().st_size
+            for name, v in pkg.variants.items()
+        }
         write_manifest(tmp)
         quality = []
         if args.test_data:
             pkg, quality = measure_quality(tmp, pkg, Path(args.test_data), args.beam)
             (tmp / "config.json").write_text(pkg.to_json())
         notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
-        (tmp / CARD_FILE).write_text(model_card(pkg, source.card_intro, checks, sizes, quality, args.test_data) + notes)
+        (tmp / CARD_FILE).write_text(
+            model_card(pkg, source.card_intro, checks, sizes, quality, args.test_data) + notes
+        )
         write_manifest(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -242,7 +347,12 @@ def write_package(source: PackageSource, dev_texts: list[str], out: Path, args) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for name, c in checks.items():
-        print(f"{name}: {sizes[name] / 1e6:.2f} MB  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()))
+        print(
+            f"{name}: {sizes[name] / 1e6:.2f} MB  "
+            + "  ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()
+            )
+        )
     print(f"wrote {out}")
     return 0
 
@@ -257,11 +367,31 @@ def rebuild_fp32(weights: Path, package: Path) -> int:
         raise ExportError(f"{package}/config.json describes no fp32 variant to rebuild")
     model, tok, _ = load_model(weights)
     cfg, d = model.cfg, pkg.dims
-    ours = (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.max_len, cfg.pre_norm)
-    if ours != (d.vocab_size, d.d_model, d.n_heads, d.n_encoder_layers, d.n_decoder_layers, d.max_len, d.pre_norm):
-        raise ExportError(f"{weights} is not the model of {package}: dimensions {ours} differ from config.json's")
+    ours = (
+        cfg.vocab_size,
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.n_encoder_layers,
+        cfg.n_decoder_layers,
+        cfg.max_len,
+        cfg.pre_norm,
+    )
+    if ours != (
+        d.vocab_size,
+        d.d_model,
+        d.n_heads,
+        d.n_encoder_layers,
+        d.n_decoder_layers,
+        d.max_len,
+        d.pre_norm,
+    ):
+        raise ExportError(
+            f"{weights} is not the model of {package}: dimensions {ours} differ from config.json's"
+        )
     if tok.to_str() != Tokenizer.from_file(str(package / TOKENIZER_FILE)).to_str():
-        raise ExportError(f"{weights} was trained with another tokenizer than {package}/{TOKENIZER_FILE}")
+        raise ExportError(
+            f"{weights} was trained with another tokenizer than {package}/{TOKENIZER_FILE}"
+        )
     fp32 = pkg.variants["fp32"]
     tmp = package.parent / f".{package.name}.fp32.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -274,7 +404,9 @@ def rebuild_fp32(weights: Path, package: Path) -> int:
             shutil.copy2(package / f, tmp / f)
         diff = check_parity(model, OnnxSeq2Seq(tmp, variant="fp32", verify=False))
         if diff > PARITY_ATOL:
-            raise ExportError(f"rebuilt fp32 log-probs differ from PyTorch by {diff:.2e} > {PARITY_ATOL}; {package} left as it was")
+            raise ExportError(
+                f"rebuilt fp32 log-probs differ from PyTorch by {diff:.2e} > {PARITY_ATOL}; {package} left as it was"
+            )
         manifest = json.loads((package / MANIFEST_FILE).read_text())
         changed = []
         for f in fp32.files:
@@ -286,16 +418,23 @@ def rebuild_fp32(weights: Path, package: Path) -> int:
             (tmp / f).replace(package / f)
         if changed:
             (package / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-            print(f"WARNING: the rebuilt {', '.join(changed)} differ byte-wise from the files the manifest recorded (another onnx or "
-                  f"torch version?); parity with PyTorch holds ({diff:.1e}), manifest.json updated", file=sys.stderr)
+            print(
+                f"WARNING: the rebuilt {', '.join(changed)} differ byte-wise from the files the manifest recorded (another onnx or "
+                f"torch version?); parity with PyTorch holds ({diff:.1e}), manifest.json updated",
+                file=sys.stderr,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"fp32 rebuilt into {package}: parity with PyTorch {diff:.1e} (gate {PARITY_ATOL}), "
-          f"{'files identical to the manifest' if not changed else 'manifest updated'}")
+    print(
+        f"fp32 rebuilt into {package}: parity with PyTorch {diff:.1e} (gate {PARITY_ATOL}), "
+        f"{'files identical to the manifest' if not changed else 'manifest updated'}"
+    )
     return 0
 
 
-def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tuple[ModelPackageConfig, dict]:
+def _build(
+    source: PackageSource, src: list[list[int]], tmp: Path, args
+) -> tuple[ModelPackageConfig, dict]:
     model = source.model
     cfg = model.cfg
     io = IONames()
@@ -310,23 +449,43 @@ def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tupl
         source.source_tokenizer.save(str(tmp / files.source))
         source.target_tokenizer.save(str(tmp / files.target))
     pkg = ModelPackageConfig(
-        dims=Dimensions(cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.max_len,
-                        cfg.pre_norm, cfg.target_vocab_size),
+        dims=Dimensions(
+            cfg.vocab_size,
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.head_dim,
+            cfg.n_encoder_layers,
+            cfg.n_decoder_layers,
+            cfg.max_len,
+            cfg.pre_norm,
+            cfg.target_vocab_size,
+        ),
         special_tokens=SpecialTokens(cfg.pad_id, cfg.bos_id, cfg.eos_id, cfg.unk_id),
-        source_language=source.source_language, target_language=source.target_language,
-        variants={"fp32": Variant("encoder.onnx", "decoder.onnx", align="align.onnx")}, default_variant="fp32", io=io,
+        source_language=source.source_language,
+        target_language=source.target_language,
+        variants={"fp32": Variant("encoder.onnx", "decoder.onnx", align="align.onnx")},
+        default_variant="fp32",
+        io=io,
         decoding=DecodingDefaults(beam_size=args.beam, min_length=source.min_length),
-        tokenizers=files, language_tags=dict(source.language_tags), converted_from=source.converted_from,
+        tokenizers=files,
+        language_tags=dict(source.language_tags),
+        converted_from=source.converted_from,
         # Measured on the shipped model (benchmarks/results/alignment_names.md): the middle decoder
         # layer, mean of its heads, links 96% of Bible names (the last layer 91%, the first 59%).
         alignment=AlignmentSettings(layer=cfg.n_decoder_layers // 2),
     )
     (tmp / "config.json").write_text(pkg.to_json())
-    print(f"exported graphs in {time.time() - t0:.1f} s; verifying against PyTorch ...", file=sys.stderr)
+    print(
+        f"exported graphs in {time.time() - t0:.1f} s; verifying against PyTorch ...",
+        file=sys.stderr,
+    )
 
     fp32 = OnnxSeq2Seq(tmp, variant="fp32", verify=False)
     diff = check_parity(model, fp32)
-    ref = [h.tokens for h in _batched(lambda chunk: greedy(model, chunk, min_length=source.min_length), src)]
+    ref = [
+        h.tokens
+        for h in _batched(lambda chunk: greedy(model, chunk, min_length=source.min_length), src)
+    ]
     got = ort_greedy(fp32, src)
     identical = sum(a == b for a, b in zip(ref, got))
     checks = {"fp32": {"parity_max_diff": diff, "greedy_identical": f"{identical}/{len(src)}"}}
@@ -334,7 +493,9 @@ def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tupl
     if diff > PARITY_ATOL:
         problems.append(f"fp32 log-probs differ from PyTorch by {diff:.2e} > {PARITY_ATOL}")
     if identical < len(src):
-        problems.append(f"fp32 greedy output differs from PyTorch on {len(src) - identical} of {len(src)} dev sentences")
+        problems.append(
+            f"fp32 greedy output differs from PyTorch on {len(src) - identical} of {len(src)} dev sentences"
+        )
     if source.reference is not None:
         write_manifest(tmp)  # the gates load the package as users will (rewritten once complete)
         extra, more = source.reference(tmp, src)
@@ -348,7 +509,15 @@ def _build(source: PackageSource, src: list[list[int]], tmp: Path, args) -> tupl
         export_alignment(model, tmp / "align.int8-embedding.onnx", io, int8_embedding=True)
         quantize_int8(tmp / "align.int8-embedding.onnx", tmp / "align.int8.onnx")
         (tmp / "align.int8-embedding.onnx").unlink()
-        variants = {**pkg.variants, "int8": Variant("encoder.int8.onnx", "decoder.int8.onnx", quantization=INT8_ROWS, align="align.int8.onnx")}
+        variants = {
+            **pkg.variants,
+            "int8": Variant(
+                "encoder.int8.onnx",
+                "decoder.int8.onnx",
+                quantization=INT8_ROWS,
+                align="align.int8.onnx",
+            ),
+        }
         pkg = replace(pkg, variants=variants, default_variant="int8")
         (tmp / "config.json").write_text(pkg.to_json())
         int8 = OnnxSeq2Seq(tmp, variant="int8", verify=False)
@@ -383,6 +552,10 @@ def _fail_or_warn(problems: list[str], accept: bool) -> None:
     if not problems:
         return
     if not accept:
-        raise ExportError("verification failed, package not written: " + "; ".join(problems) + " (--accept-mismatch writes it anyway)")
+        raise ExportError(
+            "verification failed, package not written: "
+            + "; ".join(problems)
+            + " (--accept-mismatch writes it anyway)"
+        )
     for p in problems:
         print(f"WARNING: {p} -- written anyway because of --accept-mismatch", file=sys.stderr)

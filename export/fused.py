@@ -52,11 +52,21 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], n_out: int = 1, outputs: list[str] | None = None, domain: str = "", **attrs) -> list[str]:
+    def op(
+        self,
+        op_type: str,
+        inputs: list[str],
+        n_out: int = 1,
+        outputs: list[str] | None = None,
+        domain: str = "",
+        **attrs,
+    ) -> list[str]:
         self._n += 1
         name = f"{op_type.lower()}_{self._n}"
         outputs = outputs or [f"{name}_out{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, domain=domain or None, **attrs))
+        self.nodes.append(
+            helper.make_node(op_type, inputs, outputs, name=name, domain=domain or None, **attrs)
+        )
         return outputs
 
     def one(self, op_type: str, inputs: list[str], **attrs) -> str:
@@ -75,7 +85,10 @@ def _top_k_block(vocab: int) -> int:
     (at 64 rows of a 65,001-token vocabulary the Pad alone is most of the top-k's time)."""
     if vocab % TOP_K_BLOCK == 0:
         return TOP_K_BLOCK
-    larger, smaller = range(TOP_K_BLOCK + 1, 161), range(TOP_K_BLOCK - 1, 31, -1)  # 65..160, then 63..32
+    larger, smaller = (
+        range(TOP_K_BLOCK + 1, 161),
+        range(TOP_K_BLOCK - 1, 31, -1),
+    )  # 65..160, then 63..32
     return next((b for b in (*larger, *smaller) if vocab % b == 0), TOP_K_BLOCK)
 
 
@@ -98,16 +111,27 @@ def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> No
     n_blocks = -(-vocab // b)
     if n_blocks * b != vocab:
         pads = g.init("top_k_pads", np.array([0, 0, 0, n_blocks * b - vocab], dtype=np.int64))
-        scores = g.one("Pad", [scores, pads, g.init("top_k_pad_value", np.array(-np.inf, dtype=np.float32))])
-    blocks = g.one("Reshape", [scores, g.init("top_k_blocks_shape", np.array([0, n_blocks, b], dtype=np.int64))])
+        scores = g.one(
+            "Pad", [scores, pads, g.init("top_k_pad_value", np.array(-np.inf, dtype=np.float32))]
+        )
+    blocks = g.one(
+        "Reshape",
+        [scores, g.init("top_k_blocks_shape", np.array([0, n_blocks, b], dtype=np.int64))],
+    )
     axis2 = g.init("top_k_axis_2", np.array([2], dtype=np.int64))
     peaks = g.one("ReduceMax", [blocks, axis2], keepdims=0)  # (rows, n_blocks)
     n_best = g.one("Min", [k, g.init("top_k_n_blocks", np.array([n_blocks], dtype=np.int64))])
     best = g.op("TopK", [peaks, n_best], n_out=2, axis=-1, largest=1, sorted=1)[1]
-    best = g.op("TopK", [best, n_best], n_out=2, axis=-1, largest=0, sorted=1)[0]  # block ids, ascending
-    picked = g.one("GatherND", [blocks, g.one("Unsqueeze", [best, axis2])], batch_dims=1)  # (rows, n_best, b)
+    best = g.op("TopK", [best, n_best], n_out=2, axis=-1, largest=0, sorted=1)[
+        0
+    ]  # block ids, ascending
+    picked = g.one(
+        "GatherND", [blocks, g.one("Unsqueeze", [best, axis2])], batch_dims=1
+    )  # (rows, n_best, b)
     flat = g.one("Reshape", [picked, g.init("top_k_flat_shape", np.array([0, -1], dtype=np.int64))])
-    where = g.op("TopK", [flat, k], outputs=[outputs[0], "top_k_where"], axis=-1, largest=1, sorted=1)[1]
+    where = g.op(
+        "TopK", [flat, k], outputs=[outputs[0], "top_k_where"], axis=-1, largest=1, sorted=1
+    )[1]
     size = g.init("top_k_block", np.array(b, dtype=np.int64))
     block = g.one("GatherElements", [best, g.one("Div", [where, size])], axis=1)
     g.op("Add", [g.one("Mul", [block, size]), g.one("Mod", [where, size])], outputs=[outputs[1]])
@@ -126,34 +150,61 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     # position picks its positional encoding and where its new K/V go; the caches are right-padded
     # and the attention's total length is the largest position + 1.
     pos32 = g.one("Cast", [io.position], to=TensorProto.INT32)  # (1,) or (rows,)
-    total = g.one("Add", [g.one("ReduceMax", [pos32], keepdims=1), g.init("one_i32", np.array([1], dtype=np.int32))])  # past + new
+    total = g.one(
+        "Add",
+        [g.one("ReduceMax", [pos32], keepdims=1), g.init("one_i32", np.array([1], dtype=np.int32))],
+    )  # past + new
     rows = g.one("Shape", [io.input_ids], end=1)
     seqlens_k = g.one("Expand", [pos32, rows])  # (rows,) index of the new token = past length
     batch = g.one("Shape", [io.attention_mask], end=1)
     hd = cfg.head_dim
     # (batch, group, heads, head_dim): a sentence's rows (its beams) side by side
-    grouped = g.one("Concat", [batch, g.init("group_heads", np.array([-1, n_heads, hd], dtype=np.int64))], axis=0)
+    grouped = g.one(
+        "Concat",
+        [batch, g.init("group_heads", np.array([-1, n_heads, hd], dtype=np.int64))],
+        axis=0,
+    )
     per_row = g.init("row_1_d", np.array([-1, 1, d], dtype=np.int64))
     # The source padding mask as a bias on the attention scores, (batch, 1, 1, src_len): 0 where
     # there is a token, the lowest float32 where there is padding (exp() of it is exactly 0).
     real = g.one("Cast", [io.attention_mask], to=TensorProto.BOOL)
     lowest = np.array(np.finfo(np.float32).min, dtype=np.float32)
-    mask_bias = g.one("Unsqueeze", [g.one("Where", [real, g.init("zero_f", np.array(0, dtype=np.float32)), g.init("lowest_f", lowest)]),
-                                    g.init("axes_1_2", np.array([1, 2], dtype=np.int64))])
+    mask_bias = g.one(
+        "Unsqueeze",
+        [
+            g.one(
+                "Where",
+                [real, g.init("zero_f", np.array(0, dtype=np.float32)), g.init("lowest_f", lowest)],
+            ),
+            g.init("axes_1_2", np.array([1, 2], dtype=np.int64)),
+        ],
+    )
     score_scale = g.init("cross_scale", np.array(1.0 / math.sqrt(hd), dtype=np.float32))
 
     # The target embedding: the shared table, or a converted model's separate decoder vocabulary.
     embed_name = "decoder_embed.weight" if model.decoder_embed is not None else "embed.weight"
-    emb = g.one("Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids])  # (rows, 1, d)
+    emb = g.one(
+        "Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids]
+    )  # (rows, 1, d)
     if cfg.scale_embedding:
         emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
-    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d, cfg.positions)  # (max_len + 1, d)
-    pe = g.one("Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position])  # (1 or rows, 1, d)
+    table = sinusoidal_positions(
+        torch.arange(cfg.max_len + 1), d, cfg.positions
+    )  # (max_len + 1, d)
+    pe = g.one(
+        "Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position]
+    )  # (1 or rows, 1, d)
 
     def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
-        return g.init(f"{prefix}.weight", layer_norm.weight), g.init(f"{prefix}.bias", layer_norm.bias), layer_norm.eps
+        return (
+            g.init(f"{prefix}.weight", layer_norm.weight),
+            g.init(f"{prefix}.bias", layer_norm.bias),
+            layer_norm.eps,
+        )
 
-    def skip_norm(x: str, skip: str, ln: tuple[str, str, float], bias: str | None) -> tuple[str, str]:
+    def skip_norm(
+        x: str, skip: str, ln: tuple[str, str, float], bias: str | None
+    ) -> tuple[str, str]:
         """-> (LayerNorm(x + skip + bias), x + skip + bias). Two Adds and a LayerNormalization: ORT's
         fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
         total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
@@ -173,8 +224,11 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     ffn_out = ffn_bias = ""
     for i, layer in enumerate(model.decoder_layers):
         p = f"decoder_layers.{i}"
-        blocks = [(layer.self_block.norm, f"{p}.self_block.norm"), (layer.cross_block.norm, f"{p}.cross_block.norm"),
-                  (layer.ffn_block.norm, f"{p}.ffn_block.norm")]
+        blocks = [
+            (layer.self_block.norm, f"{p}.self_block.norm"),
+            (layer.cross_block.norm, f"{p}.cross_block.norm"),
+            (layer.ffn_block.norm, f"{p}.ffn_block.norm"),
+        ]
         ln = [norm(m, name) for m, name in blocks]
 
         # self-attention
@@ -187,11 +241,23 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         sa = layer.self_attn
         w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).T
         b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
-        qkv = g.one("Add", [g.one("MatMul", [h, g.init(f"{p}.self_attn.qkv.weight_t", w)]), g.init(f"{p}.self_attn.qkv.bias", b)])
+        qkv = g.one(
+            "Add",
+            [
+                g.one("MatMul", [h, g.init(f"{p}.self_attn.qkv.weight_t", w)]),
+                g.init(f"{p}.self_attn.qkv.bias", b),
+            ],
+        )
         past = [io.layer("past_key_self", i), io.layer("past_value_self", i)]
         present = [io.layer("present_key_self", i), io.layer("present_value_self", i)]
-        attn = g.op("GroupQueryAttention", [qkv, "", "", *past, seqlens_k, total], outputs=[f"{p}.self_attn.out", *present],
-                    domain=MS, num_heads=n_heads, kv_num_heads=n_heads)[0]
+        attn = g.op(
+            "GroupQueryAttention",
+            [qkv, "", "", *past, seqlens_k, total],
+            outputs=[f"{p}.self_attn.out", *present],
+            domain=MS,
+            num_heads=n_heads,
+            kv_num_heads=n_heads,
+        )[0]
         wo, bo = _linear_t(g, f"{p}.self_attn.out_proj", sa.out_proj)
         o = g.one("MatMul", [attn, wo])
         if cfg.pre_norm:
@@ -203,10 +269,18 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         ca = layer.cross_attn
         wq, bq = _linear_t(g, f"{p}.cross_attn.q_proj", ca.q_proj)
         q = g.one("Mul", [g.one("Add", [g.one("MatMul", [h, wq]), bq]), score_scale])
-        q = g.one("Transpose", [g.one("Reshape", [q, grouped])], perm=[0, 2, 1, 3])  # (batch, heads, group, head_dim)
-        k_t = g.one("Transpose", [io.layer("key_cross", i)], perm=[0, 1, 3, 2])  # ORT folds it into the MatMul
-        scores = g.one("Add", [g.one("MatMul", [q, k_t]), mask_bias])  # (batch, heads, group, src_len)
-        c = g.one("MatMul", [g.one("Softmax", [scores], axis=-1), io.layer("value_cross", i)])  # (batch, heads, group, head_dim)
+        q = g.one(
+            "Transpose", [g.one("Reshape", [q, grouped])], perm=[0, 2, 1, 3]
+        )  # (batch, heads, group, head_dim)
+        k_t = g.one(
+            "Transpose", [io.layer("key_cross", i)], perm=[0, 1, 3, 2]
+        )  # ORT folds it into the MatMul
+        scores = g.one(
+            "Add", [g.one("MatMul", [q, k_t]), mask_bias]
+        )  # (batch, heads, group, src_len)
+        c = g.one(
+            "MatMul", [g.one("Softmax", [scores], axis=-1), io.layer("value_cross", i)]
+        )  # (batch, heads, group, head_dim)
         c = g.one("Reshape", [g.one("Transpose", [c], perm=[0, 2, 1, 3]), per_row])  # (rows, 1, d)
         wo, bo = _linear_t(g, f"{p}.cross_attn.out_proj", ca.out_proj)
         o = g.one("MatMul", [c, wo])
@@ -236,23 +310,48 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     if cfg.suppress_ids:  # never generated: -inf after the softmax (Model.log_probs)
         mask = np.zeros(cfg.output_vocab_size, dtype=np.float32)
         mask[list(cfg.suppress_ids)] = -np.inf
-        g.op("Add", [g.one("LogSoftmax", [logits], axis=-1), g.init("suppress", mask)], outputs=[io.log_probs])
+        g.op(
+            "Add",
+            [g.one("LogSoftmax", [logits], axis=-1), g.init("suppress", mask)],
+            outputs=[io.log_probs],
+        )
     else:
         g.op("LogSoftmax", [logits], outputs=[io.log_probs], axis=-1)
     _top_k(g, io.log_probs, io.top_k, cfg.output_vocab_size, [io.top_log_probs, io.top_ids])
 
     vi = helper.make_tensor_value_info
-    inputs = [vi(io.input_ids, TensorProto.INT64, ["rows", 1]), vi(io.position, TensorProto.INT64, ["positions"]),
-              vi(io.attention_mask, TensorProto.INT64, ["batch", "src_len"])]
-    inputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd]) for i in range(n_layers) for t in ("past_key_self", "past_value_self")]
-    inputs += [vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd]) for i in range(n_layers) for t in ("key_cross", "value_cross")]
+    inputs = [
+        vi(io.input_ids, TensorProto.INT64, ["rows", 1]),
+        vi(io.position, TensorProto.INT64, ["positions"]),
+        vi(io.attention_mask, TensorProto.INT64, ["batch", "src_len"]),
+    ]
+    inputs += [
+        vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd])
+        for i in range(n_layers)
+        for t in ("past_key_self", "past_value_self")
+    ]
+    inputs += [
+        vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd])
+        for i in range(n_layers)
+        for t in ("key_cross", "value_cross")
+    ]
     inputs.append(vi(io.top_k, TensorProto.INT64, [1]))
     outputs = [vi(io.log_probs, f32, ["rows", cfg.output_vocab_size])]
-    outputs += [vi(io.layer(t, i), f32, ["rows", n_heads, "present_len", hd]) for i in range(n_layers)
-                for t in ("present_key_self", "present_value_self")]
-    outputs += [vi(io.top_log_probs, f32, ["rows", "top_k"]), vi(io.top_ids, TensorProto.INT64, ["rows", "top_k"])]
+    outputs += [
+        vi(io.layer(t, i), f32, ["rows", n_heads, "present_len", hd])
+        for i in range(n_layers)
+        for t in ("present_key_self", "present_value_self")
+    ]
+    outputs += [
+        vi(io.top_log_probs, f32, ["rows", "top_k"]),
+        vi(io.top_ids, TensorProto.INT64, ["rows", "top_k"]),
+    ]
     graph = helper.make_graph(g.nodes, "traductor_decoder_step", inputs, outputs, g.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)], producer_name="traductor")
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+        producer_name="traductor",
+    )
     m.ir_version = 8
     onnx.checker.check_model(m)
     return m

@@ -76,7 +76,9 @@ class _Int8Embedding(nn.Module):
         return self.q[ids].to(torch.float32) * self.scale[ids]
 
 
-def export_alignment(model: Transformer, out_path: Path, io: IONames, int8_embedding: bool = False) -> None:
+def export_alignment(
+    model: Transformer, out_path: Path, io: IONames, int8_embedding: bool = False
+) -> None:
     """The alignment graph through torch.onnx (dynamo), with the package's cross K/V input names."""
     model = model.eval()
     n = model.cfg.n_decoder_layers
@@ -90,10 +92,16 @@ def export_alignment(model: Transformer, out_path: Path, io: IONames, int8_embed
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            AlignmentGraph(model, int8_embedding), (tgt, src_mask, *cross), str(out_path),
-            input_names=["target_ids", io.attention_mask, *io.encoder_outputs(n)], output_names=["alignment_weights"],
-            dynamic_shapes=({0: B, 1: T}, {0: B, 1: S}, tuple({0: B, 2: S} for _ in cross)), dynamo=True, optimize=True,
-            verbose=False, external_data=False,
+            AlignmentGraph(model, int8_embedding),
+            (tgt, src_mask, *cross),
+            str(out_path),
+            input_names=["target_ids", io.attention_mask, *io.encoder_outputs(n)],
+            output_names=["alignment_weights"],
+            dynamic_shapes=({0: B, 1: T}, {0: B, 1: S}, tuple({0: B, 2: S} for _ in cross)),
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+            external_data=False,
         )
     _strip_debug_info(out_path)
 
@@ -111,7 +119,9 @@ def _strip_debug_info(path: Path) -> None:
         for node in g.node:
             del node.metadata_props[:]
             node.doc_string = ""
-            graphs += [a.g for a in node.attribute if a.HasField("g")] + [x for a in node.attribute for x in a.graphs]
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + [
+                x for a in node.attribute for x in a.graphs
+            ]
         if hasattr(g, "metadata_props"):
             del g.metadata_props[:]
     onnx.save(m, str(path))
@@ -123,7 +133,9 @@ def _example_inputs(model: Transformer, batch: int = 2, src_len: int = 7):
     return ids, torch.ones(batch, src_len, dtype=torch.long)
 
 
-def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: str, decoder_file: str) -> None:
+def export_graphs(
+    model: Transformer, out_dir: Path, io: IONames, encoder_file: str, decoder_file: str
+) -> None:
     """The encoder through torch.onnx (dynamo); the decoder step written directly (see fused.py)."""
     import onnx
 
@@ -135,9 +147,15 @@ def export_graphs(model: Transformer, out_dir: Path, io: IONames, encoder_file: 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            EncoderGraph(model), (src_ids, src_mask), str(out_dir / encoder_file),
-            input_names=[io.input_ids, io.attention_mask], output_names=io.encoder_outputs(n),
-            dynamic_shapes=({0: B, 1: S}, {0: B, 1: S}), dynamo=True, optimize=True, verbose=False,
+            EncoderGraph(model),
+            (src_ids, src_mask),
+            str(out_dir / encoder_file),
+            input_names=[io.input_ids, io.attention_mask],
+            output_names=io.encoder_outputs(n),
+            dynamic_shapes=({0: B, 1: S}, {0: B, 1: S}),
+            dynamo=True,
+            optimize=True,
+            verbose=False,
             external_data=False,
         )
         _strip_debug_info(out_dir / encoder_file)

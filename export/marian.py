@@ -33,8 +33,16 @@ from .export import PARITY_FLOOR, ExportError, PackageSource, quiet_exporters, w
 
 ACTIVATIONS = {"swish": "swish", "silu": "swish", "relu": "relu", "gelu": "gelu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-HUB_FILES = ["config.json", "generation_config.json", "*.safetensors", "pytorch_model.bin", "*.spm", "vocab.json",
-             "target_vocab.json", "tokenizer_config.json"]
+HUB_FILES = [
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "pytorch_model.bin",
+    "*.spm",
+    "vocab.json",
+    "target_vocab.json",
+    "tokenizer_config.json",
+]
 PARITY_SHAPES = [(1, 1, 1), (1, 9, 6), (3, 13, 4), (8, 5, 9)]  # (batch, src_len, decoder positions)
 PARITY_ATOL = 1e-4
 BEAM = 4
@@ -76,31 +84,45 @@ def fetch(src: str) -> Path:
     if path.is_dir():
         return path
     if path.exists() or src.startswith((".", "/", "~")) or src.count("/") != 1:
-        raise ExportError(f"{src} is neither a model directory nor a hub id like Helsinki-NLP/opus-mt-en-es")
+        raise ExportError(
+            f"{src} is neither a model directory nor a hub id like Helsinki-NLP/opus-mt-en-es"
+        )
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
-        raise ExportError("downloading from the hub needs huggingface_hub: pip install 'traductor[convert]'") from e
+        raise ExportError(
+            "downloading from the hub needs huggingface_hub: pip install 'traductor[convert]'"
+        ) from e
     print(f"downloading {src} from the Hugging Face hub ...", file=sys.stderr)
     try:
         return Path(snapshot_download(repo_id=src, allow_patterns=HUB_FILES))
     except Exception as e:  # offline, unknown repo, gated repo: one clear line
-        raise ExportError(f"could not download {src} from the Hugging Face hub: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+        raise ExportError(
+            f"could not download {src} from the Hugging Face hub: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from e
 
 
 def load_marian(model_dir: Path):
     """-> (MarianMTModel in eval mode, its config), after checking the files a conversion needs."""
-    missing = [f for f in ("config.json", "source.spm", "target.spm", "vocab.json") if not (model_dir / f).is_file()]
+    missing = [
+        f
+        for f in ("config.json", "source.spm", "target.spm", "vocab.json")
+        if not (model_dir / f).is_file()
+    ]
     if not any((model_dir / f).is_file() for f in WEIGHT_FILES):
         missing.append(" or ".join(WEIGHT_FILES))
     if missing:
-        raise ExportError(f"{model_dir} is not a transformers MarianMT directory: missing {', '.join(missing)}")
+        raise ExportError(
+            f"{model_dir} is not a transformers MarianMT directory: missing {', '.join(missing)}"
+        )
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ExportError(f"{model_dir / 'config.json'} is not valid JSON: {e}") from e
     if config.get("model_type") != "marian":
-        raise ExportError(f"{model_dir} holds a {config.get('model_type')!r} model; `convert marian` reads model_type 'marian'")
+        raise ExportError(
+            f"{model_dir} holds a {config.get('model_type')!r} model; `convert marian` reads model_type 'marian'"
+        )
     from transformers import MarianMTModel
     from transformers.utils import logging as hf_logging
 
@@ -114,24 +136,48 @@ def model_config(hf, unk_id: int) -> ModelConfig:
     """Check that our graphs can express the checkpoint, and describe it as a ModelConfig."""
     problems = []
     if hf.encoder_attention_heads != hf.decoder_attention_heads:
-        problems.append(f"encoder and decoder head counts differ ({hf.encoder_attention_heads} vs {hf.decoder_attention_heads})")
+        problems.append(
+            f"encoder and decoder head counts differ ({hf.encoder_attention_heads} vs {hf.decoder_attention_heads})"
+        )
     if hf.encoder_ffn_dim != hf.decoder_ffn_dim:
-        problems.append(f"encoder and decoder feed-forward widths differ ({hf.encoder_ffn_dim} vs {hf.decoder_ffn_dim})")
+        problems.append(
+            f"encoder and decoder feed-forward widths differ ({hf.encoder_ffn_dim} vs {hf.decoder_ffn_dim})"
+        )
     if hf.activation_function not in ACTIVATIONS:
-        problems.append(f"activation {hf.activation_function!r} (supported: {', '.join(ACTIVATIONS)})")
-    for flag in ("normalize_before", "add_final_layer_norm", "normalize_embedding", "add_bias_logits"):
+        problems.append(
+            f"activation {hf.activation_function!r} (supported: {', '.join(ACTIVATIONS)})"
+        )
+    for flag in (
+        "normalize_before",
+        "add_final_layer_norm",
+        "normalize_embedding",
+        "add_bias_logits",
+    ):
         if getattr(hf, flag, False):
             problems.append(f"{flag}=True (a variant modeling_marian.py does not implement)")
     if problems:
         raise ExportError("this MarianMT checkpoint cannot be converted: " + "; ".join(problems))
     separate = not getattr(hf, "share_encoder_decoder_embeddings", True)
     return ModelConfig(
-        vocab_size=hf.vocab_size, d_model=hf.d_model, n_heads=hf.encoder_attention_heads, d_ff=hf.encoder_ffn_dim,
-        n_encoder_layers=hf.encoder_layers, n_decoder_layers=hf.decoder_layers, dropout=0.0, pre_norm=False,
-        max_len=hf.max_position_embeddings - 1, pad_id=hf.pad_token_id, bos_id=hf.decoder_start_token_id,
-        eos_id=hf.eos_token_id if isinstance(hf.eos_token_id, int) else hf.eos_token_id[0], unk_id=unk_id,
-        activation=ACTIVATIONS[hf.activation_function], positions="halves", scale_embedding=bool(hf.scale_embedding),
-        target_vocab_size=hf.decoder_vocab_size if separate else None, final_logits_bias=True, suppress_ids=(hf.pad_token_id,),
+        vocab_size=hf.vocab_size,
+        d_model=hf.d_model,
+        n_heads=hf.encoder_attention_heads,
+        d_ff=hf.encoder_ffn_dim,
+        n_encoder_layers=hf.encoder_layers,
+        n_decoder_layers=hf.decoder_layers,
+        dropout=0.0,
+        pre_norm=False,
+        max_len=hf.max_position_embeddings - 1,
+        pad_id=hf.pad_token_id,
+        bos_id=hf.decoder_start_token_id,
+        eos_id=hf.eos_token_id if isinstance(hf.eos_token_id, int) else hf.eos_token_id[0],
+        unk_id=unk_id,
+        activation=ACTIVATIONS[hf.activation_function],
+        positions="halves",
+        scale_embedding=bool(hf.scale_embedding),
+        target_vocab_size=hf.decoder_vocab_size if separate else None,
+        final_logits_bias=True,
+        suppress_ids=(hf.pad_token_id,),
     )
 
 
@@ -154,9 +200,21 @@ def map_weights(hf_model, cfg: ModelConfig) -> Transformer:
         ours["decoder_embed.weight"] = take("decoder.embed_tokens.weight")
     ours["final_logits_bias"] = take("final_logits_bias").reshape(-1)
     attn = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "out_proj": "out_proj"}
-    for stack, n, blocks in (("encoder", cfg.n_encoder_layers, [("self_attn", "self_attn", "self_attn_layer_norm", "attn_block")]),
-                             ("decoder", cfg.n_decoder_layers, [("self_attn", "self_attn", "self_attn_layer_norm", "self_block"),
-                                                                ("encoder_attn", "cross_attn", "encoder_attn_layer_norm", "cross_block")])):
+    for stack, n, blocks in (
+        (
+            "encoder",
+            cfg.n_encoder_layers,
+            [("self_attn", "self_attn", "self_attn_layer_norm", "attn_block")],
+        ),
+        (
+            "decoder",
+            cfg.n_decoder_layers,
+            [
+                ("self_attn", "self_attn", "self_attn_layer_norm", "self_block"),
+                ("encoder_attn", "cross_attn", "encoder_attn_layer_norm", "cross_block"),
+            ],
+        ),
+    ):
         for i in range(n):
             hp, op = f"{stack}.layers.{i}", f"{stack}_layers.{i}"
             for h_attn, o_attn, h_norm, o_block in blocks:
@@ -170,17 +228,34 @@ def map_weights(hf_model, cfg: ModelConfig) -> Transformer:
                 ours[f"{op}.ffn.fc2.{t}"] = take(f"{hp}.fc2.{t}")
                 ours[f"{op}.ffn_block.norm.{t}"] = take(f"{hp}.final_layer_norm.{t}")
     # Tied copies and the fixed position tables are not weights of their own.
-    tied = {k for k in sd if k.endswith(("shared.weight", "decoder.embed_tokens.weight", "lm_head.weight", "embed_positions.weight"))}
+    tied = {
+        k
+        for k in sd
+        if k.endswith(
+            (
+                "shared.weight",
+                "decoder.embed_tokens.weight",
+                "lm_head.weight",
+                "embed_positions.weight",
+            )
+        )
+    }
     leftovers = sorted(set(sd) - used - tied)
     if leftovers:
-        raise ExportError(f"checkpoint tensors with no place in the converted model: {', '.join(leftovers[:5])}")
+        raise ExportError(
+            f"checkpoint tensors with no place in the converted model: {', '.join(leftovers[:5])}"
+        )
     lm_head = sd.get("lm_head.weight")
     target = ours.get("decoder_embed.weight", ours["embed.weight"])
     if lm_head is not None and not torch.equal(lm_head, target):
-        raise ExportError("lm_head is not tied to the decoder embeddings; an untied output projection is not supported")
+        raise ExportError(
+            "lm_head is not tied to the decoder embeddings; an untied output projection is not supported"
+        )
     missing, unexpected = model.load_state_dict(ours, strict=False)
     if missing or unexpected:
-        raise ExportError(f"weight mapping incomplete: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ExportError(
+            f"weight mapping incomplete: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model
 
 
@@ -195,21 +270,30 @@ def reference_gates(hf_model, cfg: ModelConfig, seed: int = 0):
         tr = Translator(package_dir, variant="fp32", intra_threads=1)
         checks, problems = {"transformers_max_diff": diff}, []
         if diff > PARITY_ATOL:
-            problems.append(f"fp32 log-probs differ from transformers' MarianMTModel by {diff:.2e} > {PARITY_ATOL}")
+            problems.append(
+                f"fp32 log-probs differ from transformers' MarianMTModel by {diff:.2e} > {PARITY_ATOL}"
+            )
         for beam in (1, BEAM):
-            ours = [h[0].tokens for h in tr.translate_ids(src, TranslationOptions(beam_size=beam, batch_size=8))]
+            ours = [
+                h[0].tokens
+                for h in tr.translate_ids(src, TranslationOptions(beam_size=beam, batch_size=8))
+            ]
             theirs = hf_generate(hf_model, cfg, src, beam, [tr._limit(s) for s in src])
             same = sum(a == b for a, b in zip(ours, theirs))
             checks[f"generate_identical_beam{beam}"] = f"{same}/{len(src)}"
             if same < len(src):
-                problems.append(f"beam {beam}: tokens differ from transformers' generate() on {len(src) - same} of {len(src)} dev sentences")
+                problems.append(
+                    f"beam {beam}: tokens differ from transformers' generate() on {len(src) - same} of {len(src)} dev sentences"
+                )
         return checks, problems
 
     return gates
 
 
 @torch.no_grad()
-def hf_parity(hf_model, cfg: ModelConfig, package_dir: Path, seed: int = 0, shapes=PARITY_SHAPES) -> float:
+def hf_parity(
+    hf_model, cfg: ModelConfig, package_dir: Path, seed: int = 0, shapes=PARITY_SHAPES
+) -> float:
     """Max |log-prob difference| between the package's fp32 graphs, stepped with their KV cache, and
     MarianMTModel's teacher-forced forward, at every decoder position of every shape."""
     from traductor.runtime.decoder import OnnxStepDecoder
@@ -231,7 +315,11 @@ def hf_parity(hf_model, cfg: ModelConfig, package_dir: Path, seed: int = 0, shap
         dec = torch.randint(low, cfg.output_vocab_size - 1, (batch, steps), generator=g)
         dec[dec == cfg.pad_id] = cfg.unk_id
         dec[:, 0] = cfg.bos_id
-        ref = hf_model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits.float().log_softmax(-1)
+        ref = (
+            hf_model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec)
+            .logits.float()
+            .log_softmax(-1)
+        )
         ref[..., list(cfg.suppress_ids)] = float("-inf")
         step = OnnxStepDecoder(ort_model, ids.numpy(), mask.numpy())
         for t in range(steps):
@@ -240,13 +328,17 @@ def hf_parity(hf_model, cfg: ModelConfig, package_dir: Path, seed: int = 0, shap
             finite = np.isfinite(want)
             if not np.array_equal(finite, np.isfinite(got)):
                 return float("inf")
-            considered = want >= PARITY_FLOOR  # the tokens any search could pick (export.PARITY_FLOOR)
+            considered = (
+                want >= PARITY_FLOOR
+            )  # the tokens any search could pick (export.PARITY_FLOOR)
             worst = max(worst, float(np.abs(got[considered] - want[considered]).max()))
     return worst
 
 
 @torch.no_grad()
-def hf_generate(hf_model, cfg: ModelConfig, src: list[list[int]], beam: int, limits: list[int]) -> list[list[int]]:
+def hf_generate(
+    hf_model, cfg: ModelConfig, src: list[list[int]], beam: int, limits: list[int]
+) -> list[list[int]]:
     """transformers' generate() on the same source ids, one sentence at a time (no padding effects),
     pad banned as OPUS-MT checkpoints ask (bad_words_ids), tokens without the start and end token.
     max_new_tokens is one more than our limit: generate() spends its last position on a forced end
@@ -254,9 +346,16 @@ def hf_generate(hf_model, cfg: ModelConfig, src: list[list[int]], beam: int, lim
     out = []
     for ids, limit in zip(src, limits):
         seq = hf_model.generate(
-            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), num_beams=beam,
-            do_sample=False, max_new_tokens=limit + 1, min_length=0, length_penalty=1.0, early_stopping=False,
-            bad_words_ids=[[cfg.pad_id]], num_return_sequences=1,
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            num_beams=beam,
+            do_sample=False,
+            max_new_tokens=limit + 1,
+            min_length=0,
+            length_penalty=1.0,
+            early_stopping=False,
+            bad_words_ids=[[cfg.pad_id]],
+            num_return_sequences=1,
         )[0].tolist()
         seq = seq[1:]  # the decoder start token
         if cfg.eos_id in seq:
@@ -269,11 +368,15 @@ def _languages(model_dir: Path, name: str, args) -> tuple[str, str]:
     tok_cfg = {}
     if (model_dir / "tokenizer_config.json").is_file():
         tok_cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    found = re.search(r"opus-mt-([a-z]{2,3}(?:_[a-zA-Z]+)?)-([a-z]{2,3}(?:_[a-zA-Z]+)?)(?:$|[^a-z])", name)
+    found = re.search(
+        r"opus-mt-([a-z]{2,3}(?:_[a-zA-Z]+)?)-([a-z]{2,3}(?:_[a-zA-Z]+)?)(?:$|[^a-z])", name
+    )
     source = args.source_lang or tok_cfg.get("source_lang") or (found.group(1) if found else None)
     target = args.target_lang or tok_cfg.get("target_lang") or (found.group(2) if found else None)
     if not source or not target:
-        raise ExportError(f"cannot tell the languages of {name}: pass --source-lang and --target-lang")
+        raise ExportError(
+            f"cannot tell the languages of {name}: pass --source-lang and --target-lang"
+        )
     return source, target
 
 
@@ -292,18 +395,26 @@ def main(args) -> int:
     except ValueError as e:
         raise ExportError(str(e)) from e
     if toks.source_id_map or toks.target_id_map:
-        raise ExportError(f"{len(toks.source_id_map) + len(toks.target_id_map)} SentencePiece pieces of this checkpoint are missing "
-                          "from its vocabulary files; MarianTokenizer maps them to <unk>, which these packages cannot express yet")
+        raise ExportError(
+            f"{len(toks.source_id_map) + len(toks.target_id_map)} SentencePiece pieces of this checkpoint are missing "
+            "from its vocabulary files; MarianTokenizer maps them to <unk>, which these packages cannot express yet"
+        )
     cfg = model_config(hf, toks.unk_id)
     if toks.source_vocab_size != cfg.vocab_size or toks.target_vocab_size != cfg.output_vocab_size:
-        raise ExportError(f"vocabulary sizes disagree: tokenizers {toks.source_vocab_size}/{toks.target_vocab_size}, "
-                          f"model {cfg.vocab_size}/{cfg.output_vocab_size}")
+        raise ExportError(
+            f"vocabulary sizes disagree: tokenizers {toks.source_vocab_size}/{toks.target_vocab_size}, "
+            f"model {cfg.vocab_size}/{cfg.output_vocab_size}"
+        )
     model = map_weights(hf_model, cfg)
     name = args.src.rstrip("/") if not Path(args.src).is_dir() else Path(args.src).resolve().name
     source_lang, target_lang = _languages(model_dir, name, args)
     tags = {t[2:-2]: t for t in toks.language_tags}
     if args.dev:
-        lines = [line.split("\t")[0] for line in Path(args.dev).read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [
+            line.split("\t")[0]
+            for line in Path(args.dev).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         dev = lines[: args.dev_sentences]
     else:
         dev = SAMPLE_SENTENCES[: args.dev_sentences]
@@ -311,15 +422,22 @@ def main(args) -> int:
     intro = f"""Converted from `{args.src}` (transformers MarianMT, OPUS-MT) by `traductor convert marian`.
 
 - Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
-  post-LayerNorm, {d.activation} feed-forward of {d.d_ff}, vocabulary {d.vocab_size}{f' (target {d.target_vocab_size})' if d.target_vocab_size else ' (shared)'},
-  max length {d.max_len}{'; target languages: ' + ', '.join(sorted(tags)) if tags else ''}.
+  post-LayerNorm, {d.activation} feed-forward of {d.d_ff}, vocabulary {d.vocab_size}{f" (target {d.target_vocab_size})" if d.target_vocab_size else " (shared)"},
+  max length {d.max_len}{"; target languages: " + ", ".join(sorted(tags)) if tags else ""}.
 - Tokenization: the checkpoint's SentencePiece models rebuilt as `tokenizers` JSON (source and target), no sentencepiece at run time.
-- Checked against transformers {__import__('transformers').__version__}: fp32 log-probs at shapes (batch, source length, decoder steps)
+- Checked against transformers {__import__("transformers").__version__}: fp32 log-probs at shapes (batch, source length, decoder steps)
   {PARITY_SHAPES}, greedy and beam {BEAM} tokens against `generate()` on {len(dev)} dev sentences.
 """
     source = PackageSource(
-        model=model, source_tokenizer=toks.source, target_tokenizer=toks.target, source_language=source_lang,
-        target_language=target_lang if not tags else "mul", card_intro=intro, language_tags=tags, min_length=0,
-        converted_from=f"{args.src} (transformers MarianMT)", reference=reference_gates(hf_model, cfg),
+        model=model,
+        source_tokenizer=toks.source,
+        target_tokenizer=toks.target,
+        source_language=source_lang,
+        target_language=target_lang if not tags else "mul",
+        card_intro=intro,
+        language_tags=tags,
+        min_length=0,
+        converted_from=f"{args.src} (transformers MarianMT)",
+        reference=reference_gates(hf_model, cfg),
     )
     return write_package(source, dev, out, args)

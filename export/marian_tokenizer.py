@@ -82,15 +82,22 @@ SPACE = "\u2581"  # SentencePiece's whitespace symbol
 # Private-use code points of plane 16 serve as markers.  Any such character in the input is first replaced
 # by U+10FFFD, which SentencePiece treats alike (an unknown character), so none of them can come from the text.
 _RESERVED = (0x100000, 0x10FFFC)
-_ESCAPE = "\U0010FFFD"
+_ESCAPE = "\U0010fffd"
 _REST = chr(0x100001)  # after a language code: becomes the space that starts the rest of the text
 _UNKNOWN_CODE = chr(0x100002)  # a language code not in the vocabulary
-_OPEN, _CLOSE = chr(0x100003), chr(0x100004)  # around each run of characters the model has no piece for
+_OPEN, _CLOSE = (
+    chr(0x100003),
+    chr(0x100004),
+)  # around each run of characters the model has no piece for
 _HIDDEN = chr(0x100005)  # prefix of vocabulary entries this side's model never produces
-_SILENT = chr(0x100006)  # prefix of entries that decode to nothing (SentencePiece control pieces, gaps)
+_SILENT = chr(
+    0x100006
+)  # prefix of entries that decode to nothing (SentencePiece control pieces, gaps)
 _SPECIAL = chr(0x100007)  # suffix of entries that read as a special token's text when decoding
 _DROPPED = chr(0x100008)  # stands for a character the character map deletes, until it has run
-_STAND_IN_FIRST = 0x100100  # stand-ins for the characters that keep special tokens and tags unreachable
+_STAND_IN_FIRST = (
+    0x100100  # stand-ins for the characters that keep special tokens and tags unreachable
+)
 _CODE_FIRST = 0x101000  # one marker per known language code
 
 # SentencePiece piece types (sentencepiece_model.proto)
@@ -114,7 +121,9 @@ class MarianTokenizers:
     eos_id: int
     unk_id: int
     source_vocab_size: int  # len(vocab.json): the encoder's embedding rows
-    target_vocab_size: int  # len(target_vocab.json) with separate vocabularies, else len(vocab.json)
+    target_vocab_size: (
+        int  # len(target_vocab.json) with separate vocabularies, else len(vocab.json)
+    )
     language_tags: list[str]  # the ">>xx<<" entries of vocab.json, in id order
     # extra Unigram id -> MarianTokenizer id, for SentencePiece pieces missing from the vocabulary (see module doc)
     source_id_map: dict[int, int] = field(default_factory=dict)
@@ -172,14 +181,19 @@ def _read_vocab(path: Path) -> dict[str, int]:
         raise _fail(path, f"ids must be 0..{len(vocab) - 1}, each once")
     for piece in vocab:
         if piece == "" or any(_RESERVED[0] <= ord(c) <= _RESERVED[1] + 1 for c in piece):
-            raise _fail(path, f"entry {piece!r} is empty or uses the private characters U+100000..U+10FFFD this converter reserves")
+            raise _fail(
+                path,
+                f"entry {piece!r} is empty or uses the private characters U+100000..U+10FFFD this converter reserves",
+            )
     return vocab
 
 
 def _read_spm(path: Path) -> _Spm:
     if not path.is_file():
         raise _fail(path, "missing (expected in a MarianMT checkpoint directory)")
-    from sentencepiece import sentencepiece_model_pb2 as pb  # the protobuf schema shipped with sentencepiece
+    from sentencepiece import (
+        sentencepiece_model_pb2 as pb,
+    )  # the protobuf schema shipped with sentencepiece
 
     proto = pb.ModelProto()
     try:
@@ -190,13 +204,23 @@ def _read_spm(path: Path) -> _Spm:
         raise _fail(path, "not a SentencePiece model (no pieces)")
     spec, norm = proto.trainer_spec, proto.normalizer_spec
     if spec.model_type != _UNIGRAM:
-        raise _fail(path, f"SentencePiece model type {spec.model_type} is not supported (Unigram only)")
+        raise _fail(
+            path, f"SentencePiece model type {spec.model_type} is not supported (Unigram only)"
+        )
     if spec.byte_fallback or any(p.type == _BYTE for p in proto.pieces):
         raise _fail(path, "SentencePiece byte fallback is not supported")
     if any(p.type == _USER_DEFINED for p in proto.pieces):
         raise _fail(path, "SentencePiece user-defined symbols are not supported")
-    if spec.treat_whitespace_as_suffix or not norm.add_dummy_prefix or not norm.escape_whitespaces or not norm.remove_extra_whitespaces:
-        raise _fail(path, "unsupported SentencePiece whitespace settings (expected dummy prefix, escaped and folded whitespace)")
+    if (
+        spec.treat_whitespace_as_suffix
+        or not norm.add_dummy_prefix
+        or not norm.escape_whitespaces
+        or not norm.remove_extra_whitespaces
+    ):
+        raise _fail(
+            path,
+            "unsupported SentencePiece whitespace settings (expected dummy prefix, escaped and folded whitespace)",
+        )
     if proto.HasField("denormalizer_spec") and proto.denormalizer_spec.precompiled_charsmap:
         raise _fail(path, "SentencePiece denormalization rules are not supported")
     normal = [(p.piece, p.score) for p in proto.pieces if p.type == _NORMAL]
@@ -205,9 +229,14 @@ def _read_spm(path: Path) -> _Spm:
     alphabet = {p for p, _ in normal if len(p) == 1}
     for p, _ in normal:
         if any(c not in alphabet for c in p):
-            raise _fail(path, f"piece {p!r} holds a character that is not a piece of its own (unsupported)")
+            raise _fail(
+                path, f"piece {p!r} holds a character that is not a piece of its own (unsupported)"
+            )
         if any(_RESERVED[0] <= ord(c) <= _RESERVED[1] + 1 for c in p):
-            raise _fail(path, f"piece {p!r} uses the private characters U+100000..U+10FFFD this converter reserves")
+            raise _fail(
+                path,
+                f"piece {p!r} uses the private characters U+100000..U+10FFFD this converter reserves",
+            )
     controls = {p.piece for p in proto.pieces if p.type == _CONTROL}
     # NFKC-based rules get an NFKC step before the character map (module doc, item 3)
     nfkc = norm.name in ("nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf")
@@ -237,15 +266,21 @@ def _char_class(chars: set[str], negate: bool = False) -> str:
         j = i
         while j + 1 < len(points) and points[j + 1] == points[j] + 1:
             j += 1
-        parts.append(f"\\x{{{points[i]:X}}}" if i == j else f"\\x{{{points[i]:X}}}-\\x{{{points[j]:X}}}")
+        parts.append(
+            f"\\x{{{points[i]:X}}}" if i == j else f"\\x{{{points[i]:X}}}-\\x{{{points[j]:X}}}"
+        )
         i = j + 1
     return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
 @lru_cache(maxsize=1)
 def _blank_candidates() -> tuple[str, ...]:
-    found = [chr(i) for i in range(sys.maxunicode + 1)
-             if not 0xD800 <= i <= 0xDFFF and unicodedata.category(chr(i)) in ("Cc", "Cf", "Zs", "Zl", "Zp")]
+    found = [
+        chr(i)
+        for i in range(sys.maxunicode + 1)
+        if not 0xD800 <= i <= 0xDFFF
+        and unicodedata.category(chr(i)) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+    ]
     return tuple(found + [SPACE, "\ufffd"])
 
 
@@ -272,12 +307,26 @@ def _onig_escape(text: str) -> str:
     return "".join(f"\\x{{{ord(c):X}}}" for c in text)
 
 
-def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], decode_controls: set[str],
-                clean_up: bool, eos: str, unk: str, vocab_path: Path) -> tuple[Tokenizer, dict[int, int]]:
+def _build_side(
+    spm: _Spm,
+    encoder: dict[str, int],
+    specials: dict[str, int],
+    decode_controls: set[str],
+    clean_up: bool,
+    eos: str,
+    unk: str,
+    vocab_path: Path,
+) -> tuple[Tokenizer, dict[int, int]]:
     """One side: `spm` segments, `encoder` maps piece strings to ids, `specials` are the added tokens."""
-    unk_id = encoder[unk]  # MarianTokenizer: current_encoder[unk_token] for any string not in the vocabulary
+    unk_id = encoder[
+        unk
+    ]  # MarianTokenizer: current_encoder[unk_token] for any string not in the vocabulary
     special_ids = set(specials.values())
-    codes = {t: i for t, i in encoder.items() if _is_code(t) and i not in special_ids and t not in specials}
+    codes = {
+        t: i
+        for t, i in encoder.items()
+        if _is_code(t) and i not in special_ids and t not in specials
+    }
 
     # characters whose stand-in keeps every special token and code out of the lattice's reach
     stand_in: dict[str, str] = {}
@@ -312,7 +361,9 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
             slots[i] = (text + _SPECIAL, 0.0)
         elif text in decode_controls:
             slots[i] = (_SILENT + text, 0.0)
-        elif all(c not in spm.alphabet for c in text):  # a whole run of characters the model has no piece for
+        elif all(
+            c not in spm.alphabet for c in text
+        ):  # a whole run of characters the model has no piece for
             slots[i] = (_OPEN + text.translate(swap) + _CLOSE, 0.0)
         else:
             slots[i] = (_HIDDEN + text, 0.0)
@@ -325,7 +376,9 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
     tok = Tokenizer(models.Unigram(vocab, unk_id, False))
 
     # normaliser, in MarianTokenizer's order
-    steps = [normalizers.Replace(Regex(f"[\\x{{{_RESERVED[0]:X}}}-\\x{{{_RESERVED[1]:X}}}]"), _ESCAPE)]
+    steps = [
+        normalizers.Replace(Regex(f"[\\x{{{_RESERVED[0]:X}}}-\\x{{{_RESERVED[1]:X}}}]"), _ESCAPE)
+    ]
     markers = {}
     for n, code in enumerate(sorted(codes, key=codes.get)):
         markers[code] = chr(_CODE_FIRST + n)
@@ -368,18 +421,25 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
         if normalizers.Precompiled(spm.charsmap).normalize_str(probe) != probe:
             raise _fail(spm.path, "its character map rewrites private-use characters (unsupported)")
 
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in sorted(specials, key=specials.get)])
-    tok.add_tokens([AddedToken(t, special=False, normalized=True) for t in sorted(codes, key=codes.get)])
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in sorted(specials, key=specials.get)]
+    )
+    tok.add_tokens(
+        [AddedToken(t, special=False, normalized=True) for t in sorted(codes, key=codes.get)]
+    )
     for text, i in list(specials.items()) + list(codes.items()):
         if tok.token_to_id(text) != i:
             raise _fail(vocab_path, f"{text!r} did not keep id {i}")
 
     eos_id = specials[eos]
-    tok.post_processor = processors.TemplateProcessing(single=f"$A:0 {eos}:0", pair=f"$A:0 $B:0 {eos}:0",
-                                                       special_tokens=[(eos, eos_id)])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A:0 {eos}:0", pair=f"$A:0 $B:0 {eos}:0", special_tokens=[(eos, eos_id)]
+    )
 
     # decoder: MarianTokenizer.convert_tokens_to_string, then str.strip()
-    chain = [decoders.Replace(Regex("\\A" + _onig_escape(t) + "\\z"), t + _SPECIAL) for t in specials]
+    chain = [
+        decoders.Replace(Regex("\\A" + _onig_escape(t) + "\\z"), t + _SPECIAL) for t in specials
+    ]
     chain.append(decoders.Replace(Regex(f"\\A{_SILENT}[\\s\\S]*\\z"), ""))
     chain.append(decoders.Fuse())
     # a special token's text is followed by a space; SentencePiece drops the U+2581 that starts the next piece
@@ -390,8 +450,18 @@ def _build_side(spm: _Spm, encoder: dict[str, int], specials: dict[str, int], de
     ws = _char_class(_python_whitespace())
     chain.append(decoders.Replace(Regex(f"\\A{ws}+|{ws}+\\z"), ""))
     if clean_up:  # PreTrainedTokenizerBase.clean_up_tokenization
-        for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                     (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        for a, b in (
+            (" .", "."),
+            (" ?", "?"),
+            (" !", "!"),
+            (" ,", ","),
+            (" ' ", "'"),
+            (" n't", "n't"),
+            (" 'm", "'m"),
+            (" 's", "'s"),
+            (" 've", "'ve"),
+            (" 're", "'re"),
+        ):
             chain.append(decoders.Replace(a, b))
     tok.decoder = decoders.Sequence(chain)
     return tok, id_map
@@ -438,12 +508,30 @@ def convert_marian_tokenizers(src_dir: Path) -> MarianTokenizers:
 
     # transformers 5 decodes with the source model when the vocabulary is shared, the target one otherwise
     decode_spm = target_spm if separate else source_spm
-    source, source_map = _build_side(source_spm, vocab, specials, source_spm.controls, clean_up, eos, unk, vocab_path)
-    target, target_map = _build_side(target_spm, target_vocab, specials, decode_spm.controls, clean_up, eos, unk,
-                                     target_vocab_path if separate else vocab_path)
+    source, source_map = _build_side(
+        source_spm, vocab, specials, source_spm.controls, clean_up, eos, unk, vocab_path
+    )
+    target, target_map = _build_side(
+        target_spm,
+        target_vocab,
+        specials,
+        decode_spm.controls,
+        clean_up,
+        eos,
+        unk,
+        target_vocab_path if separate else vocab_path,
+    )
     tags = sorted((t for t in vocab if _is_code(t) and t not in specials), key=vocab.get)
     return MarianTokenizers(
-        source=source, target=target, pad_id=vocab[pad], eos_id=vocab[eos], unk_id=vocab[unk],
-        source_vocab_size=len(vocab), target_vocab_size=len(target_vocab), language_tags=tags,
-        source_id_map=source_map, target_id_map=target_map, separate_vocabs=separate,
+        source=source,
+        target=target,
+        pad_id=vocab[pad],
+        eos_id=vocab[eos],
+        unk_id=vocab[unk],
+        source_vocab_size=len(vocab),
+        target_vocab_size=len(target_vocab),
+        language_tags=tags,
+        source_id_map=source_map,
+        target_id_map=target_map,
+        separate_vocabs=separate,
     )

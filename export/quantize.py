@@ -46,7 +46,9 @@ def _untie_output_projection(model: onnx.ModelProto) -> int:
         perm = next((list(a.ints) for a in src.attribute if a.name == "perm"), None)
         name = f"{src.input[0]}_transposed"
         if name not in inits:
-            t = numpy_helper.from_array(np.ascontiguousarray(weight.transpose(perm) if perm else weight.T), name)
+            t = numpy_helper.from_array(
+                np.ascontiguousarray(weight.transpose(perm) if perm else weight.T), name
+            )
             graph.initializer.append(t)
             inits[name] = t
         node.input[1] = name
@@ -67,19 +69,29 @@ def _gathers_to_fp16(model: onnx.ModelProto) -> int:
     converted: set[str] = set()
     for node in graph.node:
         new_nodes.append(node)
-        if node.op_type != "Gather" or node.input[0] not in inits or inits[node.input[0]].data_type != TensorProto.FLOAT:
+        if (
+            node.op_type != "Gather"
+            or node.input[0] not in inits
+            or inits[node.input[0]].data_type != TensorProto.FLOAT
+        ):
             continue
         if 4 * int(np.prod(inits[node.input[0]].dims)) < FP16_MIN_TABLE_BYTES:
             continue
         name = node.input[0]
         if name not in converted:
-            half = numpy_helper.from_array(numpy_helper.to_array(inits[name]).astype(np.float16), f"{name}_fp16")
+            half = numpy_helper.from_array(
+                numpy_helper.to_array(inits[name]).astype(np.float16), f"{name}_fp16"
+            )
             graph.initializer.append(half)
             converted.add(name)
         out = node.output[0]
         node.input[0] = f"{name}_fp16"
         node.output[0] = f"{out}_fp16"
-        new_nodes.append(helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT, name=f"{node.name}_to_fp32"))
+        new_nodes.append(
+            helper.make_node(
+                "Cast", [node.output[0]], [out], to=TensorProto.FLOAT, name=f"{node.name}_to_fp32"
+            )
+        )
         changed += 1
     del graph.node[:]
     graph.node.extend(new_nodes)
@@ -131,7 +143,9 @@ class _RowQuantizer:
 
     def __init__(self, model: onnx.ModelProto):
         self.shapes = _symbolic_shapes(model)
-        self.zero_points: dict[tuple, str] = {}  # leading shape -> a zero-point tensor of that shape
+        self.zero_points: dict[
+            tuple, str
+        ] = {}  # leading shape -> a zero-point tensor of that shape
         self.graph = model.graph
         self.inits = {t.name: t for t in self.graph.initializer}
         self.producers = {o: n for n in self.graph.node for o in n.output}
@@ -159,21 +173,41 @@ class _RowQuantizer:
         src = self.producers.get(x)
         nonneg = src is not None and src.op_type == "Relu"  # 0..255 with zero point 0
         peak_in = x if nonneg else self._node("Abs", [x], f"{p}_abs")
-        peak = self._node("ReduceMax", [peak_in, self.const("rowq_last_axis", np.array([-1], np.int64))], f"{p}_peak", keepdims=1)
+        peak = self._node(
+            "ReduceMax",
+            [peak_in, self.const("rowq_last_axis", np.array([-1], np.int64))],
+            f"{p}_peak",
+            keepdims=1,
+        )
         levels = 2 * ACT_MAX + 1 if nonneg else ACT_MAX
         # A row of zeros gets scale 0: QuantizeLinear's output is then irrelevant, times 0 below.
-        scale = self._node("Mul", [peak, self.const(f"rowq_inv{levels}", np.array(1 / levels, np.float32))], f"{p}_scale")
+        scale = self._node(
+            "Mul",
+            [peak, self.const(f"rowq_inv{levels}", np.array(1 / levels, np.float32))],
+            f"{p}_scale",
+        )
         if nonneg:
             zp_name = ""
-            q = self._node("QuantizeLinear", [x, scale], f"{p}_q", axis=-1, block_size=k, output_dtype=TensorProto.UINT8)
+            q = self._node(
+                "QuantizeLinear",
+                [x, scale],
+                f"{p}_q",
+                axis=-1,
+                block_size=k,
+                output_dtype=TensorProto.UINT8,
+            )
         else:
             zp_name = self.const("rowq_zero_point", np.array(ACT_MAX + 1, np.uint8))
             # QuantizeLinear wants a zero point shaped like the scale: made once per leading shape.
             shape = self.shapes.get(x)
-            lead = shape[:-1] if shape is not None and None not in shape[:-1] else None  # None: unknown, not shared
+            lead = (
+                shape[:-1] if shape is not None and None not in shape[:-1] else None
+            )  # None: unknown, not shared
             zp = self.zero_points.get(lead) if lead is not None else None
             if zp is None:
-                zp = self._node("Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp")
+                zp = self._node(
+                    "Expand", [zp_name, self._node("Shape", [scale], f"{p}_shape")], f"{p}_zp"
+                )
                 if lead is not None:
                     self.zero_points[lead] = zp
             q = self._node("QuantizeLinear", [x, scale, zp], f"{p}_q", axis=-1, block_size=k)
@@ -181,7 +215,9 @@ class _RowQuantizer:
         return self.quantized[x]
 
     def _node(self, op: str, inputs: list[str], out: str, domain: str = "", **attrs) -> str:
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain or None, **attrs))
+        self.nodes.append(
+            helper.make_node(op, inputs, [out], name=out, domain=domain or None, **attrs)
+        )
         return out
 
     def run(self) -> None:
@@ -193,10 +229,23 @@ class _RowQuantizer:
             q, scale, zp = self.activation(node.input[0], w.shape[0])
             wq, wscale = _quantize_weight(w)
             base = node.input[1]
-            inputs = [q, self.const(f"{base}_s8", wq), scale, self.const(f"{base}_scale", wscale)] + ([zp] if zp else [])
+            inputs = [
+                q,
+                self.const(f"{base}_s8", wq),
+                scale,
+                self.const(f"{base}_scale", wscale),
+            ] + ([zp] if zp else [])
             # A bias Add after the product stays separate: ORT 1.32's MatMulIntegerToFloat scales its
             # bias input along with the product when the A scale is per row (measured: wrong results).
-            self.nodes.append(helper.make_node("MatMulIntegerToFloat", inputs, [node.output[0]], name=f"{node.name or node.output[0]}_int8", domain=MS))
+            self.nodes.append(
+                helper.make_node(
+                    "MatMulIntegerToFloat",
+                    inputs,
+                    [node.output[0]],
+                    name=f"{node.name or node.output[0]}_int8",
+                    domain=MS,
+                )
+            )
         del self.graph.node[:]
         self.graph.node.extend(self.nodes)
         _drop_unused(self.graph)
@@ -217,7 +266,9 @@ def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     shapes = {}
     for vi in [*inferred.graph.input, *inferred.graph.value_info]:
         dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims)
+        shapes[vi.name] = tuple(
+            d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims
+        )
     return shapes
 
 
@@ -271,5 +322,11 @@ def _quantize_per_tensor(model: onnx.ModelProto, dst: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "staged.onnx"
         onnx.save(model, str(staged))
-        quantize_dynamic(staged, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        quantize_dynamic(
+            staged,
+            dst,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )

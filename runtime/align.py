@@ -61,7 +61,9 @@ def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int])
     return out
 
 
-def align_words(attn: np.ndarray, src_words: list[int], tgt_words: list[int]) -> list[tuple[int, int]]:
+def align_words(
+    attn: np.ndarray, src_words: list[int], tgt_words: list[int]
+) -> list[tuple[int, int]]:
     """attn (target tokens, source tokens) -> sorted (source_word, target_word) pairs: each target
     word linked to the source word it attends most; the end token and language tags left out."""
     m = word_attention(attn, src_words, tgt_words)

@@ -40,7 +40,12 @@ def run_worker(spec: dict) -> dict:
     from .translator import Translator
 
     t0 = time.perf_counter()
-    tr = Translator(spec["model"], providers=(spec["provider"],), variant=spec["variant"], intra_threads=spec["threads"])
+    tr = Translator(
+        spec["model"],
+        providers=(spec["provider"],),
+        variant=spec["variant"],
+        intra_threads=spec["threads"],
+    )
     load_s = time.perf_counter() - t0
     sentences = spec["sentences"]
     src = [s for s in sentences if s.strip()]
@@ -48,7 +53,9 @@ def run_worker(spec: dict) -> dict:
     for beam in spec["beam_sizes"]:
         for batch in spec["batch_sizes"]:
             opts = {"beam_size": beam, "batch_size": batch}
-            tr.translate_batch(src[: max(batch, 1)], **opts)  # warm-up: first-run allocations, thread pools
+            tr.translate_batch(
+                src[: max(batch, 1)], **opts
+            )  # warm-up: first-run allocations, thread pools
             runs, latencies, tokens = [], [], 0
             for _ in range(spec["repeats"]):
                 start = time.perf_counter()
@@ -62,12 +69,20 @@ def run_worker(spec: dict) -> dict:
                 runs.append(time.perf_counter() - start)
                 tokens = n_tokens
             seconds = statistics.median(runs)
-            rows.append({
-                "beam": beam, "batch": batch, "sentences": len(src), "tokens": tokens,
-                "tokens_per_s": tokens / seconds, "sentences_per_s": len(src) / seconds,
-                "latency_p50_ms": 1000 * _percentile(latencies, 0.5), "latency_p90_ms": 1000 * _percentile(latencies, 0.9),
-                "latency_p99_ms": 1000 * _percentile(latencies, 0.99), "seconds_median": seconds,
-            })
+            rows.append(
+                {
+                    "beam": beam,
+                    "batch": batch,
+                    "sentences": len(src),
+                    "tokens": tokens,
+                    "tokens_per_s": tokens / seconds,
+                    "sentences_per_s": len(src) / seconds,
+                    "latency_p50_ms": 1000 * _percentile(latencies, 0.5),
+                    "latency_p90_ms": 1000 * _percentile(latencies, 0.9),
+                    "latency_p99_ms": 1000 * _percentile(latencies, 0.99),
+                    "seconds_median": seconds,
+                }
+            )
     first = []
     for text in sentences[: min(20, len(sentences))]:
         t0 = time.perf_counter()
@@ -78,9 +93,15 @@ def run_worker(spec: dict) -> dict:
     if spec.get("cold_start"):
         cold = load_s + (first[0] if first else 0.0)
     return {
-        "provider": tr.providers[0], "asked_provider": spec["provider"], "variant": tr.variant, "threads": spec["threads"],
-        "load_s": load_s, "first_token_ms_p50": 1000 * statistics.median(first) if first else None,
-        "cold_start_s": cold, "peak_rss_mb": _peak_rss_mb(), "settings": rows,
+        "provider": tr.providers[0],
+        "asked_provider": spec["provider"],
+        "variant": tr.variant,
+        "threads": spec["threads"],
+        "load_s": load_s,
+        "first_token_ms_p50": 1000 * statistics.median(first) if first else None,
+        "cold_start_s": cold,
+        "peak_rss_mb": _peak_rss_mb(),
+        "settings": rows,
     }
 
 
@@ -91,7 +112,13 @@ def _available(provider: str) -> bool:
 
 
 # CPU features that decide which int8 and float kernels ONNX Runtime runs on x86-64.
-_FEATURES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "amx_int8": "AMX-INT8"}
+_FEATURES = {
+    "avx2": "AVX2",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX512-VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX-INT8",
+}
 
 
 def cpu_summary() -> str:
@@ -115,21 +142,28 @@ def cpu_summary() -> str:
 def _machine() -> dict:
     import onnxruntime as ort
 
-    return {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpu": cpu_summary(),
-            "cores": os.cpu_count(), "host": platform.node()}
+    return {
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "cpu": cpu_summary(),
+        "cores": os.cpu_count(),
+        "host": platform.node(),
+    }
 
 
 def bench_main(args) -> int:
     if args.merge:
         return _merge(args)
-    from .package import read_config
     from .models import resolve_model
-    from .package import installed_variants
+    from .package import installed_variants, read_config
 
     model = resolve_model(args.model)
     cfg = read_config(model)
     present = installed_variants(model, cfg)
-    batch_sizes, beam_sizes = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.beam_sizes, "--beam-sizes")
+    batch_sizes, beam_sizes = (
+        _ints(args.batch_sizes, "--batch-sizes"),
+        _ints(args.beam_sizes, "--beam-sizes"),
+    )
     threads = _threads(args.threads)
     sentences = _sentences(args)
     out = Path(args.out)
@@ -138,11 +172,21 @@ def bench_main(args) -> int:
     variants = [v for v in (args.variants.split(",") if args.variants else present) if v]
     unknown = [v for v in variants if v not in cfg.variants]
     if unknown:
-        raise InputError(f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}")
+        raise InputError(
+            f"--variants: the model has no {', '.join(unknown)}; it has {', '.join(cfg.variants)}"
+        )
     absent = [v for v in variants if v not in present]
     if absent:
-        raise InputError(f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})")
-    base = {"model": str(model), "sentences": sentences, "batch_sizes": batch_sizes, "beam_sizes": beam_sizes, "repeats": args.repeats}
+        raise InputError(
+            f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})"
+        )
+    base = {
+        "model": str(model),
+        "sentences": sentences,
+        "batch_sizes": batch_sizes,
+        "beam_sizes": beam_sizes,
+        "repeats": args.repeats,
+    }
     jobs = [(p, v, t) for p in providers for v in variants for t in threads]
     results, skipped = [], []
     for n, (p, v, t) in enumerate(jobs, start=1):
@@ -153,13 +197,31 @@ def bench_main(args) -> int:
             continue
         print(f"[{n}/{len(jobs)}] {p} {v} threads={t or 'auto'} ...", file=sys.stderr, flush=True)
         spec = {**base, "provider": p, "variant": v, "threads": t, "cold_start": True}
-        proc = subprocess.run([sys.executable, "-m", "traductor.runtime.bench"], input=json.dumps(spec), capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "traductor.runtime.bench"],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
-            skipped.append({"provider": p, "variant": v, "threads": t, "reason": proc.stderr.strip().splitlines()[-1][:300]})
+            skipped.append(
+                {
+                    "provider": p,
+                    "variant": v,
+                    "threads": t,
+                    "reason": proc.stderr.strip().splitlines()[-1][:300],
+                }
+            )
             print(f"    failed: {skipped[-1]['reason']}", file=sys.stderr)
             continue
         results.append(json.loads(proc.stdout))
-    report = {"model": str(model), "machine": _machine(), "sentences": len(sentences), "results": results, "skipped": skipped}
+    report = {
+        "model": str(model),
+        "machine": _machine(),
+        "sentences": len(sentences),
+        "results": results,
+        "skipped": skipped,
+    }
     _write(report, out)
     return 0
 
@@ -184,18 +246,33 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _sentences(args) -> list[str]:
-    default = DEFAULT_SENTENCES if DEFAULT_SENTENCES.is_file() else Path.cwd() / "benchmarks" / DEFAULT_SENTENCES.name
+    default = (
+        DEFAULT_SENTENCES
+        if DEFAULT_SENTENCES.is_file()
+        else Path.cwd() / "benchmarks" / DEFAULT_SENTENCES.name
+    )
     path = Path(args.input) if args.input else default
     if not path.is_file():
-        raise InputError(f"sentence file not found: {path} (pass --input FILE, one sentence per line)")
-    lines = [line.split("\t")[0].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raise InputError(
+            f"sentence file not found: {path} (pass --input FILE, one sentence per line)"
+        )
+    lines = [
+        line.split("\t")[0].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     return lines[: args.limit] if args.limit else lines
 
 
 def _merge(args) -> int:
     reports = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
-    merged = {"model": reports[0]["model"], "machine": reports[0]["machine"], "sentences": reports[0]["sentences"],
-              "results": [r for rep in reports for r in rep["results"]], "skipped": _unique_skips(reports)}
+    merged = {
+        "model": reports[0]["model"],
+        "machine": reports[0]["machine"],
+        "sentences": reports[0]["sentences"],
+        "results": [r for rep in reports for r in rep["results"]],
+        "skipped": _unique_skips(reports),
+    }
     _write(merged, Path(args.out))
     return 0
 
@@ -212,9 +289,12 @@ def _unique_skips(reports: list[dict]) -> list[dict]:
 def _write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=1))
-    lines = [f"Model `{report['model']}`, {report['sentences']} sentences; medians of repeated runs after warm-up.", "",
-             "| provider | variant | threads | beam | batch | tokens/s | sentences/s | latency p50 / p90 / p99 (ms) | first token (ms) | load (ms) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Model `{report['model']}`, {report['sentences']} sentences; medians of repeated runs after warm-up.",
+        "",
+        "| provider | variant | threads | beam | batch | tokens/s | sentences/s | latency p50 / p90 / p99 (ms) | first token (ms) | load (ms) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["results"]:
         short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
         for s in r["settings"]:
@@ -242,8 +322,10 @@ def _chart(report: dict, png: Path) -> None:
         print("(matplotlib not installed: no chart)", file=sys.stderr)
         return
     short = {v: k for k, v in PROVIDER_ALIASES.items()}
-    configs = [f"{short.get(r['provider'], r['provider'])} {r['variant']} {'auto' if r['threads'] is None else 't' + str(r['threads'])}"
-               for r in report["results"]]
+    configs = [
+        f"{short.get(r['provider'], r['provider'])} {r['variant']} {'auto' if r['threads'] is None else 't' + str(r['threads'])}"
+        for r in report["results"]
+    ]
     settings = sorted({(s["beam"], s["batch"]) for r in report["results"] for s in r["settings"]})
     if not configs or not settings:
         return
@@ -252,9 +334,17 @@ def _chart(report: dict, png: Path) -> None:
     colors = plt.get_cmap("tab20").colors  # 20 distinct colors: the default cycle repeats after 10
     for c, (label, r) in enumerate(zip(configs, report["results"])):
         speed = {(s["beam"], s["batch"]): s["tokens_per_s"] for s in r["settings"]}
-        ax.bar([i + c * width for i in range(len(settings))], [speed.get(k, 0) for k in settings], width, label=label,
-               color=colors[c % len(colors)])
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], [f"beam {b}, batch {n}" for b, n in settings])
+        ax.bar(
+            [i + c * width for i in range(len(settings))],
+            [speed.get(k, 0) for k in settings],
+            width,
+            label=label,
+            color=colors[c % len(colors)],
+        )
+    ax.set_xticks(
+        [i + 0.4 - width / 2 for i in range(len(settings))],
+        [f"beam {b}, batch {n}" for b, n in settings],
+    )
     ax.set_ylabel("target tokens / s")
     ax.set_title(f"traductor bench: {Path(report['model']).name}, {report['sentences']} sentences")
     ax.legend(fontsize=7, ncol=2)

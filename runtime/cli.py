@@ -8,15 +8,21 @@ import time
 import warnings
 from pathlib import Path
 
-from .onnx_model import choose_variant
 from .models import add_model, list_models, remove_model, user_root
+from .onnx_model import choose_variant
 from .package import InputError, ModelError, installed_variants, read_config
 from .translator import Translator
 
 
 def _translator(args) -> Translator:
     fallback = ("cpu",) if args.fallback_cpu else ()
-    return Translator(args.model, providers=args.provider.split(","), variant=args.variant, intra_threads=args.threads, fallback=fallback)
+    return Translator(
+        args.model,
+        providers=args.provider.split(","),
+        variant=args.variant,
+        intra_threads=args.threads,
+        fallback=fallback,
+    )
 
 
 def _read_lines(stream, name: str):
@@ -25,7 +31,9 @@ def _read_lines(stream, name: str):
         try:
             yield raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as e:
-            raise ModelError(f"{name} line {n} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); convert the input to UTF-8") from e
+            raise ModelError(
+                f"{name} line {n} is not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r}); convert the input to UTF-8"
+            ) from e
 
 
 class _Progress:
@@ -40,7 +48,12 @@ class _Progress:
             frac = self.done / max(self.total, 1)
             rate = self.done / max(time.time() - self.start, 1e-9)
             bar = "#" * int(30 * frac)
-            print(f"\r[{bar:<30}] {self.done}/{self.total} lines  {rate:.1f} lines/s", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r[{bar:<30}] {self.done}/{self.total} lines  {rate:.1f} lines/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.enabled:
@@ -49,10 +62,16 @@ class _Progress:
 
 def translate_main(args) -> int:
     warnings.simplefilter("always", RuntimeWarning)
-    warnings.showwarning = lambda msg, cat, *a, **k: print(f"traductor: warning: {msg}", file=sys.stderr)
+    warnings.showwarning = lambda msg, cat, *a, **k: print(
+        f"traductor: warning: {msg}", file=sys.stderr
+    )
     translator = _translator(args)
-    opts = {"beam_size": args.beam, "batch_size": args.batch_size, "max_length": args.max_length,
-            "target_language": getattr(args, "target_language", None)}
+    opts = {
+        "beam_size": args.beam,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "target_language": getattr(args, "target_language", None),
+    }
     if args.input and args.text:
         raise InputError("give TEXT arguments or --input FILE, not both")
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -88,7 +107,13 @@ def _emit(translator: Translator, texts: list[str], opts: dict, out, as_json: bo
     ms = 1000 * (time.perf_counter() - t0) / max(len(texts), 1)
     for src, r in zip(texts, results):
         if as_json:
-            out.write(json.dumps({"source": src, **r.to_dict(), "ms_per_sentence": round(ms, 2)}, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {"source": src, **r.to_dict(), "ms_per_sentence": round(ms, 2)},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
         else:
             # One output line per input line, even when a translation itself holds a newline.
             out.write(r.text.replace("\n", " ") + "\n")
@@ -108,14 +133,20 @@ def models_main(args) -> int:
         for root in map(Path, args.path):
             if not root.is_dir():
                 raise ModelError(f"not a directory: {root}")
-            dirs += [(p.parent, p.parent.name, "path") for p in sorted(set(root.glob("*/config.json")) | set(root.glob("config.json")))]
+            dirs += [
+                (p.parent, p.parent.name, "path")
+                for p in sorted(set(root.glob("*/config.json")) | set(root.glob("config.json")))
+            ]
     else:
         dirs = [(e.path, e.name, e.origin) for e in list_models()]
         print(f"user models: {user_root()}")
     for model_dir, name, origin in dirs:
         _describe(model_dir, name, origin)
     if not dirs:
-        print("no models found" + ("" if args.path else "; `traductor models add DIR` installs a package"))
+        print(
+            "no models found"
+            + ("" if args.path else "; `traductor models add DIR` installs a package")
+        )
     return 0
 
 
@@ -131,13 +162,21 @@ def _describe(model_dir: Path, name: str, origin: str) -> None:
     print(f"{name}  {cfg.source_language}->{targets}  [{origin}] {model_dir}")
     if cfg.converted_from:
         print(f"  converted from {cfg.converted_from}")
-    print(f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}")
+    print(
+        f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}"
+    )
     default = choose_variant(cfg, ["CPUExecutionProvider"], present) if present else None
     for vname, v in cfg.variants.items():
         if vname not in present:
             print(f"  {vname:<5}{'':<10} not installed here ({v.encoder}, {v.decoder} absent)")
             continue
-        size = sum((model_dir / f).stat().st_size for f in (v.encoder, v.decoder) if (model_dir / f).is_file())
+        size = sum(
+            (model_dir / f).stat().st_size
+            for f in (v.encoder, v.decoder)
+            if (model_dir / f).is_file()
+        )
         bleu = v.bleu
         mark = " (default)" if vname == default else ""
-        print(f"  {vname:<5}{mark:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}")
+        print(
+            f"  {vname:<5}{mark:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}"
+        )

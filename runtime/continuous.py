@@ -41,7 +41,9 @@ class _Running:
     key: object  # the caller's handle for this sentence
     limit: int  # the most tokens it may produce
     beams: _Beams
-    rows: np.ndarray  # its beams' rows within its block (block j: rows j*k .. j*k+k-1, j its index in `running`)
+    rows: (
+        np.ndarray
+    )  # its beams' rows within its block (block j: rows j*k .. j*k+k-1, j its index in `running`)
     step: int = 0
 
 
@@ -62,10 +64,19 @@ class ContinuousBeams:
     of the last sentences, which move into the slots of those that finished (nothing else shifts).
     """
 
-    def __init__(self, model: OnnxSeq2Seq, search: BeamSearch, pad_id: int, pad_multiple: int = 8, capacity: int = 16):
+    def __init__(
+        self,
+        model: OnnxSeq2Seq,
+        search: BeamSearch,
+        pad_id: int,
+        pad_multiple: int = 8,
+        capacity: int = 16,
+    ):
         """capacity: sentences the buffers hold at first (they double when more join)."""
         if not supports_rows_at_different_steps(model):
-            raise ValueError("this package's decoder graph takes one position for all rows: re-export it for continuous batching")
+            raise ValueError(
+                "this package's decoder graph takes one position for all rows: re-export it for continuous batching"
+            )
         import onnxruntime as ort
 
         self._ort = ort
@@ -74,7 +85,9 @@ class ContinuousBeams:
         d = model.config.dims
         self._heads, self._head_dim, self._max_steps = d.n_heads, d.head_dim, d.max_len + 1
         self.running: list[_Running] = []
-        self._cache: list[np.ndarray] = []  # (row capacity, heads, step capacity, head_dim) per layer and K/V
+        self._cache: list[
+            np.ndarray
+        ] = []  # (row capacity, heads, step capacity, head_dim) per layer and K/V
         self._cross: list[np.ndarray] = []  # (sentence capacity, heads, width, head_dim)
         self._mask = np.zeros((0, 0), dtype=np.int64)
         self._tokens = np.zeros(0, dtype=np.int64)
@@ -104,7 +117,10 @@ class ContinuousBeams:
             while cap_s < sentences:
                 cap_s *= 2
             old = self._cache
-            self._cache = [np.zeros((cap_s * k, self._heads, cap_t, self._head_dim), dtype=np.float32) for _ in range(2 * self.model.n_layers)]
+            self._cache = [
+                np.zeros((cap_s * k, self._heads, cap_t, self._head_dim), dtype=np.float32)
+                for _ in range(2 * self.model.n_layers)
+            ]
             filled = max((s.step for s in self.running), default=0)
             for new, c in zip(self._cache, old):
                 new[: n * k, :, :filled] = c[: n * k, :, :filled]
@@ -113,7 +129,10 @@ class ContinuousBeams:
         if cap_s > (self._cross[0].shape[0] if self._cross else 0) or width > cur_w:
             width = max(width, cur_w)
             old, old_mask = self._cross, self._mask
-            self._cross = [np.zeros((cap_s, self._heads, width, self._head_dim), dtype=np.float32) for _ in range(2 * self.model.n_layers)]
+            self._cross = [
+                np.zeros((cap_s, self._heads, width, self._head_dim), dtype=np.float32)
+                for _ in range(2 * self.model.n_layers)
+            ]
             self._mask = np.zeros((cap_s, width), dtype=np.int64)
             for new, c in zip(self._cross, old):
                 new[:n, :, :cur_w] = c[:n]
@@ -136,7 +155,9 @@ class ContinuousBeams:
         self._mask[n : n + m, :w] = mask
         self._mask[n : n + m, w:] = 0
         self._tokens[n * self.k : (n + m) * self.k] = self.search.bos_id
-        self.running += [_Running(key, limit, _Beams(self.k), rows=np.arange(self.k)) for key, _, limit in items]
+        self.running += [
+            _Running(key, limit, _Beams(self.k), rows=np.arange(self.k)) for key, _, limit in items
+        ]
 
     def _run(self) -> tuple[np.ndarray, np.ndarray]:
         """One decoder step over the running rows -> top-(2k+1) log-probs and ids per row."""
@@ -161,15 +182,33 @@ class ContinuousBeams:
         io = self._session.io_binding()
         value = self._ort.OrtValue.ortvalue_from_numpy
         # Every step asks for the 2k+1 best of each row, the most any sentence needs (see step()).
-        self._out = (np.empty((rows, self._width), dtype=np.float32), np.empty((rows, self._width), dtype=np.int64))
-        self._keep_alive = [self._tokens[:rows].reshape(rows, 1), self._pos[:rows], np.array([self._width], dtype=np.int64),
-                            self._mask[:n], *(c[:n] for c in self._cross), *self._out]
-        inputs = [names.input_ids, names.position, names.top_k, names.attention_mask, *m.enc_out_names]
+        self._out = (
+            np.empty((rows, self._width), dtype=np.float32),
+            np.empty((rows, self._width), dtype=np.int64),
+        )
+        self._keep_alive = [
+            self._tokens[:rows].reshape(rows, 1),
+            self._pos[:rows],
+            np.array([self._width], dtype=np.int64),
+            self._mask[:n],
+            *(c[:n] for c in self._cross),
+            *self._out,
+        ]
+        inputs = [
+            names.input_ids,
+            names.position,
+            names.top_k,
+            names.attention_mask,
+            *m.enc_out_names,
+        ]
         for name, array in zip(inputs, self._keep_alive):
             io.bind_ortvalue_input(name, value(array))
         io.bind_ortvalue_output(names.top_log_probs, value(self._out[0]))
         io.bind_ortvalue_output(names.top_ids, value(self._out[1]))
-        past, present = m.dec_in_names[3 : 3 + 2 * m.n_layers], m.dec_out_names[1 : 1 + 2 * m.n_layers]
+        past, present = (
+            m.dec_in_names[3 : 3 + 2 * m.n_layers],
+            m.dec_out_names[1 : 1 + 2 * m.n_layers],
+        )
         for p, q, c in zip(past, present, self._cache):
             v = value(c[:rows])
             io.bind_ortvalue_input(p, v)
@@ -188,14 +227,24 @@ class ContinuousBeams:
         advanced: list = [None] * len(self.running)
         for width in np.unique(widths).tolist():
             blocks = np.flatnonzero(widths == width).tolist()
-            rows = np.concatenate([b * k + self.running[b].rows for b in blocks])  # each sentence's beams in order
-            first = self.running[blocks[0]].step if width > 2 * k else 1  # width > 2k only at step 0
+            rows = np.concatenate(
+                [b * k + self.running[b].rows for b in blocks]
+            )  # each sentence's beams in order
+            first = (
+                self.running[blocks[0]].step if width > 2 * k else 1
+            )  # width > 2k only at step 0
             beams = [self.running[b].beams for b in blocks]
-            total, cand_ids, cand_lps, top = search.candidates(beams, vals[rows, :width], ids[rows, :width], first)
+            total, cand_ids, cand_lps, top = search.candidates(
+                beams, vals[rows, :width], ids[rows, :width], first
+            )
             for j, b in enumerate(blocks):
                 s = self.running[b]
-                advanced[b] = search.advance(s.beams, total[j], cand_ids[j], cand_lps[j], top[j], width, s.step, s.limit)
-        done = [(s.key, search.best(s.beams)) for s, kept in zip(self.running, advanced) if kept is None]
+                advanced[b] = search.advance(
+                    s.beams, total[j], cand_ids[j], cand_lps[j], top[j], width, s.step, s.limit
+                )
+        done = [
+            (s.key, search.best(s.beams)) for s, kept in zip(self.running, advanced) if kept is None
+        ]
         live = [b for b, kept in enumerate(advanced) if kept is not None]
         # New slots: sentences already within the first len(live) slots stay; the others move into
         # the slots of the finished ones.

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .package import InputError, ModelError, ModelPackageConfig, graph_contents, installed_variants, read_config, tensor_array, tensor_dims
+from .package import (
+    InputError,
+    ModelError,
+    ModelPackageConfig,
+    graph_contents,
+    installed_variants,
+    read_config,
+    tensor_array,
+    tensor_dims,
+)
 from .translator import _load_tokenizer
 
 DEFAULT_CORPUS = Path("data") / "bible" / "train.tsv"
@@ -34,7 +43,7 @@ MIN_TOP = 10
 EXACT_TSNE_MAX = 1000
 WORD_MARK = "\u2581"  # ▁, the SentencePiece/Metaspace word marker
 BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
-PRIVATE_MARKERS = re.compile("[\U00100000-\U0010FFFD]")
+PRIVATE_MARKERS = re.compile("[\U00100000-\U0010fffd]")
 EXTRA_HINT = "pip install 'traductor[explain]'"
 # Probes: a source word and its usual translations (the first that is one token of the target side wins).
 PROBES = [
@@ -49,9 +58,21 @@ PROBES = [
     ("hijo", ["son"]),
     ("cielo", ["heaven", "sky"]),
 ]
-LANGUAGE_NAMES = {"es": "Spanish", "en": "English", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
-                  "ca": "Catalan", "nl": "Dutch", "la": "Latin", "el": "Greek", "he": "Hebrew", "ru": "Russian",
-                  "mul": "several languages"}
+LANGUAGE_NAMES = {
+    "es": "Spanish",
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ca": "Catalan",
+    "nl": "Dutch",
+    "la": "Latin",
+    "el": "Greek",
+    "he": "Hebrew",
+    "ru": "Russian",
+    "mul": "several languages",
+}
 
 
 @dataclass
@@ -61,13 +82,17 @@ class Space:
     matrix: np.ndarray  # (vocab, d_model) float32
     tokenizer: object  # tokenizers.Tokenizer
     source: str  # "<graph file>:<initializer name>"
-    target_tokenizer: object | None = None  # a shared space: the target side's segmenter, when it has its own file
+    target_tokenizer: object | None = (
+        None  # a shared space: the target side's segmenter, when it has its own file
+    )
 
 
 # -- reading the package ---------------------------------------------------------------------------
 
 
-def _graph_embedding(path: Path, input_ids: str, model_dir: Path, prefer: tuple[str, ...] = ()) -> tuple[np.ndarray, str]:
+def _graph_embedding(
+    path: Path, input_ids: str, model_dir: Path, prefer: tuple[str, ...] = ()
+) -> tuple[np.ndarray, str]:
     """The embedding matrix of one graph: the 2-D initializer that a Gather indexes with the graph's
     input ids (fp16 in int8 graphs, cast back to float32). Read with the runtime's own protobuf reader
     (runtime/package.py), so neither onnx nor torch is needed."""
@@ -75,13 +100,28 @@ def _graph_embedding(path: Path, input_ids: str, model_dir: Path, prefer: tuple[
         nodes, inits = graph_contents(path.read_bytes())
     except ModelError as e:
         raise ModelError(f"{path} could not be loaded: {e}") from e
-    names = [inputs[0] for op, inputs in nodes if op == "Gather" and len(inputs) == 2 and inputs[1] == input_ids and inputs[0] in inits]
+    names = [
+        inputs[0]
+        for op, inputs in nodes
+        if op == "Gather" and len(inputs) == 2 and inputs[1] == input_ids and inputs[0] in inits
+    ]
     names = [n for n in names if len(tensor_dims(inits[n])) == 2]
-    names.sort(key=lambda n: next((i for i, p in enumerate(prefer) if n.removesuffix("_fp16").endswith(p)), len(prefer)))
+    names.sort(
+        key=lambda n: next(
+            (i for i, p in enumerate(prefer) if n.removesuffix("_fp16").endswith(p)), len(prefer)
+        )
+    )
     if not names:  # a graph written differently: fall back to the exporter's names
-        names = [n for p in (*prefer, "embed.weight") for n in (p, f"{p}_fp16", f"model.{p}", f"model.{p}_fp16") if n in inits]
+        names = [
+            n
+            for p in (*prefer, "embed.weight")
+            for n in (p, f"{p}_fp16", f"model.{p}", f"model.{p}_fp16")
+            if n in inits
+        ]
     if not names:
-        raise ModelError(f"{path.name} has no embedding matrix (no Gather of {input_ids!r} from a 2-D initializer)")
+        raise ModelError(
+            f"{path.name} has no embedding matrix (no Gather of {input_ids!r} from a 2-D initializer)"
+        )
     matrix = tensor_array(inits[names[0]], f"{path.name}:{names[0]}", model_dir)
     if not np.all(np.isfinite(matrix)):
         raise ModelError(f"{path.name}: {names[0]} holds non-finite values")
@@ -91,12 +131,17 @@ def _graph_embedding(path: Path, input_ids: str, model_dir: Path, prefer: tuple[
 def _graph_files(model_dir: Path, cfg: ModelPackageConfig, which: str) -> list[Path]:
     """The present `which` ("encoder"/"decoder") graphs, fp32 variants first."""
     present = installed_variants(model_dir, cfg)
-    order = sorted(present, key=lambda name: (cfg.variants[name].quantization != "none", name != cfg.default_variant))
+    order = sorted(
+        present,
+        key=lambda name: (cfg.variants[name].quantization != "none", name != cfg.default_variant),
+    )
     files = [model_dir / getattr(cfg.variants[name], which) for name in order]
     return [f for f in files if f.is_file()]
 
 
-def embedding_spaces(model_dir: Path | str, cfg: ModelPackageConfig | None = None) -> tuple[Space, Space]:
+def embedding_spaces(
+    model_dir: Path | str, cfg: ModelPackageConfig | None = None
+) -> tuple[Space, Space]:
     """(source space, target space). They are the same object when the decoder shares the encoder's
     embeddings (this project's models, OPUS-MT with a joint vocabulary); a package whose decoder has
     its own target vocabulary (`dims.target_vocab_size`) gets the decoder's matrix for the target."""
@@ -106,25 +151,35 @@ def embedding_spaces(model_dir: Path | str, cfg: ModelPackageConfig | None = Non
     decoders = _graph_files(model_dir, cfg, "decoder")
     separate = cfg.dims.target_vocab_size is not None
     if encoders:
-        matrix, where = _graph_embedding(encoders[0], cfg.io.input_ids, model_dir, ("embed.weight",))
+        matrix, where = _graph_embedding(
+            encoders[0], cfg.io.input_ids, model_dir, ("embed.weight",)
+        )
     elif decoders and not separate:
-        matrix, where = _graph_embedding(decoders[0], cfg.io.input_ids, model_dir, ("embed.weight",))
+        matrix, where = _graph_embedding(
+            decoders[0], cfg.io.input_ids, model_dir, ("embed.weight",)
+        )
     else:
         raise ModelError(f"{model_dir} holds none of its variants' encoder graphs")
     source_tok = _load_tokenizer(model_dir, cfg.tokenizers.source)
     source = Space(matrix, source_tok, where)
-    if not separate:  # one matrix; maybe two segmenters of one vocabulary (OPUS-MT's source.spm, target.spm)
+    if (
+        not separate
+    ):  # one matrix; maybe two segmenters of one vocabulary (OPUS-MT's source.spm, target.spm)
         if cfg.tokenizers.target != cfg.tokenizers.source:
             source.target_tokenizer = _load_tokenizer(model_dir, cfg.tokenizers.target)
         target = source
     else:
         if not decoders:
             raise ModelError(f"{model_dir} holds none of its variants' decoder graphs")
-        tmatrix, twhere = _graph_embedding(decoders[0], cfg.io.input_ids, model_dir, ("decoder_embed.weight",))
+        tmatrix, twhere = _graph_embedding(
+            decoders[0], cfg.io.input_ids, model_dir, ("decoder_embed.weight",)
+        )
         target = Space(tmatrix, _load_tokenizer(model_dir, cfg.tokenizers.target), twhere)
     for space, side in ((source, "source"), (target, "target")):
         if space.matrix.shape[0] < space.tokenizer.get_vocab_size():
-            raise ModelError(f"{space.source} has {space.matrix.shape[0]} rows, the {side} tokenizer {space.tokenizer.get_vocab_size()} tokens")
+            raise ModelError(
+                f"{space.source} has {space.matrix.shape[0]} rows, the {side} tokenizer {space.tokenizer.get_vocab_size()} tokens"
+            )
     return source, target
 
 
@@ -146,7 +201,16 @@ def embedding_matrix(model_dir: Path | str):
 def _skipped_ids(tokenizer, cfg: ModelPackageConfig, with_specials: bool = True) -> set[int]:
     """Special tokens (the config's, the tokenizer's special added tokens, language tags) and
     byte-fallback tokens such as <0x41>."""
-    skip = {cfg.special_tokens.pad_id, cfg.special_tokens.bos_id, cfg.special_tokens.eos_id, cfg.special_tokens.unk_id} if with_specials else set()
+    skip = (
+        {
+            cfg.special_tokens.pad_id,
+            cfg.special_tokens.bos_id,
+            cfg.special_tokens.eos_id,
+            cfg.special_tokens.unk_id,
+        }
+        if with_specials
+        else set()
+    )
     try:
         skip |= {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
     except AttributeError:  # older tokenizers
@@ -166,7 +230,7 @@ def label_of(token: str, marked: bool = True) -> str:
     Private-use characters of plane 16 (markers of converted OPUS-MT vocabularies) are dropped."""
     token = PRIVATE_MARKERS.sub("", token) or token
     if token.startswith(WORD_MARK):
-        return token[len(WORD_MARK):] or WORD_MARK
+        return token[len(WORD_MARK) :] or WORD_MARK
     return f"-{token}" if marked else token
 
 
@@ -180,13 +244,17 @@ def read_corpus(path: Path) -> tuple[list[str], list[str]]:
                     continue
                 parts = line.split("\t")
                 if len(parts) < 2:
-                    raise InputError(f"{path}, line {n}: no TAB; a corpus has source<TAB>target lines")
+                    raise InputError(
+                        f"{path}, line {n}: no TAB; a corpus has source<TAB>target lines"
+                    )
                 sources.append(parts[0])
                 targets.append(parts[1])
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not UTF-8 text: {e}") from None
     except IsADirectoryError:
-        raise InputError(f"--corpus {path} is a directory; pass a .tsv file of source<TAB>target lines") from None
+        raise InputError(
+            f"--corpus {path} is a directory; pass a .tsv file of source<TAB>target lines"
+        ) from None
     if not sources:
         raise InputError(f"{path} holds no source<TAB>target lines")
     return sources, targets
@@ -230,7 +298,11 @@ def corpus_items(source: Space, target: Space, cfg: ModelPackageConfig, corpus: 
         for i in np.flatnonzero(src_counts + tgt_counts):
             # the string of the side it occurs on more (a converted package's tokenizers mark the pieces
             # one side never produces with a private character)
-            first, second = (source.tokenizer, target_tok) if src_counts[i] >= tgt_counts[i] else (target_tok, source.tokenizer)
+            first, second = (
+                (source.tokenizer, target_tok)
+                if src_counts[i] >= tgt_counts[i]
+                else (target_tok, source.tokenizer)
+            )
             token = first.id_to_token(int(i)) or second.id_to_token(int(i))
             if int(i) not in skip and token is not None:
                 items.append(Item(0, int(i), token, int(src_counts[i]), int(tgt_counts[i])))
@@ -241,7 +313,9 @@ def corpus_items(source: Space, target: Space, cfg: ModelPackageConfig, corpus: 
                 token = space_obj.tokenizer.id_to_token(int(i))
                 if int(i) not in skip and token is not None:
                     c = int(counts[i])
-                    items.append(Item(space, int(i), token, c if space == 0 else 0, c if space == 1 else 0))
+                    items.append(
+                        Item(space, int(i), token, c if space == 0 else 0, c if space == 1 else 0)
+                    )
     items.sort(key=lambda it: (-it.count, it.space, it.id))
     return items
 
@@ -260,7 +334,9 @@ class Neighbours:
     def __init__(self, items: list[Item], spaces: list[Space]):
         self.items = items
         self.index = {(it.space, it.id): n for n, it in enumerate(items)}
-        self.vectors = _unit(np.stack([spaces[it.space].matrix[it.id] for it in items]).astype(np.float32))
+        self.vectors = _unit(
+            np.stack([spaces[it.space].matrix[it.id] for it in items]).astype(np.float32)
+        )
         self.spaces = np.array([it.space for it in items])
 
     def similarities(self, rows: list[int]) -> np.ndarray:
@@ -312,10 +388,16 @@ def _int_arg(args, name: str, default: int) -> int:
 
 def _corpus_path(value) -> Path:
     if value is None:
-        default = DEFAULT_CORPUS if DEFAULT_CORPUS.is_file() else Path(__file__).resolve().parent.parent / DEFAULT_CORPUS
+        default = (
+            DEFAULT_CORPUS
+            if DEFAULT_CORPUS.is_file()
+            else Path(__file__).resolve().parent.parent / DEFAULT_CORPUS
+        )
         if not default.is_file():
-            raise InputError(f"no corpus: {DEFAULT_CORPUS} does not exist here; pass --corpus FILE "
-                             "(source<TAB>target lines, e.g. the model's training data)")
+            raise InputError(
+                f"no corpus: {DEFAULT_CORPUS} does not exist here; pass --corpus FILE "
+                "(source<TAB>target lines, e.g. the model's training data)"
+            )
         return default
     path = Path(value).expanduser()
     if not path.exists():
@@ -338,7 +420,20 @@ def _language_name(code: str) -> str:
 
 
 # Where a label may go relative to its point, in points (tried in order until one overlaps nothing).
-_LABEL_OFFSETS = [(2, 1), (2, -9), (-3, 1), (-3, -9), (2, 8), (-3, 8), (2, -16), (-3, -16), (8, 1), (-9, 1), (2, 15), (-3, 15)]
+_LABEL_OFFSETS = [
+    (2, 1),
+    (2, -9),
+    (-3, 1),
+    (-3, -9),
+    (2, 8),
+    (-3, 8),
+    (2, -16),
+    (-3, -16),
+    (8, 1),
+    (-9, 1),
+    (2, 15),
+    (-3, 15),
+]
 
 
 def _place_labels(fig, ax, renderer, texts: list, avoid: list) -> None:
@@ -370,7 +465,15 @@ def _place_labels(fig, ax, renderer, texts: list, avoid: list) -> None:
         placed = np.vstack([placed, [bb.x0, bb.y0, bb.x1, bb.y1]])
 
 
-def _draw(xy: np.ndarray, items: list[Item], languages: list[str], lang_codes: tuple[str, str], title: str, subtitle: str, out: Path) -> None:
+def _draw(
+    xy: np.ndarray,
+    items: list[Item],
+    languages: list[str],
+    lang_codes: tuple[str, str],
+    title: str,
+    subtitle: str,
+    out: Path,
+) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -387,8 +490,15 @@ def _draw(xy: np.ndarray, items: list[Item], languages: list[str], lang_codes: t
     marked = any(it.token.startswith(WORD_MARK) for it in items)
     for code in lang_codes:
         sel = [i for i, lang in enumerate(languages) if lang == code]
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=7, color=colours[code], alpha=0.7, linewidths=0,
-                   label=f"{_language_name(code)}: {len(sel)} tokens")
+        ax.scatter(
+            xy[sel, 0],
+            xy[sel, 1],
+            s=7,
+            color=colours[code],
+            alpha=0.7,
+            linewidths=0,
+            label=f"{_language_name(code)}: {len(sel)} tokens",
+        )
     pad = 0.04 * (xy.max(axis=0) - xy.min(axis=0) + 1e-9)
     ax.set_xlim(xy[:, 0].min() - 2 * pad[0], xy[:, 0].max() + 3 * pad[0])
     ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
@@ -396,12 +506,32 @@ def _draw(xy: np.ndarray, items: list[Item], languages: list[str], lang_codes: t
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_color("#bbbbbb")
-    ax.set_title(textwrap.fill(title, int(width * 8.5)) + "\n" + textwrap.fill(subtitle, int(width * 10)), fontsize=12)
-    leg = ax.legend(loc="upper right", fontsize=10, markerscale=3, framealpha=0.9, title="language (the side it occurs on more)")
+    ax.set_title(
+        textwrap.fill(title, int(width * 8.5)) + "\n" + textwrap.fill(subtitle, int(width * 10)),
+        fontsize=12,
+    )
+    leg = ax.legend(
+        loc="upper right",
+        fontsize=10,
+        markerscale=3,
+        framealpha=0.9,
+        title="language (the side it occurs on more)",
+    )
     leg.get_title().set_fontsize(9)
     fig.tight_layout()
-    texts = [ax.annotate(label_of(items[i].token, marked), xy[i], xytext=(2, 1), textcoords="offset points", va="bottom",
-                         fontsize=sizes[i], color=colours[languages[i]], alpha=0.95) for i in range(n)]  # items: most frequent first
+    texts = [
+        ax.annotate(
+            label_of(items[i].token, marked),
+            xy[i],
+            xytext=(2, 1),
+            textcoords="offset points",
+            va="bottom",
+            fontsize=sizes[i],
+            color=colours[languages[i]],
+            alpha=0.95,
+        )
+        for i in range(n)
+    ]  # items: most frequent first
     renderer = canvas.get_renderer()
     _place_labels(fig, ax, renderer, texts, [leg.get_window_extent(renderer)])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -410,6 +540,7 @@ def _draw(xy: np.ndarray, items: list[Item], languages: list[str], lang_codes: t
 
 def _dumps(report: dict) -> str:
     """JSON with one line per token, probe and probe pair: small, and readable in a diff."""
+
     def one(value) -> str:
         return json.dumps(value, ensure_ascii=False)
 
@@ -451,13 +582,19 @@ def embeddings_main(args) -> int:
     except ModelError as e:
         raise InputError(str(e)) from None
     if not model_dir.is_dir():
-        raise InputError(f"--model {getattr(args, 'model', None)}: no such model directory ({model_dir})")
+        raise InputError(
+            f"--model {getattr(args, 'model', None)}: no such model directory ({model_dir})"
+        )
     try:
         import matplotlib  # noqa: F401
         from sklearn.manifold import TSNE
     except ImportError as e:
-        missing = {"sklearn": "scikit-learn"}.get((e.name or "").split(".")[0], (e.name or "").split(".")[0]) or "a module"
-        raise InputError(f"`traductor embeddings` needs matplotlib and scikit-learn ({missing} is missing): {EXTRA_HINT}") from None
+        missing = {"sklearn": "scikit-learn"}.get(
+            (e.name or "").split(".")[0], (e.name or "").split(".")[0]
+        ) or "a module"
+        raise InputError(
+            f"`traductor embeddings` needs matplotlib and scikit-learn ({missing} is missing): {EXTRA_HINT}"
+        ) from None
 
     cfg = read_config(model_dir)
     source, target = embedding_spaces(model_dir, cfg)
@@ -466,10 +603,18 @@ def embeddings_main(args) -> int:
         raise InputError(f"--top {top} is larger than the model's vocabulary ({vocab} tokens)")
     pool = corpus_items(source, target, cfg, corpus)
     if len(pool) < top:
-        fix = f"pass --top {len(pool)} or less, or a larger corpus" if len(pool) >= MIN_TOP else f"a map needs at least {MIN_TOP}; pass a larger corpus"
-        raise InputError(f"{corpus} uses only {len(pool)} distinct tokens (special and byte tokens aside); {fix}")
+        fix = (
+            f"pass --top {len(pool)} or less, or a larger corpus"
+            if len(pool) >= MIN_TOP
+            else f"a map needs at least {MIN_TOP}; pass a larger corpus"
+        )
+        raise InputError(
+            f"{corpus} uses only {len(pool)} distinct tokens (special and byte tokens aside); {fix}"
+        )
     if k >= len(pool):
-        raise InputError(f"--neighbours {k}: {corpus} uses only {len(pool)} distinct tokens; pass --neighbours {len(pool) - 1} or less")
+        raise InputError(
+            f"--neighbours {k}: {corpus} uses only {len(pool)} distinct tokens; pass --neighbours {len(pool) - 1} or less"
+        )
     spaces = [source, target]
     codes = (cfg.source_language, cfg.target_language)
     if codes[0] == codes[1]:
@@ -480,8 +625,18 @@ def embeddings_main(args) -> int:
     # t-SNE on cosine distances of the plotted tokens
     vectors = _unit(np.stack([spaces[it.space].matrix[it.id] for it in items]).astype(np.float64))
     perplexity = _perplexity(len(items))
-    method = "exact" if len(items) <= EXACT_TSNE_MAX else "barnes_hut"  # exact: faster for a few hundred points
-    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", learning_rate="auto", random_state=seed, method=method)
+    method = (
+        "exact" if len(items) <= EXACT_TSNE_MAX else "barnes_hut"
+    )  # exact: faster for a few hundred points
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        metric="cosine",
+        init="pca",
+        learning_rate="auto",
+        random_state=seed,
+        method=method,
+    )
     xy = tsne.fit_transform(vectors)
 
     near = Neighbours(pool, spaces)
@@ -489,11 +644,18 @@ def embeddings_main(args) -> int:
     tokens_json = []
     nearest = near.nearest(list(range(len(items))), k)
     for n, (it, lang) in enumerate(zip(items, languages)):
-        tokens_json.append({
-            "token": it.token, "label": label_of(it.token, marked), "language": lang, "count": it.count,
-            "source_count": it.source_count, "target_count": it.target_count, "xy": [round(float(v), 3) for v in xy[n]],
-            "neighbours": [{"token": o.token, "cosine": round(c, 4)} for o, c in nearest[n]],
-        })
+        tokens_json.append(
+            {
+                "token": it.token,
+                "label": label_of(it.token, marked),
+                "language": lang,
+                "count": it.count,
+                "source_count": it.source_count,
+                "target_count": it.target_count,
+                "xy": [round(float(v), 3) for v in xy[n]],
+                "neighbours": [{"token": o.token, "cosine": round(c, 4)} for o, c in nearest[n]],
+            }
+        )
     probes, pairs = {}, []
     tgt_tok = _target_tokenizer(source, target)
     tgt_space = 0 if target is source else 1
@@ -503,7 +665,9 @@ def embeddings_main(args) -> int:
         n = _find(near.index, source.tokenizer, word, 0)
         if n is None:
             continue
-        probes[word] = [{"token": o.token, "cosine": round(c, 4)} for o, c in near.nearest([n], k)[0]]
+        probes[word] = [
+            {"token": o.token, "cosine": round(c, 4)} for o, c in near.nearest([n], k)[0]
+        ]
         for translation in translations:
             m = _find(near.index, tgt_tok, translation, tgt_space)
             if m is None or m == n:
@@ -512,34 +676,56 @@ def embeddings_main(args) -> int:
             if not np.isfinite(sims[m]):  # two embedding matrices: no cosine between them
                 pairs.append({"source": word, "target": translation, "cosine": None})
                 break
-            pairs.append({"source": word, "target": translation, "cosine": round(float(sims[m]), 4),
-                          "rank_of_target": near.rank(n, m), "rank_of_source": near.rank(m, n),
-                          f"rank_of_target_among_{cfg.target_language}": near.rank(n, m, target_side),
-                          f"rank_of_source_among_{cfg.source_language}": near.rank(m, n, source_side)})
+            pairs.append(
+                {
+                    "source": word,
+                    "target": translation,
+                    "cosine": round(float(sims[m]), 4),
+                    "rank_of_target": near.rank(n, m),
+                    "rank_of_source": near.rank(m, n),
+                    f"rank_of_target_among_{cfg.target_language}": near.rank(n, m, target_side),
+                    f"rank_of_source_among_{cfg.source_language}": near.rank(m, n, source_side),
+                }
+            )
             break
     report = {
-        "model": str(model_dir), "embedding": source.source if target is source else [source.source, target.source],
-        "shared_embeddings": target is source, "corpus": str(corpus), "source_language": cfg.source_language,
+        "model": str(model_dir),
+        "embedding": source.source if target is source else [source.source, target.source],
+        "shared_embeddings": target is source,
+        "corpus": str(corpus),
+        "source_language": cfg.source_language,
         "target_language": cfg.target_language,
         "language_rule": "the side (source or target) of the corpus where the token occurs more often; ties count as source",
         "neighbour_pool": f"the {len(pool)} tokens the corpus uses (special and byte tokens aside), cosine similarity"
-                          + ("" if target is source else ", within each embedding matrix"),
-        "tsne": {"method": method, "perplexity": round(perplexity, 3), "metric": "cosine", "init": "pca", "random_state": seed,
-                 "kl_divergence": round(float(tsne.kl_divergence_), 4)},
-        "tokens": tokens_json, "probes": probes, "probe_pairs": pairs,
+        + ("" if target is source else ", within each embedding matrix"),
+        "tsne": {
+            "method": method,
+            "perplexity": round(perplexity, 3),
+            "metric": "cosine",
+            "init": "pca",
+            "random_state": seed,
+            "kl_divergence": round(float(tsne.kl_divergence_), 4),
+        },
+        "tokens": tokens_json,
+        "probes": probes,
+        "probe_pairs": pairs,
     }
     title = f"Token embeddings of {model_dir.name}: t-SNE of the {len(items)} most frequent tokens"
     if target is source:
         subtitle = f"{source.source}, cosine distance; frequencies and languages from {corpus.name}"
     else:
-        subtitle = (f"{source.source} ({codes[0]}) and {target.source} ({codes[1]}): two matrices, compare within a colour only; "
-                    f"frequencies from {corpus.name}")
+        subtitle = (
+            f"{source.source} ({codes[0]}) and {target.source} ({codes[1]}): two matrices, compare within a colour only; "
+            f"frequencies from {corpus.name}"
+        )
     _draw(xy, items, languages, codes, title, subtitle, out)
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(_dumps(report), encoding="utf-8")
     print(f"wrote {out} and {json_out}")
     for p in pairs:
         if p["cosine"] is not None:
-            print(f"  {p['source']} -> {p['target']}: cosine {p['cosine']:.3f}, {p['target']} is neighbour {p['rank_of_target']} of {p['source']} "
-                  f"(the {_ordinal(p[f'rank_of_target_among_{cfg.target_language}'])} {cfg.target_language} token)")
+            print(
+                f"  {p['source']} -> {p['target']}: cosine {p['cosine']:.3f}, {p['target']} is neighbour {p['rank_of_target']} of {p['source']} "
+                f"(the {_ordinal(p[f'rank_of_target_among_{cfg.target_language}'])} {cfg.target_language} token)"
+            )
     return 0

@@ -22,7 +22,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .package import CONFIG_FILE, MANIFEST_FILE, ModelError, installed_variants, read_config, verify_files
+from .package import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    ModelError,
+    installed_variants,
+    read_config,
+    verify_files,
+)
 
 DEFAULT_MODEL = "es-en"
 DEFAULT_MODEL_ENV = "TRADUCTOR_MODEL"
@@ -58,7 +65,11 @@ class ModelEntry:
 def _packages(root: Path, origin: str) -> list[ModelEntry]:
     if not root.is_dir():
         return []
-    return [ModelEntry(p.name, p, origin) for p in sorted(root.iterdir()) if (p / CONFIG_FILE).is_file() and not p.name.startswith(".")]
+    return [
+        ModelEntry(p.name, p, origin)
+        for p in sorted(root.iterdir())
+        if (p / CONFIG_FILE).is_file() and not p.name.startswith(".")
+    ]
 
 
 def list_models() -> list[ModelEntry]:
@@ -86,13 +97,17 @@ def resolve_model(spec: str | os.PathLike | None = None) -> Path:
         if entry.name == spec:
             return entry.path
     known = ", ".join(f"{e.name} ({e.origin})" for e in list_models()) or "none"
-    raise ModelError(f"no model named {spec!r} and no directory of that name; installed models: {known} "
-                     "(`traductor models` lists them, `traductor models add DIR` installs one)")
+    raise ModelError(
+        f"no model named {spec!r} and no directory of that name; installed models: {known} "
+        "(`traductor models` lists them, `traductor models add DIR` installs one)"
+    )
 
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ModelError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')")
+        raise ModelError(
+            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')"
+        )
     return name
 
 
@@ -112,7 +127,9 @@ def verify_package(model_dir: Path) -> list[str]:
         raise ModelError(f"{model_dir / MANIFEST_FILE} is malformed: {e}") from e
     bad = [f for f in listed if not isinstance(f, str) or Path(f).name != f or f in (".", "..")]
     if bad:
-        raise ModelError(f"{model_dir / MANIFEST_FILE} lists {bad[0]!r}: a package's files are plain file names")
+        raise ModelError(
+            f"{model_dir / MANIFEST_FILE} lists {bad[0]!r}: a package's files are plain file names"
+        )
     present = [f for f in listed if f not in absent]
     verify_files(model_dir, present)
     return [MANIFEST_FILE, *present]
@@ -128,7 +145,9 @@ def add_model(src: str | os.PathLike, name: str | None = None, force: bool = Fal
     root = user_root()
     dest = root / name
     if dest.exists() and not force:
-        raise ModelError(f"a user model named {name!r} already exists at {dest}; pass --force to replace it, or --name to pick another")
+        raise ModelError(
+            f"a user model named {name!r} already exists at {dest}; pass --force to replace it, or --name to pick another"
+        )
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -157,12 +176,24 @@ def remove_model(name: str) -> Path:
     if not (dest / CONFIG_FILE).is_file():
         builtin = [e for e in _packages(builtin_root(), "built-in") if e.name == name]
         if builtin:
-            raise ModelError(f"{name} is built in ({builtin[0].path}); only user models can be removed")
+            raise ModelError(
+                f"{name} is built in ({builtin[0].path}); only user models can be removed"
+            )
         have = ", ".join(e.name for e in _packages(user_root(), "user")) or "none"
         raise ModelError(f"no user model named {name!r} in {user_root()}; user models: {have}")
     shutil.rmtree(dest)
     return dest
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_MODEL_ENV", "ModelEntry", "add_model", "builtin_root", "list_models", "remove_model",
-           "resolve_model", "user_root", "verify_package"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_ENV",
+    "ModelEntry",
+    "add_model",
+    "builtin_root",
+    "list_models",
+    "remove_model",
+    "resolve_model",
+    "user_root",
+    "verify_package",
+]

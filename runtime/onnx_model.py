@@ -13,8 +13,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .package import (INT8_ROWS, MANIFEST_FILE, InputError, ModelError, ModelPackageConfig, check_external_data, installed_variants,
-                      padded_length, read_config, verify_files)
+from .package import (
+    INT8_ROWS,
+    MANIFEST_FILE,
+    InputError,
+    ModelError,
+    ModelPackageConfig,
+    check_external_data,
+    installed_variants,
+    padded_length,
+    read_config,
+    verify_files,
+)
 
 # Short names users type -> ONNX Runtime provider names.
 PROVIDER_ALIASES = {
@@ -61,9 +71,15 @@ def resolve_providers(
         short = {v: k for k, v in PROVIDER_ALIASES.items()}
         have = ", ".join(f"{short.get(a, a)} ({a})" if a in short else a for a in available)
         if not fallback:
-            raise ModelError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; available: {have}")
+            raise ModelError(
+                f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; available: {have}"
+            )
         chosen_fb = resolve_providers(list(fallback), provider_options)
-        warnings.warn(f"execution provider(s) {', '.join(missing)} not available; falling back to {[c[0] for c in chosen_fb]}", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"execution provider(s) {', '.join(missing)} not available; falling back to {[c[0] for c in chosen_fb]}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         chosen = chosen + [c for c in chosen_fb if c[0] not in {n for n, _ in chosen}]
     if "CPUExecutionProvider" not in {n for n, _ in chosen}:
         chosen.append(("CPUExecutionProvider", {}))
@@ -76,13 +92,18 @@ def resolve_providers(
 NO_INT8 = {"OpenVINOExecutionProvider"}
 
 
-def choose_variant(config: ModelPackageConfig, providers: list[str], available: list[str] | None = None) -> str:
+def choose_variant(
+    config: ModelPackageConfig, providers: list[str], available: list[str] | None = None
+) -> str:
     """The variant to load when none is asked for: int8 if the package has it and the first provider
     can run it, else the package's default (fp32 where int8 is the default). `available` limits the
     choice to the variants whose files are present (a wheel ships only int8, see installed_variants)."""
     have = [v for v in config.variants if available is None or v in available]
     if not have:
-        raise ModelError("the model has none of its variants' files: " + ", ".join(f"{n} ({v.encoder}, {v.decoder})" for n, v in config.variants.items()))
+        raise ModelError(
+            "the model has none of its variants' files: "
+            + ", ".join(f"{n} ({v.encoder}, {v.decoder})" for n, v in config.variants.items())
+        )
     if "int8" in have and providers[0] not in NO_INT8:
         return "int8"
     if config.default_variant == "int8" and "fp32" in have:
@@ -90,22 +111,33 @@ def choose_variant(config: ModelPackageConfig, providers: list[str], available: 
     return config.default_variant if config.default_variant in have else have[0]
 
 
-def check_variant(config: ModelPackageConfig, variant: str, providers: list[str], available: list[str] | None = None) -> None:
+def check_variant(
+    config: ModelPackageConfig,
+    variant: str,
+    providers: list[str],
+    available: list[str] | None = None,
+) -> None:
     if variant not in config.variants:
         raise ModelError(f"model has no variant {variant!r}; it has: {', '.join(config.variants)}")
     if available is not None and variant not in available:
         files = config.variants[variant]
-        raise ModelError(f"this copy of the model has only the {', '.join(available) or 'no'} variant(s): {variant} is not installed "
-                         f"({files.encoder} and {files.decoder} are not here; in a source checkout, `make fp32` rebuilds fp32)")
+        raise ModelError(
+            f"this copy of the model has only the {', '.join(available) or 'no'} variant(s): {variant} is not installed "
+            f"({files.encoder} and {files.decoder} are not here; in a source checkout, `make fp32` rebuilds fp32)"
+        )
     if config.variants[variant].quantization == INT8_ROWS and providers[0] in NO_INT8:
-        raise ModelError(f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
-                         "there); use variant 'fp32'")
+        raise ModelError(
+            f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
+            "there); use variant 'fp32'"
+        )
 
 
 @dataclass
 class SessionSettings:
     providers: list[tuple[str, dict]]
-    intra_threads: int | None = None  # None = automatic, see OnnxSeq2Seq; n = n threads for every run
+    intra_threads: int | None = (
+        None  # None = automatic, see OnnxSeq2Seq; n = n threads for every run
+    )
     optimization: str = "all"  # "disable", "basic", "extended", "all"
 
 
@@ -127,22 +159,31 @@ _OPT_LEVELS = {
 }
 
 
-def _session(model_bytes: bytes, name: str, model_dir: Path, settings: SessionSettings, threads: int) -> ort.InferenceSession:
+def _session(
+    model_bytes: bytes, name: str, model_dir: Path, settings: SessionSettings, threads: int
+) -> ort.InferenceSession:
     so = ort.SessionOptions()
     # Graphs are loaded from the bytes we hashed; any external data must live inside the model dir.
-    so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir.resolve()))
+    so.add_session_config_entry(
+        "session.model_external_initializers_file_folder_path", str(model_dir.resolve())
+    )
     so.graph_optimization_level = _OPT_LEVELS[settings.optimization]
     so.intra_op_num_threads = threads  # 0 = onnxruntime's default: one per physical core
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     try:
         return ort.InferenceSession(
-            model_bytes, sess_options=so, providers=[p for p, _ in settings.providers], provider_options=[o for _, o in settings.providers]
+            model_bytes,
+            sess_options=so,
+            providers=[p for p, _ in settings.providers],
+            provider_options=[o for _, o in settings.providers],
         )
     except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         msg = str(e).splitlines()[0][:300]
         if "escapes" in msg:
-            raise ModelError(f"{name} refused: it refers to external data outside the model directory ({msg})") from e
+            raise ModelError(
+                f"{name} refused: it refers to external data outside the model directory ({msg})"
+            ) from e
         raise ModelError(f"{name} could not be loaded by onnxruntime: {msg}") from e
 
 
@@ -157,7 +198,13 @@ class OnnxSeq2Seq:
     WIDE_DECODER_ROWS decoder rows and more. `encoder_for()` / `decoder_for()` pick one.
     """
 
-    def __init__(self, model_dir: Path | str, variant: str | None = None, settings: SessionSettings | None = None, verify: bool = True):
+    def __init__(
+        self,
+        model_dir: Path | str,
+        variant: str | None = None,
+        settings: SessionSettings | None = None,
+        verify: bool = True,
+    ):
         self.model_dir = Path(model_dir)
         self.config: ModelPackageConfig = read_config(self.model_dir)
         settings = settings or SessionSettings(resolve_providers(["cpu"]))
@@ -192,30 +239,51 @@ class OnnxSeq2Seq:
     def align_session(self) -> ort.InferenceSession:
         """The alignment graph (loaded on first use: only when alignments are asked for)."""
         if not self._files.align:
-            raise ModelError(f"this package has no alignment graph for its {self.variant} variant: re-export it with this traductor")
+            raise ModelError(
+                f"this package has no alignment graph for its {self.variant} variant: re-export it with this traductor"
+            )
         if self._align is None:
             with self._lock:
                 if self._align is None:
                     if self._verify:
                         verify_files(self.model_dir, [self._files.align], check_hash=False)
-                    self._align = self._load(self._files.align, self._settings, self._verify, self._settings.intra_threads or 1)
+                    self._align = self._load(
+                        self._files.align,
+                        self._settings,
+                        self._verify,
+                        self._settings.intra_threads or 1,
+                    )
         return self._align
 
-    def alignment_weights(self, input_ids: np.ndarray, attention_mask: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+    def alignment_weights(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, target_ids: np.ndarray
+    ) -> np.ndarray:
         """Cross-attention of teacher-forced target_ids (batch, tgt_len; the start token first) ->
         (batch, layers, heads, tgt_len, src_len)."""
         session = self.align_session()
         cross = self.encode(input_ids, attention_mask)
-        feeds = {"target_ids": target_ids, self.config.io.attention_mask: attention_mask, **dict(zip(self.enc_out_names, cross))}
+        feeds = {
+            "target_ids": target_ids,
+            self.config.io.attention_mask: attention_mask,
+            **dict(zip(self.enc_out_names, cross)),
+        }
         return session.run(None, feeds)[0]
 
     def encoder_for(self, tokens: int) -> ort.InferenceSession:
         """The encoder session for a batch of `tokens` (batch x src_len) source positions."""
-        return self._wide_session(self._files.encoder) if self._wide and tokens >= WIDE_ENCODER_TOKENS else self.encoder
+        return (
+            self._wide_session(self._files.encoder)
+            if self._wide and tokens >= WIDE_ENCODER_TOKENS
+            else self.encoder
+        )
 
     def decoder_for(self, rows: int) -> ort.InferenceSession:
         """The decoder session for a step over `rows` running rows."""
-        return self._wide_session(self._files.decoder) if self._wide and rows >= WIDE_DECODER_ROWS else self.decoder
+        return (
+            self._wide_session(self._files.decoder)
+            if self._wide and rows >= WIDE_DECODER_ROWS
+            else self.decoder
+        )
 
     def _wide_session(self, name: str) -> ort.InferenceSession:
         if name not in self._wide_sessions:
@@ -224,22 +292,32 @@ class OnnxSeq2Seq:
                     self._wide_sessions[name] = self._load(name, self._settings, self._verify, 0)
         return self._wide_sessions[name]
 
-    def _load(self, name: str, settings: SessionSettings, verify: bool, threads: int) -> ort.InferenceSession:
+    def _load(
+        self, name: str, settings: SessionSettings, verify: bool, threads: int
+    ) -> ort.InferenceSession:
         path = self.model_dir / name
         data = path.read_bytes()
         if verify:
-            expected = json.loads((self.model_dir / MANIFEST_FILE).read_text())["files"][name]["sha256"]
+            expected = json.loads((self.model_dir / MANIFEST_FILE).read_text())["files"][name][
+                "sha256"
+            ]
             if hashlib.sha256(data).hexdigest() != expected:
-                raise ModelError(f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed")
+                raise ModelError(
+                    f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed"
+                )
         check_external_data(data, name, self.model_dir)
         return _session(data, name, self.model_dir, settings, threads)
 
     def _check_io(self) -> None:
         enc_in = {i.name for i in self.encoder.get_inputs()}
         want_enc = {self.config.io.input_ids, self.config.io.attention_mask}
-        if want_enc - enc_in or set(self.enc_out_names) - {o.name for o in self.encoder.get_outputs()}:
+        if want_enc - enc_in or set(self.enc_out_names) - {
+            o.name for o in self.encoder.get_outputs()
+        }:
             raise ModelError("encoder graph inputs/outputs do not match config.json's io names")
-        if set(self.dec_in_names) - {i.name for i in self.decoder.get_inputs()} or set(self.dec_out_names) - {o.name for o in self.decoder.get_outputs()}:
+        if set(self.dec_in_names) - {i.name for i in self.decoder.get_inputs()} or set(
+            self.dec_out_names
+        ) - {o.name for o in self.decoder.get_outputs()}:
             raise ModelError("decoder graph inputs/outputs do not match config.json's io names")
 
     @property
@@ -256,36 +334,67 @@ class OnnxSeq2Seq:
         """
         io = self.config.io
         width = input_ids.shape[1]
-        own = np.minimum(padded_length(attention_mask.sum(axis=1), self.config.decoding.source_pad_multiple), width)
+        own = np.minimum(
+            padded_length(attention_mask.sum(axis=1), self.config.decoding.source_pad_multiple),
+            width,
+        )
         lengths = np.unique(own)
         if lengths.size <= 1:
             encoder = self.encoder_for(input_ids.size)
-            return encoder.run(self.enc_out_names, {io.input_ids: input_ids, io.attention_mask: attention_mask})
+            return encoder.run(
+                self.enc_out_names, {io.input_ids: input_ids, io.attention_mask: attention_mask}
+            )
         out: list[np.ndarray] | None = None
         for length in lengths.tolist():
             rows = np.flatnonzero(own == length)
             ids, mask = input_ids[rows, :length], attention_mask[rows, :length]
-            part = self.encoder_for(ids.size).run(self.enc_out_names, {io.input_ids: ids, io.attention_mask: mask})
+            part = self.encoder_for(ids.size).run(
+                self.enc_out_names, {io.input_ids: ids, io.attention_mask: mask}
+            )
             if out is None:
-                out = [np.zeros((input_ids.shape[0], p.shape[1], width, p.shape[3]), dtype=p.dtype) for p in part]
+                out = [
+                    np.zeros((input_ids.shape[0], p.shape[1], width, p.shape[3]), dtype=p.dtype)
+                    for p in part
+                ]
             for o, p in zip(out, part):
                 o[rows, :, :length] = p
         return out
 
     def empty_past(self, batch: int) -> list[np.ndarray]:
         d = self.config.dims
-        return [np.zeros((batch, d.n_heads, 0, d.head_dim), dtype=np.float32) for _ in range(2 * self.n_layers)]
+        return [
+            np.zeros((batch, d.n_heads, 0, d.head_dim), dtype=np.float32)
+            for _ in range(2 * self.n_layers)
+        ]
 
     def step(
-        self, tokens: np.ndarray, position: int | np.ndarray, attention_mask: np.ndarray, past: list[np.ndarray],
-        cross: list[np.ndarray], top_k: int | None = None,
+        self,
+        tokens: np.ndarray,
+        position: int | np.ndarray,
+        attention_mask: np.ndarray,
+        past: list[np.ndarray],
+        cross: list[np.ndarray],
+        top_k: int | None = None,
     ):
         """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V), or with
         top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position` may be an
         int64 array with one position per row (see continuous.supports_rows_at_different_steps)."""
-        position = position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
-        feeds = dict(zip(self.dec_in_names, [tokens, position, attention_mask, *past, *cross,
-                                             np.array([top_k or 1], dtype=np.int64)]))
+        position = (
+            position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
+        )
+        feeds = dict(
+            zip(
+                self.dec_in_names,
+                [
+                    tokens,
+                    position,
+                    attention_mask,
+                    *past,
+                    *cross,
+                    np.array([top_k or 1], dtype=np.int64),
+                ],
+            )
+        )
         decoder = self.decoder_for(tokens.shape[0])
         if top_k is None:
             out = decoder.run(self._full_outputs, feeds)
@@ -294,4 +403,10 @@ class OnnxSeq2Seq:
         return (out[-2], out[-1]), out[:-2]
 
 
-__all__ = ["OnnxSeq2Seq", "SessionSettings", "resolve_providers", "choose_variant", "PROVIDER_ALIASES"]
+__all__ = [
+    "OnnxSeq2Seq",
+    "SessionSettings",
+    "resolve_providers",
+    "choose_variant",
+    "PROVIDER_ALIASES",
+]

@@ -27,8 +27,16 @@ FORMAT = "traductor-model"
 # vocabulary size, language tags, decoding.min_length, suppressed tokens. Version 5 packages still load.
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (5, 6)
-CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = "config.json", "manifest.json", "tokenizer.json", "MODEL_CARD.md"
-SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE = "source.tokenizer.json", "target.tokenizer.json"  # two-tokenizer packages
+CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = (
+    "config.json",
+    "manifest.json",
+    "tokenizer.json",
+    "MODEL_CARD.md",
+)
+SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE = (
+    "source.tokenizer.json",
+    "target.tokenizer.json",
+)  # two-tokenizer packages
 INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
 
 
@@ -55,7 +63,9 @@ class Dimensions:
     n_decoder_layers: int
     max_len: int  # longest source (and target) in subwords, end token included
     pre_norm: bool = False
-    target_vocab_size: int | None = None  # the decoder's own vocabulary, when it is not the source's
+    target_vocab_size: int | None = (
+        None  # the decoder's own vocabulary, when it is not the source's
+    )
 
     @property
     def output_vocab_size(self) -> int:
@@ -77,14 +87,18 @@ class IONames:
     input_ids: str = "input_ids"  # encoder: (batch, src_len); decoder: (rows, 1), int64
     attention_mask: str = "attention_mask"  # (batch, src_len) int64, 1 = real token, 0 = padding
     position: str = "position"  # decoder: (1,) int64, absolute position of the new token
-    key_cross: str = "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
+    key_cross: str = (
+        "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
+    )
     value_cross: str = "value_cross_{i}"
     # Self-attention cache, two ways: past (rows, heads, past_len, head_dim) -> present with past_len + 1
     # entries; or one preallocated buffer (rows, heads, capacity, head_dim) bound as both past and
     # present, in which the step writes entry `position` in place (entries after it are ignored).
     past_key_self: str = "past_key_self_{i}"  # decoder input
     past_value_self: str = "past_value_self_{i}"
-    present_key_self: str = "present_key_self_{i}"  # decoder output, (rows, heads, past_len + 1, head_dim)
+    present_key_self: str = (
+        "present_key_self_{i}"  # decoder output, (rows, heads, past_len + 1, head_dim)
+    )
     present_value_self: str = "present_value_self_{i}"
     log_probs: str = "log_probs"  # decoder output, (rows, vocab) float32
     top_k: str = "top_k"  # decoder input, (1,) int64: how many best tokens per row to return
@@ -97,14 +111,33 @@ class IONames:
         return getattr(self, template).format(i=i)
 
     def encoder_outputs(self, n_layers: int) -> list[str]:
-        return [n for i in range(n_layers) for n in (self.layer("key_cross", i), self.layer("value_cross", i))]
+        return [
+            n
+            for i in range(n_layers)
+            for n in (self.layer("key_cross", i), self.layer("value_cross", i))
+        ]
 
     def decoder_inputs(self, n_layers: int) -> list[str]:
-        past = [n for i in range(n_layers) for n in (self.layer("past_key_self", i), self.layer("past_value_self", i))]
-        return [self.input_ids, self.position, self.attention_mask, *past, *self.encoder_outputs(n_layers), self.top_k]
+        past = [
+            n
+            for i in range(n_layers)
+            for n in (self.layer("past_key_self", i), self.layer("past_value_self", i))
+        ]
+        return [
+            self.input_ids,
+            self.position,
+            self.attention_mask,
+            *past,
+            *self.encoder_outputs(n_layers),
+            self.top_k,
+        ]
 
     def decoder_outputs(self, n_layers: int) -> list[str]:
-        present = [n for i in range(n_layers) for n in (self.layer("present_key_self", i), self.layer("present_value_self", i))]
+        present = [
+            n
+            for i in range(n_layers)
+            for n in (self.layer("present_key_self", i), self.layer("present_value_self", i))
+        ]
         return [self.log_probs, *present, self.top_log_probs, self.top_ids]
 
 
@@ -141,10 +174,14 @@ class TokenizerFiles:
 class Variant:
     encoder: str  # file name inside the package
     decoder: str
-    quantization: str = "none"  # "none" or "int8-rows" (per-row int8 activations, 7-bit per-column weights)
+    quantization: str = (
+        "none"  # "none" or "int8-rows" (per-row int8 activations, 7-bit per-column weights)
+    )
     greedy_agreement: float | None = None  # share of dev sentences whose greedy tokens equal fp32's
     bleu: float | None = None  # on the held-out test set, where measured
-    align: str | None = None  # the alignment graph (cross-attention of a whole translation), if exported
+    align: str | None = (
+        None  # the alignment graph (cross-attention of a whole translation), if exported
+    )
 
     @property
     def files(self) -> list[str]:
@@ -182,13 +219,15 @@ class ModelPackageConfig:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelPackageConfig":
+    def from_dict(cls, d: dict) -> ModelPackageConfig:
         if d.get("format") != FORMAT:
             raise ModelError(f"not a traductor model (config.json format is {d.get('format')!r})")
         version = d.get("format_version")
         if version not in READABLE_VERSIONS:
-            raise ModelError(f"unsupported model format version {version!r}; this traductor reads versions "
-                             f"{', '.join(map(str, READABLE_VERSIONS))}")
+            raise ModelError(
+                f"unsupported model format version {version!r}; this traductor reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
+            )
         try:
             cfg = cls(
                 dims=Dimensions(**d["dims"]),
@@ -211,13 +250,17 @@ class ModelPackageConfig:
         for side in ("source", "target"):
             name = getattr(cfg.tokenizers, side)
             if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-                raise ModelError(f"config.json: tokenizers.{side} must be a file name inside the package, got {name!r}")
+                raise ModelError(
+                    f"config.json: tokenizers.{side} must be a file name inside the package, got {name!r}"
+                )
         m = cfg.decoding.min_length
         if not isinstance(m, int) or isinstance(m, bool) or m not in (0, 1):
             raise ModelError(f"config.json: decoding.min_length must be 0 or 1, got {m!r}")
         multiple = cfg.decoding.source_pad_multiple
         if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
-            raise ModelError(f"config.json: decoding.source_pad_multiple must be an integer >= 1, got {multiple!r}")
+            raise ModelError(
+                f"config.json: decoding.source_pad_multiple must be an integer >= 1, got {multiple!r}"
+            )
         return cfg
 
 
@@ -261,7 +304,11 @@ def installed_variants(model_dir: Path, config: ModelPackageConfig) -> list[str]
     config.json describes: the wheel ships the default model's int8 variant alone, and a source
     checkout rebuilds fp32 from the tracked weights (`make fp32`). A variant with one of its two
     graphs present counts as present, so that loading it reports the missing file as damage."""
-    return [name for name, v in config.variants.items() if (model_dir / v.encoder).is_file() or (model_dir / v.decoder).is_file()]
+    return [
+        name
+        for name, v in config.variants.items()
+        if (model_dir / v.encoder).is_file() or (model_dir / v.decoder).is_file()
+    ]
 
 
 def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> None:
@@ -282,9 +329,13 @@ def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> 
             raise ModelError(f"{name} is not listed in {MANIFEST_FILE}")
         size = path.stat().st_size
         if size != entry["size"]:
-            raise ModelError(f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated or was changed")
+            raise ModelError(
+                f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated or was changed"
+            )
         if check_hash and sha256_of(path) != entry["sha256"]:
-            raise ModelError(f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was changed")
+            raise ModelError(
+                f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was changed"
+            )
 
 
 # -- external data ---------------------------------------------------------------------------------
@@ -337,7 +388,9 @@ def _tensor_locations(tensor) -> list[str]:
     out = []
     for f, w, v in _fields(tensor):
         if f == _TENSOR_EXTERNAL and w == 2:
-            entry = {ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2}
+            entry = {
+                ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2
+            }
             if entry.get(_ENTRY_KEY) == "location":
                 out.append(entry.get(_ENTRY_VALUE, ""))
     return out
@@ -381,7 +434,9 @@ def check_external_data(model_bytes: bytes, name: str, model_dir: Path) -> None:
     for location in locations:
         target = (root / location).resolve()
         if Path(location).is_absolute() or root not in target.parents:
-            raise ModelError(f"{name} refused: its external data {location!r} points outside the model directory")
+            raise ModelError(
+                f"{name} refused: its external data {location!r} points outside the model directory"
+            )
 
 
 # -- initializers, read without the onnx package (the embeddings map needs one matrix) -------------
@@ -408,7 +463,14 @@ def graph_contents(model_bytes: bytes) -> tuple[list[tuple[str, list[str]]], dic
                         inputs.append(bytes(nv).decode("utf-8", "replace"))
                 nodes.append((op, inputs))
             elif gf == _GRAPH_INIT:
-                name = next((bytes(tv).decode("utf-8", "replace") for tf, tw, tv in _fields(gv) if tf == _T_NAME and tw == 2), "")
+                name = next(
+                    (
+                        bytes(tv).decode("utf-8", "replace")
+                        for tf, tw, tv in _fields(gv)
+                        if tf == _T_NAME and tw == 2
+                    ),
+                    "",
+                )
                 inits[name] = gv
     return nodes, inits
 
@@ -445,7 +507,9 @@ def tensor_array(tensor: memoryview, name: str, model_dir: Path):
                 values.append(x)
             int32s += values
         elif f == _TENSOR_EXTERNAL and w == 2:
-            entry = {ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2}
+            entry = {
+                ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2
+            }
             external[entry.get(_ENTRY_KEY)] = entry.get(_ENTRY_VALUE, "")
     if dtype not in (_FLOAT, _FLOAT16):
         raise ModelError(f"{name} is not a float32 or float16 tensor (data type {dtype})")
@@ -455,8 +519,13 @@ def tensor_array(tensor: memoryview, name: str, model_dir: Path):
         location = external.get("location", "")
         target = (root / location).resolve()
         if Path(location).is_absolute() or root not in target.parents:
-            raise ModelError(f"{name} refused: its external data {location!r} points outside the model directory")
-        offset, count = int(external.get("offset", 0)), int(np.prod(dims)) * np.dtype(np_type).itemsize
+            raise ModelError(
+                f"{name} refused: its external data {location!r} points outside the model directory"
+            )
+        offset, count = (
+            int(external.get("offset", 0)),
+            int(np.prod(dims)) * np.dtype(np_type).itemsize,
+        )
         with open(target, "rb") as fh:
             fh.seek(offset)
             raw = fh.read(count)

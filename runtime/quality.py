@@ -17,7 +17,9 @@ def encode_sources(tok, texts: list[str], eos_id: int, max_len: int) -> list[lis
     return [tok.encode(t, add_special_tokens=False).ids[: max_len - 1] + [eos_id] for t in texts]
 
 
-def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 16) -> list[list[int]]:
+def ort_greedy(
+    ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 16
+) -> list[list[int]]:
     """Greedy token ids through the runtime's own search and step decoder."""
     st = ort_model.config.special_tokens
     out = []
@@ -26,11 +28,18 @@ def ort_greedy(ort_model: OnnxSeq2Seq, src: list[list[int]], batch_size: int = 1
         ids, mask = pad_sources(chunk, st.pad_id, ort_model.config.decoding.source_pad_multiple)
         dec = OnnxStepDecoder(ort_model, ids, mask)
         limits = [max_target_length(len(s), ort_model.config.dims.max_len) for s in chunk]
-        out += [h[0].tokens for h in GreedySearch(st.bos_id, st.eos_id, ort_model.config.decoding.min_length).search(dec, limits)]
+        out += [
+            h[0].tokens
+            for h in GreedySearch(
+                st.bos_id, st.eos_id, ort_model.config.decoding.min_length
+            ).search(dec, limits)
+        ]
     return out
 
 
-def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets: list[list[int]]) -> float:
+def forced_token_agreement(
+    ort_model: OnnxSeq2Seq, src: list[list[int]], targets: list[list[int]]
+) -> float:
     """Share of positions where ort_model's argmax equals the given target token (end token included),
     feeding the target itself as the prefix, so one early difference does not cascade."""
     st = ort_model.config.special_tokens
@@ -46,5 +55,7 @@ def forced_token_agreement(ort_model: OnnxSeq2Seq, src: list[list[int]], targets
                 if t < len(seq):
                     same += int(best[i] == seq[t])
                     total += 1
-            tokens = np.array([seq[t] if t < len(seq) else st.eos_id for seq in tgt], dtype=np.int64)
+            tokens = np.array(
+                [seq[t] if t < len(seq) else st.eos_id for seq in tgt], dtype=np.int64
+            )
     return same / max(total, 1)

@@ -54,7 +54,9 @@ class GreedySearch:
             pass
         return [[h] for h in hyps]
 
-    def generate(self, decoder: StepDecoder, limits: list[int], hyps: list[Hypothesis]) -> Iterator[list[tuple[int, int]]]:
+    def generate(
+        self, decoder: StepDecoder, limits: list[int], hyps: list[Hypothesis]
+    ) -> Iterator[list[tuple[int, int]]]:
         """Fill `hyps` step by step, yielding the (sentence, token) pairs produced at each step."""
         live = np.arange(len(limits))  # sentence index of each running row
         tokens = np.full(len(limits), self.bos_id, dtype=np.int64)
@@ -118,8 +120,15 @@ class BeamSearch:
     (`continuous.ContinuousBeams`) and give each the result of `search` on it alone.
     """
 
-    def __init__(self, bos_id: int, eos_id: int, beam_size: int = 4, length_penalty: float = 1.0, num_hypotheses: int = 1,
-                 min_length: int = 1):
+    def __init__(
+        self,
+        bos_id: int,
+        eos_id: int,
+        beam_size: int = 4,
+        length_penalty: float = 1.0,
+        num_hypotheses: int = 1,
+        min_length: int = 1,
+    ):
         self.bos_id, self.eos_id, self.min_length = bos_id, eos_id, min_length
         self.k, self.length_penalty, self.num_hypotheses = beam_size, length_penalty, num_hypotheses
 
@@ -140,8 +149,17 @@ class BeamSearch:
         top = np.argsort(-total, axis=1, kind="stable")[:, : 2 * k]
         return total, ids.reshape(len(beams), k * width), vals.reshape(len(beams), k * width), top
 
-    def advance(self, b: _Beams, total: np.ndarray, cand_ids: np.ndarray, cand_lps: np.ndarray, top: np.ndarray,
-                width: int, step: int, limit: int) -> tuple[list[int], list[int]] | None:
+    def advance(
+        self,
+        b: _Beams,
+        total: np.ndarray,
+        cand_ids: np.ndarray,
+        cand_lps: np.ndarray,
+        top: np.ndarray,
+        width: int,
+        step: int,
+        limit: int,
+    ) -> tuple[list[int], list[int]] | None:
         """One sentence after its `step`: its new beams (kept in `b`) as (source beam of each,
         next token of each), k of them; None when the sentence is done."""
         k, eos = self.k, self.eos_id
@@ -154,7 +172,9 @@ class BeamSearch:
             token_lp = float(cand_lps[index])
             if token == eos:
                 if len(b.finished) < k:
-                    b.finished.append(Hypothesis(list(b.seqs[beam]), score, True, list(b.lps[beam])))
+                    b.finished.append(
+                        Hypothesis(list(b.seqs[beam]), score, True, list(b.lps[beam]))
+                    )
             elif len(kept_seqs) < k:
                 kept_scores.append(score)
                 kept_seqs.append(b.seqs[beam] + [token])
@@ -164,7 +184,9 @@ class BeamSearch:
             if len(kept_seqs) == k and len(b.finished) >= k:
                 break
         if len(b.finished) < k and step + 1 >= limit:
-            b.finished.extend(Hypothesis(s, sc, False, lp) for s, sc, lp in zip(kept_seqs, kept_scores, kept_lps))
+            b.finished.extend(
+                Hypothesis(s, sc, False, lp) for s, sc, lp in zip(kept_seqs, kept_scores, kept_lps)
+            )
         if len(b.finished) >= k or step + 1 >= limit or not kept_seqs:
             return None
         while len(kept_seqs) < k:  # fewer than k candidates: pad with dead copies
@@ -179,7 +201,9 @@ class BeamSearch:
 
     def best(self, b: _Beams) -> list[Hypothesis]:
         """A done sentence's n-best, by length-normalized score."""
-        return sorted(b.finished, key=lambda h: h.normalized(self.length_penalty), reverse=True)[: self.num_hypotheses]
+        return sorted(b.finished, key=lambda h: h.normalized(self.length_penalty), reverse=True)[
+            : self.num_hypotheses
+        ]
 
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
         """The decoder's running batch must hold `beam_size` rows per sentence (row = sentence * k + beam)."""
@@ -195,7 +219,16 @@ class BeamSearch:
             total, cand_ids, cand_lps, top = self.candidates(beams, vals, ids, step)
             next_live, rows, next_tokens = [], [], []
             for block, i in enumerate(live):
-                kept = self.advance(state[i], total[block], cand_ids[block], cand_lps[block], top[block], width, step, limits[i])
+                kept = self.advance(
+                    state[i],
+                    total[block],
+                    cand_ids[block],
+                    cand_lps[block],
+                    top[block],
+                    width,
+                    step,
+                    limits[i],
+                )
                 if kept is None:
                     continue
                 rows += [block * k + beam for beam in kept[0]]

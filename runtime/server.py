@@ -39,31 +39,113 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .package import InputError, TraductorError
 from .continuous import supports_rows_at_different_steps
+from .package import InputError, TraductorError
 from .translator import Translator
 
 log = logging.getLogger("traductor.serve")
 
 # English names of the languages a package may declare (ISO 639-1, and the 639-3 codes OPUS-MT uses).
 LANGUAGE_NAMES = {
-    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "eo": "Esperanto", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish",
-    "fr": "French", "ga": "Irish", "gl": "Galician", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian",
-    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch", "no": "Norwegian",
-    "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
-    "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+    "ar": "Arabic",
+    "bg": "Bulgarian",
+    "ca": "Catalan",
+    "cs": "Czech",
+    "da": "Danish",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "eo": "Esperanto",
+    "es": "Spanish",
+    "et": "Estonian",
+    "eu": "Basque",
+    "fa": "Persian",
+    "fi": "Finnish",
+    "fr": "French",
+    "ga": "Irish",
+    "gl": "Galician",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "lt": "Lithuanian",
+    "lv": "Latvian",
+    "nl": "Dutch",
+    "no": "Norwegian",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "sk": "Slovak",
+    "sl": "Slovenian",
+    "sv": "Swedish",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
 }
-ISO3_TO_1 = {"ara": "ar", "bul": "bg", "cat": "ca", "ces": "cs", "dan": "da", "deu": "de", "ell": "el", "eng": "en", "epo": "eo",
-             "spa": "es", "est": "et", "eus": "eu", "fas": "fa", "fin": "fi", "fra": "fr", "gle": "ga", "glg": "gl", "heb": "he",
-             "hin": "hi", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kor": "ko", "lit": "lt", "lav": "lv", "nld": "nl",
-             "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rus": "ru", "slk": "sk", "slv": "sl", "swe": "sv", "tur": "tr",
-             "ukr": "uk", "vie": "vi", "zho": "zh"}
+ISO3_TO_1 = {
+    "ara": "ar",
+    "bul": "bg",
+    "cat": "ca",
+    "ces": "cs",
+    "dan": "da",
+    "deu": "de",
+    "ell": "el",
+    "eng": "en",
+    "epo": "eo",
+    "spa": "es",
+    "est": "et",
+    "eus": "eu",
+    "fas": "fa",
+    "fin": "fi",
+    "fra": "fr",
+    "gle": "ga",
+    "glg": "gl",
+    "heb": "he",
+    "hin": "hi",
+    "hun": "hu",
+    "ind": "id",
+    "ita": "it",
+    "jpn": "ja",
+    "kor": "ko",
+    "lit": "lt",
+    "lav": "lv",
+    "nld": "nl",
+    "nor": "no",
+    "pol": "pl",
+    "por": "pt",
+    "ron": "ro",
+    "rus": "ru",
+    "slk": "sk",
+    "slv": "sl",
+    "swe": "sv",
+    "tur": "tr",
+    "ukr": "uk",
+    "vie": "vi",
+    "zho": "zh",
+}
 # The page runs onnxruntime-web with threads only when cross-origin isolated.
-ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
-MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
-               ".onnx": "application/octet-stream", ".html": "text/html; charset=utf-8", ".css": "text/css", ".md": "text/markdown",
-               ".png": "image/png", ".svg": "image/svg+xml", ".map": "application/json"}
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
+MEDIA_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".onnx": "application/octet-stream",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css",
+    ".md": "text/markdown",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".map": "application/json",
+}
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -94,14 +176,20 @@ class Settings:
     batch_limit: int = -1  # texts per request; -1 = none
     req_limit: int = -1  # requests per client per minute; -1 = none
     alternatives_limit: int = 8
-    api_keys: frozenset[str] = frozenset()  # non-empty: every /translate and /detect needs one of them
+    api_keys: frozenset[str] = (
+        frozenset()
+    )  # non-empty: every /translate and /detect needs one of them
     batching: bool = True
     batch_wait_ms: float = 5.0  # how long an open batch waits for more requests
-    max_batch_sentences: int | None = None  # sentences decoded together: None = 32, or 16 running per worker when continuous
+    max_batch_sentences: int | None = (
+        None  # sentences decoded together: None = 32, or 16 running per worker when continuous
+    )
     workers: int = 1  # batches decoded at once, per package
     continuous: bool = False  # beam search: requests join the running batch between steps (opt-in, see _run_continuous)
     frontend_timeout: int = 500
-    trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (behind a proxy)
+    trust_forwarded_for: bool = (
+        False  # take the client address from X-Forwarded-For (behind a proxy)
+    )
     web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
     beam_size: int | None = None  # None: each package's default
 
@@ -145,10 +233,16 @@ class Batcher:
     def __init__(self, translator: Translator, settings: Settings):
         self.translator = translator
         self.wait = settings.batch_wait_ms / 1000 if settings.batching else 0.0
-        self.continuous = settings.batching and settings.continuous and supports_rows_at_different_steps(translator.model)
+        self.continuous = (
+            settings.batching
+            and settings.continuous
+            and supports_rows_at_different_steps(translator.model)
+        )
         # A running batch of 32 sentences (128 beam rows) measured slower than 16 (64 clients: 69 vs
         # 92 requests/s), while static batches of 32 do well.
-        most = settings.max_batch_sentences or (CONTINUOUS_SENTENCES if self.continuous else STATIC_SENTENCES)
+        most = settings.max_batch_sentences or (
+            CONTINUOUS_SENTENCES if self.continuous else STATIC_SENTENCES
+        )
         self.max_sentences = most if settings.batching else 1  # gathered per batch
         self.decoder_batch = most  # sentences per decoder batch, either way
         self.queue: queue.Queue[_Job | None] = queue.Queue()
@@ -161,9 +255,14 @@ class Batcher:
         self._stopping = False
         self._lock = threading.Lock()
         self._gathering = threading.Lock()  # one worker gathers at a time
-        self.threads = [threading.Thread(target=self._run_continuous if self.continuous else self._run,
-                                         name=f"traductor-batcher-{i}", daemon=True)
-                        for i in range(settings.workers)]
+        self.threads = [
+            threading.Thread(
+                target=self._run_continuous if self.continuous else self._run,
+                name=f"traductor-batcher-{i}",
+                daemon=True,
+            )
+            for i in range(settings.workers)
+        ]
         for t in self.threads:
             t.start()
 
@@ -172,7 +271,9 @@ class Batcher:
         with self._lock:
             self._arriving += n
 
-    def submit(self, texts: list[str], options: dict, announced: bool = False) -> concurrent.futures.Future:
+    def submit(
+        self, texts: list[str], options: dict, announced: bool = False
+    ) -> concurrent.futures.Future:
         job = _Job(texts, options, concurrent.futures.Future())
         if announced:  # no longer arriving before it is queued: never counted twice in play
             self.announce(-1)
@@ -190,7 +291,11 @@ class Batcher:
         if self.held:
             return self.held.popleft()
         try:
-            return self.queue.get(timeout=timeout) if timeout is None or timeout > 0 else self.queue.get_nowait()
+            return (
+                self.queue.get(timeout=timeout)
+                if timeout is None or timeout > 0
+                else self.queue.get_nowait()
+            )
         except queue.Empty:
             return False
 
@@ -218,20 +323,35 @@ class Batcher:
             deadline = time.perf_counter() + self.wait
             skipped: list[_Job] = []
             while sentences < self.max_sentences and not self._stopping:
-                if len(self.threads) > 1:  # a batch takes its worker's share of the requests in play
-                    in_play = self._decoding + len(batch) + self.queue.qsize() + len(self.held) + max(self._arriving, 0)
+                if (
+                    len(self.threads) > 1
+                ):  # a batch takes its worker's share of the requests in play
+                    in_play = (
+                        self._decoding
+                        + len(batch)
+                        + self.queue.qsize()
+                        + len(self.held)
+                        + max(self._arriving, 0)
+                    )
                     if len(batch) >= -(-in_play // len(self.threads)):
                         break
                 # Under load (the last batch gathered several requests) clients answered a moment ago
                 # are about to send again: wait for them. A lone client does not wait.
-                waiting = self._arriving > 0 or not self.queue.empty() or bool(self.held) or self._last_jobs > 1
+                waiting = (
+                    self._arriving > 0
+                    or not self.queue.empty()
+                    or bool(self.held)
+                    or self._last_jobs > 1
+                )
                 job = self._next(deadline - time.perf_counter() if waiting else 0)
                 if job is False:
                     break
                 if job is None:
                     self._stopping = True
                     break
-                if job.key != first.key or sentences + len(job.texts) > max(self.max_sentences, len(first.texts)):
+                if job.key != first.key or sentences + len(job.texts) > max(
+                    self.max_sentences, len(first.texts)
+                ):
                     skipped.append(job)  # next batch, ahead of newer arrivals
                     continue
                 batch.append(job)
@@ -258,7 +378,9 @@ class Batcher:
         sentences = 0
         while True:
             idle = not running
-            if idle or self._gathering.acquire(blocking=False):  # never stall the running batch for the lock
+            if idle or self._gathering.acquire(
+                blocking=False
+            ):  # never stall the running batch for the lock
                 if idle:
                     self._gathering.acquire()
                 try:
@@ -269,14 +391,19 @@ class Batcher:
                     return
                 if admitted and admitted[0][1] is not None:
                     with self._lock:
-                        self.batches += 1  # admissions: jobs / batches is the mean number admitted at once
+                        self.batches += (
+                            1  # admissions: jobs / batches is the mean number admitted at once
+                        )
                 for job, plan in admitted:
                     if plan is None:  # options this batch cannot run: translated alone, at once
                         self._translate([job])
                         continue
                     if job.key != key or engine is None:
                         key, engine = job.key, self.translator.continuous_beams(**job.options)
-                    items = [((id(job), i), src, limit) for i, (src, limit) in enumerate(zip(plan.sources, plan.limits))]
+                    items = [
+                        ((id(job), i), src, limit)
+                        for i, (src, limit) in enumerate(zip(plan.sources, plan.limits))
+                    ]
                     running[id(job)] = [job, plan, {}, len(items)]
                     sentences += len(items)
                     if not items:
@@ -315,8 +442,12 @@ class Batcher:
                 return None if not running and not admitted else admitted
             if sentences >= self.max_sentences:
                 return admitted
-            if len(self.threads) > 1 and (running or admitted):  # this worker's share of the requests in play
-                in_play = self._decoding + self.queue.qsize() + len(self.held) + max(self._arriving, 0)
+            if len(self.threads) > 1 and (
+                running or admitted
+            ):  # this worker's share of the requests in play
+                in_play = (
+                    self._decoding + self.queue.qsize() + len(self.held) + max(self._arriving, 0)
+                )
                 if len(running) + len(admitted) >= -(-in_play // len(self.threads)):
                     return admitted
             job = self._next(None if block and not admitted and not self._stopping else 0)
@@ -366,7 +497,9 @@ class Batcher:
     def _translate(self, batch: list[_Job]) -> None:
         texts = [t for job in batch for t in job.texts]
         try:
-            results = self.translator.translate_batch(texts, **batch[0].options, batch_size=self.decoder_batch)
+            results = self.translator.translate_batch(
+                texts, **batch[0].options, batch_size=self.decoder_batch
+            )
         except Exception as e:  # handed to every waiting request; the worker lives on
             for job in batch:
                 job.future.set_exception(e)
@@ -383,6 +516,7 @@ class Batcher:
 
 
 # -- languages ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Route:
@@ -413,7 +547,14 @@ class Languages:
         self._detect_lock = threading.Lock()
 
     def listing(self) -> list[dict]:
-        return [{"code": s, "name": language_name(s), "targets": sorted(t for src, t in self.routes if src == s)} for s in self.sources]
+        return [
+            {
+                "code": s,
+                "name": language_name(s),
+                "targets": sorted(t for src, t in self.routes if src == s),
+            }
+            for s in self.sources
+        ]
 
     def detect(self, text: str) -> list[dict]:
         """[{"confidence": 0..100, "language": code}] best first, among the loaded source languages.
@@ -436,7 +577,11 @@ class Languages:
             ident, usable = self._detector
             ranked = ident.rank(text) if usable else []
         back = {v: k for k, v in known.items()}
-        out = [{"confidence": round(100 * float(p), 2), "language": back[c]} for c, p in ranked if c in back]
+        out = [
+            {"confidence": round(100 * float(p), 2), "language": back[c]}
+            for c, p in ranked
+            if c in back
+        ]
         missing = [s for s in self.sources if s not in {o["language"] for o in out}]
         return out + [{"confidence": 0.0, "language": s} for s in missing]
 
@@ -446,6 +591,7 @@ class Languages:
 
 
 # -- HTML ------------------------------------------------------------------------------------------
+
 
 class _HtmlPieces(HTMLParser):
     """Split a document into markup kept verbatim and text nodes to translate (script and style
@@ -509,6 +655,7 @@ def html_join(pieces: list[tuple[str, str]], translated: dict[int, str]) -> str:
 
 # -- the app -----------------------------------------------------------------------------------------
 
+
 class RateLimiter:
     """Requests per client per minute, over a sliding window."""
 
@@ -555,11 +702,15 @@ async def _params(request) -> tuple[dict, bool]:
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise ApiError(400, "Invalid request: the form body is not valid UTF-8") from None
+                    raise ApiError(
+                        400, "Invalid request: the form body is not valid UTF-8"
+                    ) from None
         try:
             form = await request.form()
         except Exception as e:  # malformed multipart
-            raise ApiError(400, f"Invalid request: malformed form body ({type(e).__name__})") from None
+            raise ApiError(
+                400, f"Invalid request: malformed form body ({type(e).__name__})"
+            ) from None
         for k in form:
             items = [v for v in form.getlist(k) if isinstance(v, str)]
             if not items:
@@ -581,7 +732,11 @@ def create_app(translators: list[Translator], settings: Settings):
 
     def client_of(request: Request) -> str:
         forwarded = request.headers.get("x-forwarded-for") if settings.trust_forwarded_for else None
-        return forwarded.split(",")[0].strip() if forwarded else (request.client.host if request.client else "127.0.0.1")
+        return (
+            forwarded.split(",")[0].strip()
+            if forwarded
+            else (request.client.host if request.client else "127.0.0.1")
+        )
 
     def access(request: Request, params: dict) -> None:
         if settings.api_keys:
@@ -616,7 +771,9 @@ def create_app(translators: list[Translator], settings: Settings):
         for name, value in (("q", q), ("source", source), ("target", target)):
             if not value:
                 raise ApiError(400, f"Invalid request: missing {name} parameter")
-        if not isinstance(q, (str, list)) or (isinstance(q, list) and not all(isinstance(t, str) for t in q)):
+        if not isinstance(q, (str, list)) or (
+            isinstance(q, list) and not all(isinstance(t, str) for t in q)
+        ):
             raise ApiError(400, "Invalid request: q must be a string or a list of strings")
         if not isinstance(source, str) or not isinstance(target, str):
             raise ApiError(400, "Invalid request: source and target must be language codes")
@@ -625,17 +782,26 @@ def create_app(translators: list[Translator], settings: Settings):
         except (TypeError, ValueError):
             raise ApiError(400, "Invalid request: alternatives parameter is not a number") from None
         if settings.alternatives_limit != -1 and alternatives > settings.alternatives_limit:
-            raise ApiError(400, f"Invalid request: alternatives parameter must be <= {settings.alternatives_limit}")
+            raise ApiError(
+                400,
+                f"Invalid request: alternatives parameter must be <= {settings.alternatives_limit}",
+            )
         batch = isinstance(q, list)
         texts = q if batch else [q]
         if not is_json:
             texts = ["\n".join(t.splitlines()) for t in texts]
         if batch and settings.batch_limit != -1 and len(texts) > settings.batch_limit:
-            raise ApiError(400, f"Invalid request: request ({len(texts)}) exceeds text limit ({settings.batch_limit})")
+            raise ApiError(
+                400,
+                f"Invalid request: request ({len(texts)}) exceeds text limit ({settings.batch_limit})",
+            )
         if settings.char_limit != -1:
             for t in texts:
                 if len(t) > settings.char_limit:
-                    raise ApiError(400, f"Invalid request: request ({len(t)}) exceeds text limit ({settings.char_limit})")
+                    raise ApiError(
+                        400,
+                        f"Invalid request: request ({len(t)}) exceeds text limit ({settings.char_limit})",
+                    )
         if source == "auto":
             detected = langs.detect(" ".join(texts))[0]
             source_code = detected["language"]
@@ -649,8 +815,11 @@ def create_app(translators: list[Translator], settings: Settings):
             raise ApiError(400, f"{text_format} format is not supported")
         route = langs.routes.get((source_code, target))
         if route is None:
-            raise ApiError(400, f"{language_name(target)} ({target}) is not available as a target language from "
-                                f"{language_name(source_code)} ({source_code})")
+            raise ApiError(
+                400,
+                f"{language_name(target)} ({target}) is not available as a target language from "
+                f"{language_name(source_code)} ({source_code})",
+            )
         tr = route.batcher.translator
         return await _translate(route, tr, texts, text_format, alternatives, batch, detected)
 
@@ -666,17 +835,27 @@ def create_app(translators: list[Translator], settings: Settings):
             return asyncio.wrap_future(route.batcher.submit(items, options, announced=True))
 
         try:
-            return await _run(texts, text_format, alternatives, batch, detected, options, submit, tr)
+            return await _run(
+                texts, text_format, alternatives, batch, detected, options, submit, tr
+            )
         finally:
             if pending[0]:
                 route.batcher.announce(-1)
 
     async def _run(texts, text_format, alternatives, batch, detected, options, submit, tr):
         if alternatives and text_format == "text":
-            options.update(num_hypotheses=alternatives + 1, beam_size=max(settings.beam_size or tr.defaults.beam_size, alternatives + 1))
+            options.update(
+                num_hypotheses=alternatives + 1,
+                beam_size=max(settings.beam_size or tr.defaults.beam_size, alternatives + 1),
+            )
         if text_format == "html":
             docs = [html_pieces(t) for t in texts]
-            nodes = [(d, i) for d, pieces in enumerate(docs) for i, (kind, v) in enumerate(pieces) if kind == "text" and v.strip()]
+            nodes = [
+                (d, i)
+                for d, pieces in enumerate(docs)
+                for i, (kind, v) in enumerate(pieces)
+                if kind == "text" and v.strip()
+            ]
             results = await submit([docs[d][i][1].strip() for d, i in nodes]) if nodes else []
             done: list[dict[int, str]] = [{} for _ in docs]
             for (d, i), r in zip(nodes, results):
@@ -719,11 +898,21 @@ def create_app(translators: list[Translator], settings: Settings):
     async def frontend_settings(request: Request):
         source = langs.sources[0]
         target = next(t for s, t in langs.routes if s == source)
-        return JSONResponse({
-            "charLimit": settings.char_limit, "frontendTimeout": settings.frontend_timeout, "apiKeys": bool(settings.api_keys),
-            "keyRequired": bool(settings.api_keys), "suggestions": False, "filesTranslation": False, "supportedFilesFormat": [],
-            "language": {"source": {"code": source, "name": language_name(source)}, "target": {"code": target, "name": language_name(target)}},
-        })
+        return JSONResponse(
+            {
+                "charLimit": settings.char_limit,
+                "frontendTimeout": settings.frontend_timeout,
+                "apiKeys": bool(settings.api_keys),
+                "keyRequired": bool(settings.api_keys),
+                "suggestions": False,
+                "filesTranslation": False,
+                "supportedFilesFormat": [],
+                "language": {
+                    "source": {"code": source, "name": language_name(source)},
+                    "target": {"code": target, "name": language_name(target)},
+                },
+            }
+        )
 
     async def health(request: Request):
         return JSONResponse({"status": "ok"})
@@ -740,11 +929,19 @@ def create_app(translators: list[Translator], settings: Settings):
     def static(path: Path) -> Response:
         from starlette.responses import FileResponse
 
-        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=ISOLATION_HEADERS)
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+            headers=ISOLATION_HEADERS,
+        )
 
     async def model_file(request: Request):
         name, file = request.path_params["name"], request.path_params["file"]
-        if name not in packages or file not in packages[name][1] or not (packages[name][0] / file).is_file():
+        if (
+            name not in packages
+            or file not in packages[name][1]
+            or not (packages[name][0] / file).is_file()
+        ):
             raise ApiError(404, f"no file {file} in a loaded model named {name}")
         return static(packages[name][0] / file)
 
@@ -754,7 +951,10 @@ def create_app(translators: list[Translator], settings: Settings):
             raise ApiError(405, "Method Not Allowed")
         root = settings.web_dir
         if root is None:
-            raise ApiError(404, "no browser page here: run from a source checkout with web/ set up (make web-deps), or pass --web DIR")
+            raise ApiError(
+                404,
+                "no browser page here: run from a source checkout with web/ set up (make web-deps), or pass --web DIR",
+            )
         target = (root / rel).resolve()
         if root.resolve() not in target.parents or not target.is_file():
             raise ApiError(404, f"not found: /{rel}")
@@ -763,6 +963,7 @@ def create_app(translators: list[Translator], settings: Settings):
     def endpoint(handler):
         async def run(request: Request):
             return await guarded(handler, request)
+
         return run
 
     cors = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in CORS_HEADERS.items()]
@@ -782,7 +983,9 @@ def create_app(translators: list[Translator], settings: Settings):
 
             async def send_with_cors(message):
                 if message["type"] == "http.response.start":
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in cors_names]
+                    headers = [
+                        (k, v) for k, v in message.get("headers", []) if k.lower() not in cors_names
+                    ]
                     message = {**message, "headers": headers + cors}
                 await send(message)
 
@@ -810,7 +1013,12 @@ def create_app(translators: list[Translator], settings: Settings):
         yield
         langs.close()  # after uvicorn has let the requests in flight finish
 
-    app = Starlette(routes=routes, middleware=[Middleware(Cors)], exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Cors)],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
     app.state.languages = langs
     return app
 
@@ -821,7 +1029,11 @@ def load_api_keys(path: str | None) -> frozenset[str]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--api-keys: file not found: {p}")
-    keys = frozenset(line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    keys = frozenset(
+        line.strip()
+        for line in p.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
     if not keys:
         raise InputError(f"--api-keys: {p} holds no key (one per line; # starts a comment)")
     return keys
@@ -835,7 +1047,11 @@ def _web_dir(given: str | None) -> Path | None:
             raise InputError(f"--web: {path} has no index.html")
         return path
     checkout = Path(__file__).resolve().parents[1] / "web"
-    return checkout if (checkout / "index.html").is_file() and (checkout / "node_modules").is_dir() else None
+    return (
+        checkout
+        if (checkout / "index.html").is_file() and (checkout / "node_modules").is_dir()
+        else None
+    )
 
 
 def serve_main(args) -> int:
@@ -843,35 +1059,77 @@ def serve_main(args) -> int:
         import starlette  # noqa: F401
         import uvicorn
     except ImportError as e:
-        raise InputError(f"`traductor serve` needs the serve extra: pip install 'traductor[serve]' ({e.name} is missing)") from None
+        raise InputError(
+            f"`traductor serve` needs the serve extra: pip install 'traductor[serve]' ({e.name} is missing)"
+        ) from None
 
-    settings = Settings(host=args.host, port=args.port, char_limit=args.char_limit, batch_limit=args.batch_limit,
-                        req_limit=args.req_limit, alternatives_limit=args.alternatives_limit, api_keys=load_api_keys(args.api_keys),
-                        batching=not args.no_batching, trust_forwarded_for=args.trust_forwarded_for, web_dir=_web_dir(args.web),
-                        beam_size=args.beam, batch_wait_ms=args.batch_wait_ms, max_batch_sentences=args.max_batch_sentences,
-                        workers=args.workers, continuous=args.continuous)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        char_limit=args.char_limit,
+        batch_limit=args.batch_limit,
+        req_limit=args.req_limit,
+        alternatives_limit=args.alternatives_limit,
+        api_keys=load_api_keys(args.api_keys),
+        batching=not args.no_batching,
+        trust_forwarded_for=args.trust_forwarded_for,
+        web_dir=_web_dir(args.web),
+        beam_size=args.beam,
+        batch_wait_ms=args.batch_wait_ms,
+        max_batch_sentences=args.max_batch_sentences,
+        workers=args.workers,
+        continuous=args.continuous,
+    )
     for name in ("char_limit", "batch_limit", "req_limit"):
         v = getattr(settings, name)
         if v < -1 or v == 0:
-            raise InputError(f"--{name.replace('_', '-')} must be -1 (no limit) or a positive number, got {v}")
+            raise InputError(
+                f"--{name.replace('_', '-')} must be -1 (no limit) or a positive number, got {v}"
+            )
     if settings.workers < 1:
         raise InputError(f"--workers must be >= 1, got {settings.workers}")
-    if (settings.max_batch_sentences is not None and settings.max_batch_sentences < 1) or settings.batch_wait_ms < 0:
+    if (
+        settings.max_batch_sentences is not None and settings.max_batch_sentences < 1
+    ) or settings.batch_wait_ms < 0:
         raise InputError("--max-batch-sentences must be >= 1 and --batch-wait-ms >= 0")
     if args.beam is not None and not 1 <= args.beam <= 64:
         raise InputError(f"--beam must be between 1 and 64, got {args.beam}")
     # One intra-op thread per package by default: request batches leave no idle core, and under load
     # ORT's spinning worker threads lost to the HTTP side (32 clients: 48 req/s on 1 thread, 22 on "auto").
-    translators = [Translator(m, variant=args.variant, intra_threads=args.threads) for m in (args.model or [None])]
+    translators = [
+        Translator(m, variant=args.variant, intra_threads=args.threads)
+        for m in (args.model or [None])
+    ]
     app = create_app(translators, settings)
     pairs = ", ".join(f"{s}->{t}" for s, t in app.state.languages.routes)
     if settings.batching and settings.continuous:
         for tr in translators:
             if not supports_rows_at_different_steps(tr.model):
-                print(f"traductor serve: --continuous: {tr.model_dir} was exported before decoder graphs took one position per row; "
-                      "its requests are batched statically (re-export it for continuous batching)", file=sys.stderr, flush=True)
+                print(
+                    f"traductor serve: --continuous: {tr.model_dir} was exported before decoder graphs took one position per row; "
+                    "its requests are batched statically (re-export it for continuous batching)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     modes = {r.batcher.continuous for r in app.state.languages.routes.values()}
-    batching = "off" if not settings.batching else "continuous" if modes == {True} else "static" if modes == {False} else "on"
-    print(f"traductor serve: {pairs} on http://{settings.host}:{settings.port} (batching {batching})", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, timeout_graceful_shutdown=None)
+    batching = (
+        "off"
+        if not settings.batching
+        else "continuous"
+        if modes == {True}
+        else "static"
+        if modes == {False}
+        else "on"
+    )
+    print(
+        f"traductor serve: {pairs} on http://{settings.host}:{settings.port} (batching {batching})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=None,
+    )
     return 0

@@ -33,7 +33,9 @@ def split_sentences(text: str) -> list[str]:
     for m in _BOUNDARY.finditer(text):
         before = text[start : m.start(1)]
         last_word = before.rsplit(None, 1)[-1] if before.split() else ""
-        if m.group(1) == "." and (last_word.lower().strip("¿¡\"'“‘«(") in ABBREVIATIONS or len(last_word) == 1):
+        if m.group(1) == "." and (
+            last_word.lower().strip("¿¡\"'“‘«(") in ABBREVIATIONS or len(last_word) == 1
+        ):
             continue  # "Sr. López", "J. R. R."
         pieces.append(text[start : m.end(1)].strip())
         start = m.end(2)

@@ -14,15 +14,14 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from .align import align_words, target_words, token_words
 from .continuous import ContinuousBeams
 from .decoder import make_step_decoder, pad_sources
 from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import InputError, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
-from .align import align_words, target_words, token_words
 from .text import clean_text, split_sentences
-
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,14 @@ class TranslationOptions:
     num_hypotheses: int = 1  # n-best: how many hypotheses per input to return (<= beam_size)
     return_scores: bool = False  # return TranslationResult objects instead of strings
     batch_size: int = 32  # sentences decoded together
-    target_language: str | None = None  # multi-target models: which language (its >>xx<< tag is added)
-    return_alignments: bool = False  # candidates carry word alignments (implies TranslationResult output)
+    target_language: str | None = (
+        None  # multi-target models: which language (its >>xx<< tag is added)
+    )
+    return_alignments: bool = (
+        False  # candidates carry word alignments (implies TranslationResult output)
+    )
 
-    def validate(self) -> "TranslationOptions":
+    def validate(self) -> TranslationOptions:
         def bad(name: str, why: str):
             return InputError(f"invalid option {name}={getattr(self, name)!r}: {why}")
 
@@ -48,9 +51,18 @@ class TranslationOptions:
             raise bad("beam_size", "must be at most 64")
         if self.num_hypotheses > self.beam_size:
             raise bad("num_hypotheses", f"cannot exceed beam_size={self.beam_size}")
-        if not isinstance(self.length_penalty, (int, float)) or isinstance(self.length_penalty, bool) or not np.isfinite(self.length_penalty) or self.length_penalty < 0:
+        if (
+            not isinstance(self.length_penalty, (int, float))
+            or isinstance(self.length_penalty, bool)
+            or not np.isfinite(self.length_penalty)
+            or self.length_penalty < 0
+        ):
             raise bad("length_penalty", "must be a finite number >= 0")
-        if self.max_length is not None and (not isinstance(self.max_length, int) or isinstance(self.max_length, bool) or self.max_length < 1):
+        if self.max_length is not None and (
+            not isinstance(self.max_length, int)
+            or isinstance(self.max_length, bool)
+            or self.max_length < 1
+        ):
             raise bad("max_length", "must be None or an integer >= 1")
         for name in ("return_scores", "return_alignments"):
             if not isinstance(getattr(self, name), bool):
@@ -64,7 +76,9 @@ class Candidate:
     score: float  # length-normalised log-probability (higher is better)
     log_prob: float  # sum of token log-probabilities
     tokens: list[str]
-    token_log_probs: list[float] | None = None  # per token (the end token's excluded), with return_alignments
+    token_log_probs: list[float] | None = (
+        None  # per token (the end token's excluded), with return_alignments
+    )
     # (source_word_index, target_word_index) pairs over the whitespace-separated words of the input
     # text and of this candidate's text, with return_alignments
     alignment: list[tuple[int, int]] | None = None
@@ -78,8 +92,16 @@ class TranslationResult:
     def to_dict(self) -> dict:
         """The JSON shape every front end uses (CLI --json, the HTTP server's alternatives)."""
         best = self.hypotheses[0]
-        out = {"translation": self.text, "score": best.score, "log_prob": best.log_prob, "tokens": best.tokens,
-               "alternatives": [{"translation": c.text, "score": c.score, "log_prob": c.log_prob} for c in self.hypotheses[1:]]}
+        out = {
+            "translation": self.text,
+            "score": best.score,
+            "log_prob": best.log_prob,
+            "tokens": best.tokens,
+            "alternatives": [
+                {"translation": c.text, "score": c.score, "log_prob": c.log_prob}
+                for c in self.hypotheses[1:]
+            ],
+        }
         if best.alignment is not None:
             out["alignment"] = [list(p) for p in best.alignment]
             out["token_log_probs"] = best.token_log_probs
@@ -90,8 +112,12 @@ class TranslationResult:
 class _Segment:
     text_index: int
     ids: list[int]  # source ids, end token included
-    joiner: str  # what goes before this segment's translation when rejoining ("" first, " " or "\n")
-    words: list[int] | None = None  # with alignments: the input word (index in text.split()) of each id, -1 for tag/end
+    joiner: (
+        str  # what goes before this segment's translation when rejoining ("" first, " " or "\n")
+    )
+    words: list[int] | None = (
+        None  # with alignments: the input word (index in text.split()) of each id, -1 for tag/end
+    )
 
 
 def find_default_model() -> Path:
@@ -125,25 +151,39 @@ class Translator:
     ):
         self.model_dir = resolve_model(model)
         if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
-            raise InputError(f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1")
+            raise InputError(
+                f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1"
+            )
         config = read_config(self.model_dir)
         self.tokenizer = _load_tokenizer(self.model_dir, config.tokenizers.source)  # source side
         same = config.tokenizers.target == config.tokenizers.source
-        self.target_tokenizer = self.tokenizer if same else _load_tokenizer(self.model_dir, config.tokenizers.target)
-        settings = SessionSettings(resolve_providers(providers, provider_options, fallback), intra_threads, optimization)
-        self.model = OnnxSeq2Seq(self.model_dir, variant, settings)  # variant None: choose_variant()
+        self.target_tokenizer = (
+            self.tokenizer if same else _load_tokenizer(self.model_dir, config.tokenizers.target)
+        )
+        settings = SessionSettings(
+            resolve_providers(providers, provider_options, fallback), intra_threads, optimization
+        )
+        self.model = OnnxSeq2Seq(
+            self.model_dir, variant, settings
+        )  # variant None: choose_variant()
         self.config = config
         self.variant = self.model.variant
         st = config.special_tokens
         self._specials = st
-        self.defaults = TranslationOptions(beam_size=config.decoding.beam_size, length_penalty=config.decoding.length_penalty)
+        self.defaults = TranslationOptions(
+            beam_size=config.decoding.beam_size, length_penalty=config.decoding.length_penalty
+        )
         if self.tokenizer.get_vocab_size() > config.dims.vocab_size:
-            raise ModelError(f"{config.tokenizers.source} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}")
+            raise ModelError(
+                f"{config.tokenizers.source} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}"
+            )
         self._tags = {}
         for lang, tag in config.language_tags.items():
             tag_id = self.tokenizer.token_to_id(tag)
             if tag_id is None:
-                raise ModelError(f"config.json: language tag {tag!r} ({lang}) is not a token of {config.tokenizers.source}")
+                raise ModelError(
+                    f"config.json: language tag {tag!r} ({lang}) is not a token of {config.tokenizers.source}"
+                )
             self._tags[lang] = tag_id
 
     @property
@@ -158,10 +198,14 @@ class Translator:
         one TranslationResult each (n-best with scores), whatever the options. Options are
         TranslationOptions fields; a bad one raises InputError (a ValueError)."""
         if isinstance(texts, str):
-            raise InputError("translate_batch() takes a list of strings; use translate() for one string")
+            raise InputError(
+                "translate_batch() takes a list of strings; use translate() for one string"
+            )
         return self._translate_batch(_check_texts(texts), self._options(options))
 
-    def translate(self, texts: str | Sequence[str], **options) -> str | list[str] | TranslationResult | list[TranslationResult]:
+    def translate(
+        self, texts: str | Sequence[str], **options
+    ) -> str | list[str] | TranslationResult | list[TranslationResult]:
         """Convenience over translate_batch: a string for a string, a list for a list; with
         return_scores=True or num_hypotheses > 1, TranslationResult(s) instead of text."""
         single = isinstance(texts, str)
@@ -173,11 +217,15 @@ class Translator:
             return out[0] if single else out
         return results[0] if single else results
 
-    def translate_stream(self, text: str, *, max_length: int | None = None, target_language: str | None = None) -> Iterator[str]:
+    def translate_stream(
+        self, text: str, *, max_length: int | None = None, target_language: str | None = None
+    ) -> Iterator[str]:
         """Yield the (greedy) translation of `text` piece by piece as tokens are produced."""
         if not isinstance(text, str):
             raise InputError(f"translate_stream() takes a string, got {type(text).__name__}")
-        opts = self._options({"max_length": max_length, "beam_size": 1, "target_language": target_language})
+        opts = self._options(
+            {"max_length": max_length, "beam_size": 1, "target_language": target_language}
+        )
         segments = self._segments([text], opts)
         for seg in segments:
             if seg.joiner:
@@ -189,7 +237,9 @@ class Translator:
             decoder = make_step_decoder(self.model, ids, mask, max_steps=limit)
             hyp = [Hypothesis([], 0.0, False)]
             shown = ""
-            for _ in GreedySearch(self._specials.bos_id, self._specials.eos_id, self.config.decoding.min_length).generate(decoder, [limit], hyp):
+            for _ in GreedySearch(
+                self._specials.bos_id, self._specials.eos_id, self.config.decoding.min_length
+            ).generate(decoder, [limit], hyp):
                 text_so_far = self.target_tokenizer.decode(hyp[0].tokens)
                 # Hold back a partly decoded multi-byte character until it is complete.
                 if text_so_far.startswith(shown) and not text_so_far.endswith("\ufffd"):
@@ -206,7 +256,9 @@ class Translator:
         known = {f.name for f in fields(TranslationOptions)}
         unknown = set(options) - known
         if unknown:
-            raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+            raise InputError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}"
+            )
         given = {k: v for k, v in options.items() if v is not None or k == "max_length"}
         opts = replace(self.defaults, **given).validate()
         self._tag(opts.target_language)  # checked here, used when encoding
@@ -217,22 +269,32 @@ class Translator:
         cfg = self.config
         if not self._tags:
             if lang not in (None, cfg.target_language):
-                raise InputError(f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only")
+                raise InputError(
+                    f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only"
+                )
             return []
         if lang is None:
-            raise InputError(f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}")
+            raise InputError(
+                f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}"
+            )
         if lang not in self._tags:
-            raise InputError(f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}")
+            raise InputError(
+                f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}"
+            )
         return [self._tags[lang]]
 
     def _limit(self, ids: list[int]) -> int:
         d = self.config.decoding
-        return max_target_length(len(ids), self.config.dims.max_len, d.max_length_ratio, d.max_length_extra)
+        return max_target_length(
+            len(ids), self.config.dims.max_len, d.max_length_ratio, d.max_length_extra
+        )
 
     def _segments(self, texts: list[str], opts: TranslationOptions) -> list[_Segment]:
         """Texts -> sentence-sized id lists the model can take, remembering how to rejoin them."""
         tag = self._tag(opts.target_language)
-        max_src = self.config.dims.max_len - 1 - len(tag)  # room for the end token (and a language tag)
+        max_src = (
+            self.config.dims.max_len - 1 - len(tag)
+        )  # room for the end token (and a language tag)
         eos = self._specials.eos_id
         segments = []
         for i, text in enumerate(texts):
@@ -261,11 +323,22 @@ class Translator:
                     if len(chunks) > 1:
                         warnings.warn(
                             f"input {i}: a sentence of {len(ids)} subwords exceeds the model's {max_src}; translated in {len(chunks)} pieces",
-                            RuntimeWarning, stacklevel=4,
+                            RuntimeWarning,
+                            stacklevel=4,
                         )
                     for c, chunk in enumerate(chunks):
-                        w = None if words is None else [-1] * len(tag) + words[c * max_src : c * max_src + len(chunk)] + [-1]
-                        segments.append(_Segment(i, tag + chunk + [eos], joiner if (j == 0 and c == 0) else " ", w))
+                        w = (
+                            None
+                            if words is None
+                            else [-1] * len(tag)
+                            + words[c * max_src : c * max_src + len(chunk)]
+                            + [-1]
+                        )
+                        segments.append(
+                            _Segment(
+                                i, tag + chunk + [eos], joiner if (j == 0 and c == 0) else " ", w
+                            )
+                        )
         return segments
 
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -277,10 +350,16 @@ class Translator:
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
             return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
-                make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits)
-        return self._beam_search(opts).search(make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)), limits)
+                make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits
+            )
+        return self._beam_search(opts).search(
+            make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)),
+            limits,
+        )
 
-    def translate_ids(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
+    def translate_ids(
+        self, seqs: list[list[int]], opts: TranslationOptions
+    ) -> list[list[Hypothesis]]:
         """Source id lists (end token included) -> n-best hypotheses.
 
         Batch invariance: a sentence's result does not depend on what it is batched with. Every
@@ -300,11 +379,13 @@ class Translator:
                 out[i] = hyps
         return out
 
-    def _translate_batch(self, texts: list[str], opts: TranslationOptions) -> list[TranslationResult]:
+    def _translate_batch(
+        self, texts: list[str], opts: TranslationOptions
+    ) -> list[TranslationResult]:
         plan = self._plan(texts, opts)
         return plan.results(dict(enumerate(self.translate_ids(plan.sources, opts))))
 
-    def plan(self, texts: Sequence[str], **options) -> "Plan":
+    def plan(self, texts: Sequence[str], **options) -> Plan:
         """The sentences to decode for `texts` (for a caller that runs the decoding itself, as the
         server's continuous batching does): plan.sources[i] (source ids) with plan.limits[i], then
         plan.results({i: n-best hypotheses}) gives what translate_batch(texts, **options) gives."""
@@ -312,27 +393,49 @@ class Translator:
             raise InputError("plan() takes a list of strings")
         return self._plan(_check_texts(texts), self._options(options))
 
-    def _plan(self, texts: list[str], opts: TranslationOptions) -> "Plan":
+    def _plan(self, texts: list[str], opts: TranslationOptions) -> Plan:
         segments = self._segments(texts, opts)
         return Plan(self, texts, opts, segments, [s for s in segments if s.ids])
 
     def continuous_beams(self, **options) -> ContinuousBeams:
         """A running beam-search batch for these options that plans' sentences can join at any step."""
         st = self._specials
-        return ContinuousBeams(self.model, self._beam_search(self._options(options)), st.pad_id, self.config.decoding.source_pad_multiple)
+        return ContinuousBeams(
+            self.model,
+            self._beam_search(self._options(options)),
+            st.pad_id,
+            self.config.decoding.source_pad_multiple,
+        )
 
     def _beam_search(self, opts: TranslationOptions) -> BeamSearch:
         st = self._specials
-        return BeamSearch(st.bos_id, st.eos_id, opts.beam_size, opts.length_penalty, opts.num_hypotheses, self.config.decoding.min_length)
+        return BeamSearch(
+            st.bos_id,
+            st.eos_id,
+            opts.beam_size,
+            opts.length_penalty,
+            opts.num_hypotheses,
+            self.config.decoding.min_length,
+        )
 
-    def _results(self, texts: list[str], segments: list[_Segment], by_segment: dict, opts: TranslationOptions) -> list[TranslationResult]:
+    def _results(
+        self, texts: list[str], segments: list[_Segment], by_segment: dict, opts: TranslationOptions
+    ) -> list[TranslationResult]:
         n = opts.num_hypotheses
         parts: list[list[list[Candidate]]] = [[] for _ in texts]
         joiners: list[list[str]] = [[] for _ in texts]
         for s in segments:
             found = by_segment.get(id(s), [])
-            cands = [self._candidate(h, opts) for h in found] or [Candidate("", 0.0, 0.0, [], [] if opts.return_alignments else None,
-                                                                            [] if opts.return_alignments else None)]
+            cands = [self._candidate(h, opts) for h in found] or [
+                Candidate(
+                    "",
+                    0.0,
+                    0.0,
+                    [],
+                    [] if opts.return_alignments else None,
+                    [] if opts.return_alignments else None,
+                )
+            ]
             if opts.return_alignments and found:
                 cands = self._align(s, found, cands)
             parts[s.text_index].append(cands)
@@ -348,20 +451,32 @@ class Translator:
                 chosen = [c[min(r, len(c) - 1)] for c in parts[i]]
                 text = "".join(j + c.text for j, c in zip(joiners[i], chosen))
                 alignment = token_lps = None
-                if opts.return_alignments:  # each part's target word indices move by the words before it
+                if (
+                    opts.return_alignments
+                ):  # each part's target word indices move by the words before it
                     alignment, token_lps, before = [], [], 0
                     for c in chosen:
                         alignment += [(sw, tw + before) for sw, tw in c.alignment]
                         token_lps += c.token_log_probs
                         before += len(c.text.split())
-                nbest.append(Candidate(text, sum(c.score for c in chosen), sum(c.log_prob for c in chosen), [t for c in chosen for t in c.tokens],
-                                       token_lps, alignment))
+                nbest.append(
+                    Candidate(
+                        text,
+                        sum(c.score for c in chosen),
+                        sum(c.log_prob for c in chosen),
+                        [t for c in chosen for t in c.tokens],
+                        token_lps,
+                        alignment,
+                    )
+                )
                 if all(len(c) <= r + 1 for c in parts[i]):
                     break
             results.append(TranslationResult(nbest[0].text, nbest))
         return results
 
-    def _align(self, seg: _Segment, hyps: list[Hypothesis], cands: list[Candidate]) -> list[Candidate]:
+    def _align(
+        self, seg: _Segment, hyps: list[Hypothesis], cands: list[Candidate]
+    ) -> list[Candidate]:
         """Word alignments of a segment's candidates, from one forced pass of the alignment graph."""
         st, a = self._specials, self.config.alignment
         rows = max(len(h.tokens) for h in hyps) + 1
@@ -370,18 +485,30 @@ class Translator:
             target[k, 0] = st.bos_id
             target[k, 1 : 1 + len(h.tokens)] = h.tokens
         ids, mask = self._pad([seg.ids] * len(hyps))
-        weights = self.model.alignment_weights(ids, mask, target)  # (hyps, layers, heads, rows, src)
+        weights = self.model.alignment_weights(
+            ids, mask, target
+        )  # (hyps, layers, heads, rows, src)
         heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
         out = []
         for k, (h, c) in enumerate(zip(hyps, cands)):
-            attn = weights[k, a.layer][heads].mean(axis=0)[: len(h.tokens), : len(seg.ids)]  # row t predicts token t
+            attn = weights[k, a.layer][heads].mean(axis=0)[
+                : len(h.tokens), : len(seg.ids)
+            ]  # row t predicts token t
             tgt_words = target_words(self.target_tokenizer, h.tokens)
-            out.append(replace(c, alignment=align_words(attn, seg.words, tgt_words), token_log_probs=list(h.token_scores)))
+            out.append(
+                replace(
+                    c,
+                    alignment=align_words(attn, seg.words, tgt_words),
+                    token_log_probs=list(h.token_scores),
+                )
+            )
         return out
 
     def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:
         return Candidate(
-            self.target_tokenizer.decode(h.tokens), h.normalized(opts.length_penalty), h.score,
+            self.target_tokenizer.decode(h.tokens),
+            h.normalized(opts.length_penalty),
+            h.score,
             [self.target_tokenizer.id_to_token(t) for t in h.tokens],
         )
 
@@ -389,14 +516,32 @@ class Translator:
 class Plan:
     """What Translator.plan returns: the sentences of some texts, and how to rejoin their translations."""
 
-    def __init__(self, translator: Translator, texts: list[str], opts: TranslationOptions, segments: list[_Segment], work: list[_Segment]):
-        self.translator, self.texts, self.options, self._segments, self._work = translator, texts, opts, segments, work
+    def __init__(
+        self,
+        translator: Translator,
+        texts: list[str],
+        opts: TranslationOptions,
+        segments: list[_Segment],
+        work: list[_Segment],
+    ):
+        self.translator, self.texts, self.options, self._segments, self._work = (
+            translator,
+            texts,
+            opts,
+            segments,
+            work,
+        )
         self.sources = [s.ids for s in work]
         self.limits = [opts.max_length or translator._limit(s.ids) for s in work]
 
     def results(self, hyps: dict[int, list[Hypothesis]]) -> list[TranslationResult]:
         """hyps[i]: the n-best of sources[i] -> one TranslationResult per text."""
-        return self.translator._results(self.texts, self._segments, {id(s): hyps[i] for i, s in enumerate(self._work)}, self.options)
+        return self.translator._results(
+            self.texts,
+            self._segments,
+            {id(s): hyps[i] for i, s in enumerate(self._work)},
+            self.options,
+        )
 
 
 def _load_tokenizer(model_dir: Path, name: str) -> Tokenizer:
@@ -413,9 +558,13 @@ def _check_texts(texts) -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if isinstance(texts, (bytes, bytearray)):
-        raise InputError("translate() takes str, not bytes: decode the input first (e.g. data.decode('utf-8'))")
+        raise InputError(
+            "translate() takes str, not bytes: decode the input first (e.g. data.decode('utf-8'))"
+        )
     if not isinstance(texts, Sequence):
-        raise InputError(f"translate() takes a string or a list of strings, got {type(texts).__name__}")
+        raise InputError(
+            f"translate() takes a string or a list of strings, got {type(texts).__name__}"
+        )
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InputError(f"translate() takes strings; item {i} is {type(t).__name__}")

@@ -13,9 +13,20 @@ WORDS = "casa perro gato sol luna agua fuego tierra cielo mar río monte pan vin
 
 
 def tiny_config(**overrides):
-    from traductor.training.model import ModelConfig  # imported here: runtime-only test runs have no torch
+    from traductor.training.model import (
+        ModelConfig,
+    )  # imported here: runtime-only test runs have no torch
 
-    base = dict(vocab_size=64, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=64)
+    base = dict(
+        vocab_size=64,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.0,
+        max_len=64,
+    )
     base.update(overrides)
     return ModelConfig(**base)
 
@@ -40,11 +51,23 @@ def reverse_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(reverse_corpus, tmp_path_factory) -> Path:
     """A tiny model trained for a few seconds on the reversal corpus (needs torch)."""
-    from traductor.training.train import Trainer, TrainConfig
+    from traductor.training.train import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("tiny-run")
-    cfg = TrainConfig(data=str(reverse_corpus), out=str(out), vocab_size=400, max_tokens=600, lr=5e-3, warmup=100,
-                      steps=300, eval_every=300, eval_sentences=20, seed=3, device="cpu", progress=False)
+    cfg = TrainConfig(
+        data=str(reverse_corpus),
+        out=str(out),
+        vocab_size=400,
+        max_tokens=600,
+        lr=5e-3,
+        warmup=100,
+        steps=300,
+        eval_every=300,
+        eval_sentences=20,
+        seed=3,
+        device="cpu",
+        progress=False,
+    )
     Trainer(cfg, tiny_config()).run()
     return out / "best.pt"
 
@@ -52,8 +75,20 @@ def tiny_checkpoint(reverse_corpus, tmp_path_factory) -> Path:
 def export_args(checkpoint: Path, out: Path, **kw):
     import argparse
 
-    base = dict(checkpoint=str(checkpoint), out=str(out), int8=True, dev=None, dev_sentences=50, source_lang="es",
-                target_lang="en", beam=4, force=False, accept_mismatch=False, test_data=None, card_notes=None)
+    base = dict(
+        checkpoint=str(checkpoint),
+        out=str(out),
+        int8=True,
+        dev=None,
+        dev_sentences=50,
+        source_lang="es",
+        target_lang="en",
+        beam=4,
+        force=False,
+        accept_mismatch=False,
+        test_data=None,
+        card_notes=None,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 

@@ -17,7 +17,7 @@ import torch
 from traductor.export.export import main as export_main
 from traductor.training.checkpoint import load_model
 from traductor.training.search import beam_search, greedy
-from traductor.training.train import Trainer, TrainConfig
+from traductor.training.train import TrainConfig, Trainer
 
 from .conftest import tiny_config, write_reverse_corpus
 
@@ -38,12 +38,36 @@ def build(out: Path = ASSET) -> None:
     torch.manual_seed(0)
     work = Path(tempfile.mkdtemp())
     data = write_reverse_corpus(work / "data")
-    cfg = TrainConfig(data=str(data), out=str(work / "run"), vocab_size=400, max_tokens=600, lr=5e-3, warmup=100,
-                      steps=600, eval_every=600, eval_sentences=20, seed=3, device="cpu", progress=False)
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(work / "run"),
+        vocab_size=400,
+        max_tokens=600,
+        lr=5e-3,
+        warmup=100,
+        steps=600,
+        eval_every=600,
+        eval_sentences=20,
+        seed=3,
+        device="cpu",
+        progress=False,
+    )
     Trainer(cfg, tiny_config()).run()
     ckpt = work / "run" / "best.pt"
-    args = argparse.Namespace(checkpoint=str(ckpt), out=str(out), int8=True, dev=str(data / "dev.tsv"), dev_sentences=50,
-                              source_lang="es", target_lang="en", beam=4, force=True, accept_mismatch=False, test_data=None, card_notes=None)
+    args = argparse.Namespace(
+        checkpoint=str(ckpt),
+        out=str(out),
+        int8=True,
+        dev=str(data / "dev.tsv"),
+        dev_sentences=50,
+        source_lang="es",
+        target_lang="en",
+        beam=4,
+        force=True,
+        accept_mismatch=False,
+        test_data=None,
+        card_notes=None,
+    )
     export_main(args)
     model, tok, _ = load_model(ckpt)
     src = [tok.encode(s, add_special_tokens=False).ids + [model.cfg.eos_id] for s in SOURCES]
@@ -51,8 +75,14 @@ def build(out: Path = ASSET) -> None:
         "sources": SOURCES,
         "source_ids": src,
         "greedy": [h.tokens for h in greedy(model, src)],
-        "beam4": [[h.tokens for h in nbest] for nbest in beam_search(model, src, beam_size=4, num_hypotheses=3)],
-        "beam4_scores": [[h.score for h in nbest] for nbest in beam_search(model, src, beam_size=4, num_hypotheses=3)],
+        "beam4": [
+            [h.tokens for h in nbest]
+            for nbest in beam_search(model, src, beam_size=4, num_hypotheses=3)
+        ],
+        "beam4_scores": [
+            [h.score for h in nbest]
+            for nbest in beam_search(model, src, beam_size=4, num_hypotheses=3)
+        ],
     }
     (out / "reference.json").write_text(json.dumps(ref, indent=1))
     shutil.rmtree(work)

@@ -11,10 +11,14 @@ import json
 import random
 from pathlib import Path
 
-SPANISH = ("el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río monte pan vino rey "
-           "mañana año niño corazón canción según después también árbol café está aquí allí grande pequeño").split()
-ENGLISH = ("the a of in and that by with for sun moon house dog cat water fire sea river mount bread wine king "
-           "tomorrow year child heart song according after also tree coffee is here there big small").split()
+SPANISH = (
+    "el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río monte pan vino rey "
+    "mañana año niño corazón canción según después también árbol café está aquí allí grande pequeño"
+).split()
+ENGLISH = (
+    "the a of in and that by with for sun moon house dog cat water fire sea river mount bread wine king "
+    "tomorrow year child heart song according after also tree coffee is here there big small"
+).split()
 EXTRA = ["東京", "日本語", "😀", "naïve", "Straße", "123", "4.5", "¿", "¡", "?", "!", ",", ".", "—"]
 
 
@@ -22,7 +26,10 @@ def corpus(words: list[str], n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     lines = []
     for _ in range(n):
-        ws = [rng.choice(words + EXTRA if rng.random() < 0.1 else words) for _ in range(rng.randint(3, 12))]
+        ws = [
+            rng.choice(words + EXTRA if rng.random() < 0.1 else words)
+            for _ in range(rng.randint(3, 12))
+        ]
         line = " ".join(ws)
         lines.append(line[0].upper() + line[1:] + rng.choice([".", "?", "!", ""]))
     return lines
@@ -33,8 +40,19 @@ def train_spm(lines: list[str], prefix: Path, vocab_size: int) -> Path:
 
     text = prefix.with_suffix(".txt")
     text.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(prefix), vocab_size=vocab_size, model_type="unigram",
-                                   character_coverage=1.0, hard_vocab_limit=False, bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(text),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        pad_id=-1,
+        minloglevel=2,
+    )
     return prefix.with_suffix(".model")
 
 
@@ -45,8 +63,18 @@ def pieces(model_file: Path) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
-def make_marian_dir(out: Path, *, separate_vocabs: bool = False, tags: tuple[str, ...] = (), activation: str = "swish",
-                    d_model: int = 32, layers: int = 2, heads: int = 4, ffn: int = 64, seed: int = 0) -> Path:
+def make_marian_dir(
+    out: Path,
+    *,
+    separate_vocabs: bool = False,
+    tags: tuple[str, ...] = (),
+    activation: str = "swish",
+    d_model: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    ffn: int = 64,
+    seed: int = 0,
+) -> Path:
     import torch
     from transformers import MarianConfig, MarianMTModel
 
@@ -71,21 +99,46 @@ def make_marian_dir(out: Path, *, separate_vocabs: bool = False, tags: tuple[str
 
     if separate_vocabs:
         vocab, target_vocab = vocab_of(list(tags), src_pieces), vocab_of(tgt_pieces)
-        (out / "target_vocab.json").write_text(json.dumps(target_vocab, ensure_ascii=False), encoding="utf-8")
+        (out / "target_vocab.json").write_text(
+            json.dumps(target_vocab, ensure_ascii=False), encoding="utf-8"
+        )
     else:
         vocab = target_vocab = vocab_of(list(tags), src_pieces, tgt_pieces)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok_cfg = {"source_lang": "es", "target_lang": "en", "separate_vocabs": separate_vocabs, "model_max_length": 512,
-               "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    tok_cfg = {
+        "source_lang": "es",
+        "target_lang": "en",
+        "separate_vocabs": separate_vocabs,
+        "model_max_length": 512,
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg), encoding="utf-8")
 
     pad = vocab["<pad>"]
     cfg = MarianConfig(
-        vocab_size=len(vocab), decoder_vocab_size=len(target_vocab), share_encoder_decoder_embeddings=not separate_vocabs,
-        d_model=d_model, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
-        encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=128, activation_function=activation,
-        scale_embedding=True, pad_token_id=pad, decoder_start_token_id=target_vocab["<pad>"], eos_token_id=0, forced_eos_token_id=0,
-        init_std=0.3, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        vocab_size=len(vocab),
+        decoder_vocab_size=len(target_vocab),
+        share_encoder_decoder_embeddings=not separate_vocabs,
+        d_model=d_model,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=ffn,
+        decoder_ffn_dim=ffn,
+        max_position_embeddings=128,
+        activation_function=activation,
+        scale_embedding=True,
+        pad_token_id=pad,
+        decoder_start_token_id=target_vocab["<pad>"],
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        init_std=0.3,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
     )
     torch.manual_seed(seed)
     model = MarianMTModel(cfg).eval()
@@ -96,6 +149,9 @@ def make_marian_dir(out: Path, *, separate_vocabs: bool = False, tags: tuple[str
         model.final_logits_bias.copy_(bias)
         for name, p in model.named_parameters():
             if "layer_norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.3 * torch.randn(p.shape, generator=g))
+                p.copy_(
+                    (1.0 if name.endswith("weight") else 0.0)
+                    + 0.3 * torch.randn(p.shape, generator=g)
+                )
     model.save_pretrained(str(out))
     return out

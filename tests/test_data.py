@@ -27,7 +27,9 @@ def test_split_sets_are_disjoint_and_cover_the_canon():
     assert len(train) + len(dev) + len(test) == 66
 
 
-@pytest.mark.skipif(not Path("/usr/share/sword/mods.d").is_dir(), reason="SWORD modules not installed (make data)")
+@pytest.mark.skipif(
+    not Path("/usr/share/sword/mods.d").is_dir(), reason="SWORD modules not installed (make data)"
+)
 def test_bible_extraction_writes_disjoint_aligned_splits(tmp_path):
     splits = data.extract_bible(books=["Ruth", "Jude", "Obadiah"])
     counts = data.write_split(splits, tmp_path)
@@ -36,7 +38,10 @@ def test_bible_extraction_writes_disjoint_aligned_splits(tmp_path):
     assert not set(ids["train"]) & set(ids["test"]) and not set(ids["dev"]) & set(ids["test"])
     first = (tmp_path / "test.tsv").read_text(encoding="utf-8").splitlines()[0]
     assert ids["test"][0] == "Ruth 1:1"
-    assert first.startswith("Y ACONTECIÓ en los días") and "\tIn the days when the judges judged" in first
+    assert (
+        first.startswith("Y ACONTECIÓ en los días")
+        and "\tIn the days when the judges judged" in first
+    )
 
 
 def test_markup_removal_does_not_glue_words():
@@ -46,7 +51,10 @@ def test_markup_removal_does_not_glue_words():
 
 def test_malformed_tsv_lines_are_counted_not_used(tmp_path):
     f = tmp_path / "train.tsv"
-    f.write_text("hola\thello\nno tab here\n\t only target\nsolo fuente\t \nadiós\tgoodbye\n", encoding="utf-8")
+    f.write_text(
+        "hola\thello\nno tab here\n\t only target\nsolo fuente\t \nadiós\tgoodbye\n",
+        encoding="utf-8",
+    )
     pairs, report = read_tsv(f)
     assert [(p.source, p.target) for p in pairs] == [("hola", "hello"), ("adiós", "goodbye")]
     assert (report.used, report.no_tab, report.empty_side) == (2, 1, 2)
@@ -77,7 +85,10 @@ ROUND_TRIP = [
 
 
 def test_tokenizer_round_trips_text_exactly():
-    corpus = ["En el principio crió Dios los cielos y la tierra.", "In the beginning, God created the heavens and the earth."] * 50
+    corpus = [
+        "En el principio crió Dios los cielos y la tierra.",
+        "In the beginning, God created the heavens and the earth.",
+    ] * 50
     tok = train_tokenizer(corpus, vocab_size=400)
     assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
     for text in ROUND_TRIP:

@@ -18,7 +18,10 @@ from traductor.runtime.package import InputError
 from .conftest import TINY_MODEL, WORDS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SOURCE_WORDS, TARGET_WORDS = WORDS[:8], WORDS[8:]  # two "languages" of the tiny model's single-token words
+SOURCE_WORDS, TARGET_WORDS = (
+    WORDS[:8],
+    WORDS[8:],
+)  # two "languages" of the tiny model's single-token words
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "es-en"
 
 
@@ -40,8 +43,15 @@ def write_corpus(path: Path, n: int = 200, seed: int = 0) -> Path:
 
 
 def args(tmp_path: Path, **kw) -> Namespace:
-    base = dict(model=str(TINY_MODEL), out=str(tmp_path / "map.png"), json=None, corpus=str(tmp_path / "corpus.tsv"),
-                top=12, neighbours=5, seed=0)
+    base = dict(
+        model=str(TINY_MODEL),
+        out=str(tmp_path / "map.png"),
+        json=None,
+        corpus=str(tmp_path / "corpus.tsv"),
+        top=12,
+        neighbours=5,
+        seed=0,
+    )
     base.update(kw)
     return Namespace(**base)
 
@@ -66,14 +76,18 @@ def check_png(path: Path) -> np.ndarray:
 
 def test_writes_a_png_and_a_json_with_the_requested_tokens(tiny_map):
     check_png(tiny_map / "map.png")
-    report = json.loads((tiny_map / "map.json").read_text(encoding="utf-8"))  # default: beside the PNG
+    report = json.loads(
+        (tiny_map / "map.json").read_text(encoding="utf-8")
+    )  # default: beside the PNG
     assert report["model"] == str(TINY_MODEL)
     assert report["embedding"] == "encoder.onnx:model.embed.weight"  # fp32 preferred
     assert len(report["tokens"]) == 12
     counts = [t["count"] for t in report["tokens"]]
     assert counts == sorted(counts, reverse=True)
     by_label = {t["label"]: t for t in report["tokens"]}
-    assert all(t["token"] == "\u2581" + t["label"] for t in report["tokens"])  # the word marker is dropped from labels
+    assert all(
+        t["token"] == "\u2581" + t["label"] for t in report["tokens"]
+    )  # the word marker is dropped from labels
     for word in set(by_label) & set(SOURCE_WORDS):
         assert by_label[word]["language"] == "es" and by_label[word]["target_count"] == 0
     for word in set(by_label) & set(TARGET_WORDS):
@@ -104,7 +118,9 @@ def test_neighbours_match_a_direct_cosine_computation(tiny_map):
     sims = {tokenizer.id_to_token(j): float(unit[i] @ unit[j]) for j in pool if j != i}
     expected = sorted(sims.items(), key=lambda kv: -kv[1])[:5]
     assert [n["token"] for n in first["neighbours"]] == [t for t, _ in expected]
-    assert [n["cosine"] for n in first["neighbours"]] == pytest.approx([c for _, c in expected], abs=1e-4)
+    assert [n["cosine"] for n in first["neighbours"]] == pytest.approx(
+        [c for _, c in expected], abs=1e-4
+    )
 
 
 def test_json_path_and_int8_only_package(explain_extra, tmp_path):
@@ -113,38 +129,61 @@ def test_json_path_and_int8_only_package(explain_extra, tmp_path):
     (pkg / "encoder.onnx").unlink()
     (pkg / "decoder.onnx").unlink()
     write_corpus(tmp_path / "corpus.tsv")
-    assert embeddings.embeddings_main(args(tmp_path, model=str(pkg), out=str(tmp_path / "out" / "m.png"), json=str(tmp_path / "n.json"))) == 0
+    assert (
+        embeddings.embeddings_main(
+            args(
+                tmp_path,
+                model=str(pkg),
+                out=str(tmp_path / "out" / "m.png"),
+                json=str(tmp_path / "n.json"),
+            )
+        )
+        == 0
+    )
     check_png(tmp_path / "out" / "m.png")
     report = json.loads((tmp_path / "n.json").read_text(encoding="utf-8"))
     assert report["embedding"].startswith("encoder.int8.onnx:")
     assert len(report["tokens"]) == 12
     fp32, _ = embeddings.embedding_matrix(TINY_MODEL)
     int8, _ = embeddings.embedding_matrix(pkg)
-    np.testing.assert_allclose(int8, fp32, atol=1e-3)  # the int8 graphs keep the embedding (fp32 or fp16)
+    np.testing.assert_allclose(
+        int8, fp32, atol=1e-3
+    )  # the int8 graphs keep the embedding (fp32 or fp16)
 
 
-@pytest.mark.skipif(not (SHIPPED / "encoder.onnx").is_file() or not (SHIPPED / "encoder.int8.onnx").is_file(),
-                    reason="needs both variants of the shipped model")
+@pytest.mark.skipif(
+    not (SHIPPED / "encoder.onnx").is_file() or not (SHIPPED / "encoder.int8.onnx").is_file(),
+    reason="needs both variants of the shipped model",
+)
 def test_shipped_int8_graph_holds_the_embedding_as_fp16(explain_extra):
     cfg = embeddings.read_config(SHIPPED)
     fp32, _ = embeddings._graph_embedding(SHIPPED / "encoder.onnx", cfg.io.input_ids, SHIPPED)
-    half, where = embeddings._graph_embedding(SHIPPED / "encoder.int8.onnx", cfg.io.input_ids, SHIPPED)
-    assert where.endswith("_fp16") and half.dtype == np.float32 and half.shape == fp32.shape == (cfg.dims.vocab_size, cfg.dims.d_model)
+    half, where = embeddings._graph_embedding(
+        SHIPPED / "encoder.int8.onnx", cfg.io.input_ids, SHIPPED
+    )
+    assert (
+        where.endswith("_fp16")
+        and half.dtype == np.float32
+        and half.shape == fp32.shape == (cfg.dims.vocab_size, cfg.dims.d_model)
+    )
     np.testing.assert_allclose(half, fp32, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(out="map.jpg"), r"--out must name a \.png file"),
-    (dict(top=9), r"--top must be at least 10"),
-    (dict(top=100_000), r"--top 100000 is larger than the model's vocabulary \(334 tokens\)"),
-    (dict(top=20), r"uses only 15 distinct tokens .*pass --top 15 or less"),
-    (dict(neighbours=0), r"--neighbours must be at least 1"),
-    (dict(neighbours=15), r"--neighbours 15: .* pass --neighbours 14 or less"),
-    (dict(top="many"), r"--top must be an integer"),
-    (dict(corpus="no-such.tsv"), r"--corpus no-such\.tsv: no such file"),
-    (dict(model="no-such-model"), r"no model named 'no-such-model'"),
-    (dict(model="./no/such/dir"), r"no such model directory"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(out="map.jpg"), r"--out must name a \.png file"),
+        (dict(top=9), r"--top must be at least 10"),
+        (dict(top=100_000), r"--top 100000 is larger than the model's vocabulary \(334 tokens\)"),
+        (dict(top=20), r"uses only 15 distinct tokens .*pass --top 15 or less"),
+        (dict(neighbours=0), r"--neighbours must be at least 1"),
+        (dict(neighbours=15), r"--neighbours 15: .* pass --neighbours 14 or less"),
+        (dict(top="many"), r"--top must be an integer"),
+        (dict(corpus="no-such.tsv"), r"--corpus no-such\.tsv: no such file"),
+        (dict(model="no-such-model"), r"no model named 'no-such-model'"),
+        (dict(model="./no/such/dir"), r"no such model directory"),
+    ],
+)
 def test_bad_arguments_are_one_clear_line(explain_extra, tmp_path, monkeypatch, change, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
@@ -170,8 +209,12 @@ def test_a_corpus_line_without_a_tab(explain_extra, tmp_path):
 
 def test_a_missing_extra_names_the_install_command(tmp_path, monkeypatch):
     write_corpus(tmp_path / "corpus.tsv")
-    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # import fails as if scikit-learn were absent
-    with pytest.raises(InputError, match=r"scikit-learn is missing.*pip install 'traductor\[explain\]'"):
+    monkeypatch.setitem(
+        sys.modules, "sklearn.manifold", None
+    )  # import fails as if scikit-learn were absent
+    with pytest.raises(
+        InputError, match=r"scikit-learn is missing.*pip install 'traductor\[explain\]'"
+    ):
         embeddings.embeddings_main(args(tmp_path))
 
 
@@ -198,9 +241,15 @@ def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_p
         (pkg / name).unlink()
     decoder = onnx.load(str(pkg / "decoder.onnx"))
     shared = next(t for t in decoder.graph.initializer if t.name == "embed.weight")
-    own = np.random.default_rng(0).standard_normal(numpy_helper.to_array(shared).shape).astype(np.float32)
+    own = (
+        np.random.default_rng(0)
+        .standard_normal(numpy_helper.to_array(shared).shape)
+        .astype(np.float32)
+    )
     decoder.graph.initializer.append(numpy_helper.from_array(own, "decoder_embed.weight"))
-    gather = next(n for n in decoder.graph.node if n.op_type == "Gather" and n.input[0] == "embed.weight")
+    gather = next(
+        n for n in decoder.graph.node if n.op_type == "Gather" and n.input[0] == "embed.weight"
+    )
     gather.input[0] = "decoder_embed.weight"
     onnx.save(decoder, str(pkg / "decoder.onnx"))
     config = json.loads((pkg / "config.json").read_text())
@@ -212,7 +261,10 @@ def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_p
     check_png(tmp_path / "map.png")
     report = json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))
     assert report["shared_embeddings"] is False
-    assert report["embedding"] == ["encoder.onnx:model.embed.weight", "decoder.onnx:decoder_embed.weight"]
+    assert report["embedding"] == [
+        "encoder.onnx:model.embed.weight",
+        "decoder.onnx:decoder_embed.weight",
+    ]
     side = {t["token"]: t["language"] for t in report["tokens"]}
     for t in report["tokens"]:
         assert {side[n["token"]] for n in t["neighbours"]} == {t["language"]}
@@ -222,10 +274,15 @@ def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_p
     _, tokenizer = embeddings.embedding_matrix(TINY_MODEL)
     i = tokenizer.token_to_id("\u2581" + word)
     j = tokenizer.token_to_id(vectors[word]["neighbours"][0]["token"])
-    assert vectors[word]["neighbours"][0]["cosine"] == pytest.approx(float(unit[i] @ unit[j]), abs=1e-4)
+    assert vectors[word]["neighbours"][0]["cosine"] == pytest.approx(
+        float(unit[i] @ unit[j]), abs=1e-4
+    )
 
 
-@pytest.mark.parametrize("graph", ["encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "align.int8.onnx"])
+@pytest.mark.parametrize(
+    "graph",
+    ["encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx", "align.int8.onnx"],
+)
 def test_the_runtime_reads_float_initializers_as_onnx_does(graph):
     """runtime/package.py reads initializers without the onnx package; compare with onnx itself."""
     onnx = pytest.importorskip("onnx")

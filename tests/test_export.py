@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from traductor.export.export import ExportError, check_parity, encode_sources, forced_token_agreement, main
+from traductor.export.export import (
+    ExportError,
+    check_parity,
+    encode_sources,
+    forced_token_agreement,
+    main,
+)
+from traductor.runtime import Translator
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import ModelPackageConfig, read_config
-from traductor.runtime import Translator
 from traductor.training.checkpoint import load_model
 from traductor.training.model import Transformer
 from traductor.training.search import beam_search, greedy
@@ -25,7 +31,16 @@ def torch_model(tiny_checkpoint):
 def test_fp32_graphs_match_pytorch_at_several_shapes(tiny_package, torch_model):
     model, _, _ = torch_model
     ort_model = OnnxSeq2Seq(tiny_package, "fp32")
-    shapes = [(1, 1, 0), (2, 7, 5), (3, 11, 1), (8, 5, 2), (1, 13, 9), (16, 3, 4), (2, 5, 3, 4), (5, 8, 0, 2)]
+    shapes = [
+        (1, 1, 0),
+        (2, 7, 5),
+        (3, 11, 1),
+        (8, 5, 2),
+        (1, 13, 9),
+        (16, 3, 4),
+        (2, 5, 3, 4),
+        (5, 8, 0, 2),
+    ]
     assert check_parity(model, ort_model, shapes, seed=5) < 1e-4
 
 
@@ -35,10 +50,16 @@ def test_first_step_runs_with_an_empty_past(tiny_package, torch_model):
     ids = np.array([[5, 6, 7, 2]], dtype=np.int64)
     mask = np.ones_like(ids)
     cross = ort_model.encode(ids, mask)
-    log_probs, present = ort_model.step(np.array([[model.cfg.bos_id]]), 0, mask, ort_model.empty_past(1), cross)
+    log_probs, present = ort_model.step(
+        np.array([[model.cfg.bos_id]]), 0, mask, ort_model.empty_past(1), cross
+    )
     assert ort_model.empty_past(1)[0].shape[2] == 0 and present[0].shape == (1, 4, 1, 8)
     with torch.no_grad():
-        logits, _ = model.decode(torch.tensor([[model.cfg.bos_id]]), model.encode(torch.from_numpy(ids), torch.ones(1, 4, dtype=torch.bool)), torch.ones(1, 4, dtype=torch.bool))
+        logits, _ = model.decode(
+            torch.tensor([[model.cfg.bos_id]]),
+            model.encode(torch.from_numpy(ids), torch.ones(1, 4, dtype=torch.bool)),
+            torch.ones(1, 4, dtype=torch.bool),
+        )
     np.testing.assert_allclose(log_probs, logits[:, -1].log_softmax(-1).numpy(), atol=1e-4)
 
 
@@ -47,16 +68,24 @@ def test_batch_axis_is_dynamic(tiny_package, torch_model, batch):
     model, tok, _ = torch_model
     ort_model = OnnxSeq2Seq(tiny_package, "fp32")
     rng = np.random.default_rng(batch)
-    src = [list(rng.integers(4, model.cfg.vocab_size, rng.integers(1, 9))) + [model.cfg.eos_id] for _ in range(batch)]
+    src = [
+        list(rng.integers(4, model.cfg.vocab_size, rng.integers(1, 9))) + [model.cfg.eos_id]
+        for _ in range(batch)
+    ]
     from traductor.export.export import ort_greedy
 
     assert ort_greedy(ort_model, src, batch_size=batch) == [h.tokens for h in greedy(model, src)]
 
 
-def test_greedy_and_beam_through_the_runtime_equal_pytorch(tiny_package, torch_model, reverse_corpus):
+def test_greedy_and_beam_through_the_runtime_equal_pytorch(
+    tiny_package, torch_model, reverse_corpus
+):
     model, tok, _ = torch_model
     lines = (reverse_corpus / "test.tsv").read_text().splitlines()[:30]
-    src = [tok.encode(line.split("\t")[0], add_special_tokens=False).ids + [model.cfg.eos_id] for line in lines]
+    src = [
+        tok.encode(line.split("\t")[0], add_special_tokens=False).ids + [model.cfg.eos_id]
+        for line in lines
+    ]
     tr = Translator(tiny_package, variant="fp32")
     from traductor.runtime import TranslationOptions
 
@@ -78,13 +107,21 @@ def test_int8_variant_agrees_with_fp32(tiny_package, torch_model, reverse_corpus
     # at 0.974-0.991 depending on the seed, a coin toss around the 98% line.) int8 products are
     # exact integer math on every x86-64 CPU, so this figure does not depend on the CPU's kernels.
     lines = (reverse_corpus / "test.tsv").read_text(encoding="utf-8").splitlines()
-    src = encode_sources(tok, [line.split("\t")[0] for line in lines], model.cfg.eos_id, model.cfg.max_len)
+    src = encode_sources(
+        tok, [line.split("\t")[0] for line in lines], model.cfg.eos_id, model.cfg.max_len
+    )
     from traductor.export.export import ort_greedy
 
     agreement = forced_token_agreement(int8, src, ort_greedy(fp32, src))
     print(f"int8 next-token agreement on {len(src)} test sentences: {agreement:.4f}")
     assert agreement >= 0.98
-    sizes = {v: sum((tiny_package / f).stat().st_size for f in (cfg.variants[v].encoder, cfg.variants[v].decoder)) for v in cfg.variants}
+    sizes = {
+        v: sum(
+            (tiny_package / f).stat().st_size
+            for f in (cfg.variants[v].encoder, cfg.variants[v].decoder)
+        )
+        for v in cfg.variants
+    }
     assert sizes["int8"] < 0.8 * sizes["fp32"]
 
 
@@ -93,21 +130,35 @@ def test_package_schema_round_trips(tiny_package):
     cfg = ModelPackageConfig.from_dict(raw)
     assert json.loads(cfg.to_json()) == raw
     assert cfg.io.decoder_inputs(2)[:3] == ["input_ids", "position", "attention_mask"]
-    assert "past_key_self_1" in cfg.io.decoder_inputs(2) and "present_value_self_0" in cfg.io.decoder_outputs(2)
+    assert "past_key_self_1" in cfg.io.decoder_inputs(
+        2
+    ) and "present_value_self_0" in cfg.io.decoder_outputs(2)
     manifest = json.loads((tiny_package / "manifest.json").read_text())["files"]
-    assert {"config.json", "tokenizer.json", "encoder.onnx", "decoder.int8.onnx", "MODEL_CARD.md"} <= set(manifest)
+    assert {
+        "config.json",
+        "tokenizer.json",
+        "encoder.onnx",
+        "decoder.int8.onnx",
+        "MODEL_CARD.md",
+    } <= set(manifest)
     assert all(len(v["sha256"]) == 64 and v["size"] > 0 for v in manifest.values())
 
 
 def test_package_graphs_hold_no_local_paths_or_stack_traces(tiny_package):
     """torch.onnx records a stack trace per node (the exporting machine's file paths); the exporter
     drops them, so a package leaks no paths and rebuilds byte for byte in any checkout."""
-    import onnx
     from pathlib import Path
+
+    import onnx
 
     root = str(Path(__file__).resolve().parents[1]).encode()
     graphs = sorted(tiny_package.glob("*.onnx"))
-    assert {g.name for g in graphs} >= {"encoder.onnx", "encoder.int8.onnx", "align.onnx", "decoder.onnx"}
+    assert {g.name for g in graphs} >= {
+        "encoder.onnx",
+        "encoder.int8.onnx",
+        "align.onnx",
+        "decoder.onnx",
+    }
     for path in graphs:
         assert root not in path.read_bytes(), path.name
         m = onnx.load(str(path))
@@ -162,7 +213,9 @@ def test_written_decoder_graph_matches_pytorch_for_both_norm_placements(pre_norm
 
     torch.manual_seed(0)
     model = Transformer(tiny_config(pre_norm=pre_norm)).eval()
-    with torch.no_grad():  # random, untrained LayerNorm parameters, so a mixed-up norm cannot pass unnoticed
+    with (
+        torch.no_grad()
+    ):  # random, untrained LayerNorm parameters, so a mixed-up norm cannot pass unnoticed
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5) if name.endswith("weight") else p.uniform_(-0.5, 0.5)
@@ -181,12 +234,36 @@ def test_written_decoder_graph_matches_pytorch_for_both_norm_placements(pre_norm
         with torch.no_grad():
             mem = model.encode(ids, mask != 0)
             cross = [t for kv in model.cross_kv(mem) for t in kv]
-            past_kv = model.decode(prefix[:, :past_len], mem[expand], (mask != 0)[expand])[1].self_kv if past_len else None
-            logits, present = model.decode_step(prefix[:, past_len:], torch.tensor([past_len]), (mask != 0)[expand], past_kv,
-                                                model.cross_kv(mem[expand]))
-        past = [t.numpy() for kv in past_kv for t in kv] if past_len else [np.zeros((rows, cfg.n_heads, 0, cfg.head_dim), np.float32)] * (2 * n)
-        feeds = dict(zip(io.decoder_inputs(n), [prefix[:, past_len:].numpy(), np.array([past_len]), mask.numpy(), *past,
-                                                *(c.numpy() for c in cross), np.array([3])]))
+            past_kv = (
+                model.decode(prefix[:, :past_len], mem[expand], (mask != 0)[expand])[1].self_kv
+                if past_len
+                else None
+            )
+            logits, present = model.decode_step(
+                prefix[:, past_len:],
+                torch.tensor([past_len]),
+                (mask != 0)[expand],
+                past_kv,
+                model.cross_kv(mem[expand]),
+            )
+        past = (
+            [t.numpy() for kv in past_kv for t in kv]
+            if past_len
+            else [np.zeros((rows, cfg.n_heads, 0, cfg.head_dim), np.float32)] * (2 * n)
+        )
+        feeds = dict(
+            zip(
+                io.decoder_inputs(n),
+                [
+                    prefix[:, past_len:].numpy(),
+                    np.array([past_len]),
+                    mask.numpy(),
+                    *past,
+                    *(c.numpy() for c in cross),
+                    np.array([3]),
+                ],
+            )
+        )
         log_probs, *rest = session.run(None, feeds)
         assert np.abs(log_probs - logits[:, -1].log_softmax(-1).numpy()).max() < 1e-4
         for got, want in zip(rest[: 2 * n], (t for kv in present for t in kv)):
@@ -214,7 +291,10 @@ def test_compact_weights_are_float16_and_round_trip(tiny_checkpoint, tmp_path):
     back = load_compact(path)
     from traductor.training.model import ModelConfig
 
-    assert ModelConfig(**back["model_config"]) == ModelConfig(**state["model_config"]) and back["tokenizer"] == state["tokenizer"]
+    assert (
+        ModelConfig(**back["model_config"]) == ModelConfig(**state["model_config"])
+        and back["tokenizer"] == state["tokenizer"]
+    )
     assert back["step"] == state["step"]
     for name, t in state["model"].items():
         assert back["model"][name].dtype == torch.float32
@@ -226,7 +306,9 @@ def test_compact_weights_are_float16_and_round_trip(tiny_checkpoint, tmp_path):
         load_compact(tmp_path / "junk.npz")
 
 
-def test_rebuild_fp32_from_the_checkpoint_gives_the_same_files(tiny_package, tiny_checkpoint, tmp_path):
+def test_rebuild_fp32_from_the_checkpoint_gives_the_same_files(
+    tiny_package, tiny_checkpoint, tmp_path
+):
     pkg = _without_fp32(tiny_package, tmp_path)
     manifest = (pkg / "manifest.json").read_text()
     main(export_args(tiny_checkpoint, pkg, rebuild_fp32=True))
@@ -237,7 +319,9 @@ def test_rebuild_fp32_from_the_checkpoint_gives_the_same_files(tiny_package, tin
     assert t.model.available == ["fp32", "int8"]
 
 
-def test_rebuild_fp32_from_float16_weights_passes_parity_and_updates_the_manifest(tiny_package, tiny_checkpoint, tmp_path, capsys):
+def test_rebuild_fp32_from_float16_weights_passes_parity_and_updates_the_manifest(
+    tiny_package, tiny_checkpoint, tmp_path, capsys
+):
     from traductor.training.checkpoint import load_checkpoint, save_compact
 
     weights = save_compact(load_checkpoint(tiny_checkpoint), tmp_path / "w.npz")
@@ -246,7 +330,9 @@ def test_rebuild_fp32_from_float16_weights_passes_parity_and_updates_the_manifes
     assert "differ byte-wise" in capsys.readouterr().err
     fp32 = Translator(pkg, variant="fp32")  # the updated manifest verifies
     src = ["sol luna agua", "casa perro gato rey"]
-    assert fp32.translate(src, beam_size=1) == Translator(tiny_package, variant="fp32").translate(src, beam_size=1)
+    assert fp32.translate(src, beam_size=1) == Translator(tiny_package, variant="fp32").translate(
+        src, beam_size=1
+    )
 
 
 def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
@@ -259,14 +345,23 @@ def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
     other = Transformer(tiny_config(d_model=16, n_heads=2))
     tok = Tokenizer.from_file(str(tiny_package / "tokenizer.json"))
     ckpt = tmp_path / "other.pt"
-    save_checkpoint({"model_config": other.cfg.to_dict(), "model": other.state_dict(), "tokenizer": tok.to_str()}, ckpt)
+    save_checkpoint(
+        {
+            "model_config": other.cfg.to_dict(),
+            "model": other.state_dict(),
+            "tokenizer": tok.to_str(),
+        },
+        ckpt,
+    )
     pkg = _without_fp32(tiny_package, tmp_path)
     with pytest.raises(ExportError, match="is not the model of"):
         main(export_args(ckpt, pkg, rebuild_fp32=True))
     assert not (pkg / "decoder.onnx").exists()
 
 
-@pytest.mark.parametrize("vocab", [8000, 1000, 997, 300])  # blocks of 64, of 100, padded (a prime), 4 blocks of 75
+@pytest.mark.parametrize(
+    "vocab", [8000, 1000, 997, 300]
+)  # blocks of 64, of 100, padded (a prime), 4 blocks of 75
 def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     """The decoder's two-stage top-k returns exactly what one TopK over the row returns: the same
     values and ids, equal values in vocabulary order, for every k up to more than the block count."""
@@ -283,10 +378,20 @@ def test_blocked_top_k_equals_one_topk_ties_included(vocab):
         g = _Graph()
         build(g)
         vi = helper.make_tensor_value_info
-        graph = helper.make_graph(g.nodes, "top_k", [vi("x", TensorProto.FLOAT, ["rows", vocab]), vi("k", TensorProto.INT64, [1])],
-                                  [vi("values", TensorProto.FLOAT, ["rows", "k"]), vi("ids", TensorProto.INT64, ["rows", "k"])], g.inits)
+        graph = helper.make_graph(
+            g.nodes,
+            "top_k",
+            [vi("x", TensorProto.FLOAT, ["rows", vocab]), vi("k", TensorProto.INT64, [1])],
+            [
+                vi("values", TensorProto.FLOAT, ["rows", "k"]),
+                vi("ids", TensorProto.INT64, ["rows", "k"]),
+            ],
+            g.inits,
+        )
         if build is not plain:
-            assert "ReduceMax" in {n.op_type for n in g.nodes}  # the two-stage path, not the fallback
+            assert "ReduceMax" in {
+                n.op_type for n in g.nodes
+            }  # the two-stage path, not the fallback
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8
         onnx.checker.check_model(model)

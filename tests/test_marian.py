@@ -20,25 +20,50 @@ from traductor.runtime.package import FORMAT_VERSION, read_config  # noqa: E402
 
 from .marian_fixture import make_marian_dir  # noqa: E402
 
-SENTENCES = ["el sol y la luna", "Mañana el niño está aquí.", "¿Dónde está el perro grande?", "casa de pan y vino, según el rey",
-             "El árbol 東京 😀 naïve", "después"]
+SENTENCES = [
+    "el sol y la luna",
+    "Mañana el niño está aquí.",
+    "¿Dónde está el perro grande?",
+    "casa de pan y vino, según el rey",
+    "El árbol 東京 😀 naïve",
+    "después",
+]
 
 
 def convert_args(src: Path, out: Path, **kw) -> argparse.Namespace:
-    base = dict(src=str(src), out=str(out), int8=False, force=False, dev=None, dev_sentences=12, source_lang=None, target_lang=None,
-                beam=4, test_data=None, card_notes=None, accept_mismatch=False)
+    base = dict(
+        src=str(src),
+        out=str(out),
+        int8=False,
+        force=False,
+        dev=None,
+        dev_sentences=12,
+        source_lang=None,
+        target_lang=None,
+        beam=4,
+        test_data=None,
+        card_notes=None,
+        accept_mismatch=False,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 
 
 @pytest.fixture(scope="session")
 def marian_shared(tmp_path_factory) -> Path:
-    return make_marian_dir(tmp_path_factory.mktemp("marian") / "opus-mt-es-mul", tags=(">>en<<", ">>fr<<"))
+    return make_marian_dir(
+        tmp_path_factory.mktemp("marian") / "opus-mt-es-mul", tags=(">>en<<", ">>fr<<")
+    )
 
 
 @pytest.fixture(scope="session")
 def marian_separate(tmp_path_factory) -> Path:
-    return make_marian_dir(tmp_path_factory.mktemp("marian") / "opus-mt-es-en", separate_vocabs=True, activation="gelu", seed=1)
+    return make_marian_dir(
+        tmp_path_factory.mktemp("marian") / "opus-mt-es-en",
+        separate_vocabs=True,
+        activation="gelu",
+        seed=1,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +76,21 @@ def converted_shared(marian_shared, tmp_path_factory) -> Path:
 def _hf(src_dir: Path):
     from transformers import MarianMTModel, MarianTokenizer
 
-    return MarianMTModel.from_pretrained(str(src_dir)).eval(), MarianTokenizer.from_pretrained(str(src_dir))
+    return MarianMTModel.from_pretrained(str(src_dir)).eval(), MarianTokenizer.from_pretrained(
+        str(src_dir)
+    )
 
 
 def _generate(model, ids: list[int], beam: int, max_new: int) -> list[int]:
     with torch.no_grad():
-        seq = model.generate(input_ids=torch.tensor([ids]), num_beams=beam, do_sample=False, max_new_tokens=max_new,
-                             bad_words_ids=[[model.config.pad_token_id]], early_stopping=False)[0].tolist()[1:]
+        seq = model.generate(
+            input_ids=torch.tensor([ids]),
+            num_beams=beam,
+            do_sample=False,
+            max_new_tokens=max_new,
+            bad_words_ids=[[model.config.pad_token_id]],
+            early_stopping=False,
+        )[0].tolist()[1:]
     return seq[: seq.index(model.config.eos_token_id)] if model.config.eos_token_id in seq else seq
 
 
@@ -79,7 +112,9 @@ def test_runtime_tokens_equal_transformers_generate(converted_shared, marian_sha
     model, tok = _hf(marian_shared)
     tr = Translator(converted_shared, variant="fp32")
     for lang in ("en", "fr"):
-        results = tr.translate(SENTENCES, beam_size=beam, target_language=lang, return_scores=True, max_length=40)
+        results = tr.translate(
+            SENTENCES, beam_size=beam, target_language=lang, return_scores=True, max_length=40
+        )
         for text, r in zip(SENTENCES, results):
             ids = tok(f">>{lang}<< {text}").input_ids
             want = _generate(model, ids, beam, 41)
@@ -92,7 +127,9 @@ def test_separate_vocabularies_and_gelu_convert(marian_separate, tmp_path):
     out = tmp_path / "sep"
     assert marian.main(convert_args(marian_separate, out)) == 0
     cfg = read_config(out)
-    assert cfg.dims.target_vocab_size is not None and cfg.dims.target_vocab_size != cfg.dims.vocab_size
+    assert (
+        cfg.dims.target_vocab_size is not None and cfg.dims.target_vocab_size != cfg.dims.vocab_size
+    )
     assert not cfg.language_tags and (cfg.source_language, cfg.target_language) == ("es", "en")
     model, tok = _hf(marian_separate)
     tr = Translator(out)
@@ -100,7 +137,10 @@ def test_separate_vocabularies_and_gelu_convert(marian_separate, tmp_path):
         tr.translate("sol", target_language="fr")
     assert tr.variant == "fp32"  # converted without --int8
     got = tr.translate(SENTENCES, beam_size=1, max_length=30)
-    want = [tok.decode(_generate(model, tok(s).input_ids, 1, 31), skip_special_tokens=True) for s in SENTENCES]
+    want = [
+        tok.decode(_generate(model, tok(s).input_ids, 1, 31), skip_special_tokens=True)
+        for s in SENTENCES
+    ]
     assert got == want
 
 
@@ -112,7 +152,9 @@ def test_multi_target_models_need_a_target_language(converted_shared):
         tr.translate("el sol", target_language="de")
 
 
-@pytest.mark.parametrize("mutation", ["interleaved_positions", "no_logits_bias", "no_embedding_scale"])
+@pytest.mark.parametrize(
+    "mutation", ["interleaved_positions", "no_logits_bias", "no_embedding_scale"]
+)
 def test_a_wrong_architecture_fact_fails_the_gates(marian_shared, tmp_path, monkeypatch, mutation):
     original = marian.map_weights
 

@@ -20,9 +20,14 @@ def _product_graph(w: np.ndarray, bias: np.ndarray, relu: bool, tmp_path):
     """x (rows, 1, K) -> [Relu] -> MatMul(W) -> Add(bias), quantized by the exporter's quantizer."""
     k, n = w.shape
     nodes = [helper.make_node("Relu", ["x"], ["h"])] if relu else []
-    nodes += [helper.make_node("MatMul", ["h" if relu else "x", "W"], ["p"]), helper.make_node("Add", ["p", "b"], ["y"])]
+    nodes += [
+        helper.make_node("MatMul", ["h" if relu else "x", "W"], ["p"]),
+        helper.make_node("Add", ["p", "b"], ["y"]),
+    ]
     graph = helper.make_graph(
-        nodes, "product", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 1, k])],
+        nodes,
+        "product",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 1, k])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 1, n])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "b")],
     )
@@ -32,7 +37,9 @@ def _product_graph(w: np.ndarray, bias: np.ndarray, relu: bool, tmp_path):
     quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    session = ort.InferenceSession(str(tmp_path / "int8.onnx"), so, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(tmp_path / "int8.onnx"), so, providers=["CPUExecutionProvider"]
+    )
     return lambda x: session.run(None, {"x": x.astype(np.float32)})[0]
 
 
@@ -44,7 +51,11 @@ def test_int8_product_is_exact_at_the_kernel_extremes(tmp_path, relu):
     rng = np.random.default_rng(0)
     k, n = 64, 24
     w = rng.integers(-WEIGHT_MAX, WEIGHT_MAX + 1, (k, n)).astype(np.float32)
-    w[:, 0], w[:, 1], w[:, 2] = WEIGHT_MAX, -WEIGHT_MAX, np.where(np.arange(k) % 2, WEIGHT_MAX, -WEIGHT_MAX)
+    w[:, 0], w[:, 1], w[:, 2] = (
+        WEIGHT_MAX,
+        -WEIGHT_MAX,
+        np.where(np.arange(k) % 2, WEIGHT_MAX, -WEIGHT_MAX),
+    )
     w[0, :] = WEIGHT_MAX  # every column reaches the largest weight: column scale 1
     levels = 2 * ACT_MAX + 1 if relu else ACT_MAX
     x = rng.integers(-levels if not relu else 0, levels + 1, (6, 1, k)).astype(np.float32)
@@ -59,20 +70,28 @@ def test_int8_product_is_exact_at_the_kernel_extremes(tmp_path, relu):
 
 def test_int8_rows_are_computed_independently(tmp_path):
     rng = np.random.default_rng(1)
-    w, bias = rng.normal(0, 0.05, (96, 40)).astype(np.float32), rng.normal(0, 1, 40).astype(np.float32)
+    w, bias = (
+        rng.normal(0, 0.05, (96, 40)).astype(np.float32),
+        rng.normal(0, 1, 40).astype(np.float32),
+    )
     run = _product_graph(w, bias, False, tmp_path)
     x = rng.normal(0, 1, (16, 1, 96)).astype(np.float32)
     x[3] *= 50  # one row with a much larger range must not change the others' scales
     batch = run(x)
     for r in range(len(x)):
         assert np.array_equal(run(x[r : r + 1])[0], batch[r])
-    np.testing.assert_allclose(batch, x @ w + bias, atol=0.05 * np.abs(x @ w).max(axis=-1, keepdims=True).max())
+    np.testing.assert_allclose(
+        batch, x @ w + bias, atol=0.05 * np.abs(x @ w).max(axis=-1, keepdims=True).max()
+    )
 
 
 @pytest.mark.parametrize("relu", [False, True], ids=["signed", "after-relu"])
 def test_rows_of_zeros_give_the_bias(tmp_path, relu):
     rng = np.random.default_rng(2)
-    w, bias = rng.normal(0, 0.05, (32, 8)).astype(np.float32), rng.normal(0, 1, 8).astype(np.float32)
+    w, bias = (
+        rng.normal(0, 0.05, (32, 8)).astype(np.float32),
+        rng.normal(0, 1, 8).astype(np.float32),
+    )
     x = rng.normal(0, 1, (3, 1, 32)).astype(np.float32)
     x[1] = 0 if not relu else -np.abs(x[1])  # after Relu this row is all zeros
     y = _product_graph(w, bias, relu, tmp_path)(x)
@@ -89,4 +108,11 @@ def test_invariance_check_catches_per_tensor_scaling(tmp_path):
         quantize_int8(pkg / f"{graph}.onnx", pkg / f"{graph}.int8.onnx", per_row=False)
     write_manifest(pkg)
     tr = Translator(pkg, variant="int8", intra_threads=1)
-    assert len(batch_vs_single_differences(tr, random_sources(seed=3, n=20), beam_size=1, batch_size=20)) > 0
+    assert (
+        len(
+            batch_vs_single_differences(
+                tr, random_sources(seed=3, n=20), beam_size=1, batch_size=20
+            )
+        )
+        > 0
+    )

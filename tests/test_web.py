@@ -44,20 +44,34 @@ CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 NODE = shutil.which("node")
 N_VERSES = 20
 GREEDY_GAP = 0.15  # nats; measured gaps of int8 near-ties: 0.001-0.052
-LOAD_ERRORS = ["decoder.int8.onnx does not match its sha256", "encoder.int8.onnx is 1000 bytes, the manifest says",
-               "make fp32", "model has no variant \"int4\"", "is not a traductor model: manifest.json answered HTTP 404"]
+LOAD_ERRORS = [
+    "decoder.int8.onnx does not match its sha256",
+    "encoder.int8.onnx is 1000 bytes, the manifest says",
+    "make fp32",
+    'model has no variant "int4"',
+    "is not a traductor model: manifest.json answered HTTP 404",
+]
 TOKEN_DRIFT = 0.02  # mean |log-prob difference| per token along the browser's path
 
 needs_node = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed (the browser test drives Chromium from node)"),
-    pytest.mark.skipif(not (WEB / "node_modules" / "playwright-core").is_dir() or not (WEB / "node_modules" / "onnxruntime-web").is_dir(),
-                       reason="web/node_modules is missing: run `cd web && npm ci` (or `make -f web/web.mk web-deps`)"),
+    pytest.mark.skipif(
+        NODE is None, reason="node is not installed (the browser test drives Chromium from node)"
+    ),
+    pytest.mark.skipif(
+        not (WEB / "node_modules" / "playwright-core").is_dir()
+        or not (WEB / "node_modules" / "onnxruntime-web").is_dir(),
+        reason="web/node_modules is missing: run `cd web && npm ci` (or `make -f web/web.mk web-deps`)",
+    ),
 ]
-needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing: `apt-get install chromium` (or `make -f web/web.mk web-deps`)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.is_file(),
+    reason=f"{CHROMIUM} is missing: `apt-get install chromium` (or `make -f web/web.mk web-deps`)",
+)
 pytestmark = needs_node
 
 
 # -- the searches, on a scripted decoder --------------------------------------------------------------
+
 
 def _scripted_scores(history: list[int], vocab: int) -> list[float]:
     h = 0
@@ -79,7 +93,9 @@ class ScriptedDecoder:
         for r, t in enumerate(tokens.tolist()):
             self.histories[r] = self.histories[r] + [t]
             s = _scripted_scores(self.histories[r], self.vocab)
-            order = sorted(range(self.vocab), key=lambda v: (-s[v], v))[:top_k]  # TopK: ties by index
+            order = sorted(range(self.vocab), key=lambda v: (-s[v], v))[
+                :top_k
+            ]  # TopK: ties by index
             vals[r], ids[r] = [s[v] for v in order], order
         return vals, ids
 
@@ -93,20 +109,49 @@ def test_searches_match_python_on_a_scripted_decoder(tmp_path):
     for seed in range(300):
         beam = rng.choice([1, 1, 2, 3, 4, 5])
         n = rng.randint(1, 4)
-        cases.append({"seed": seed, "n": n, "vocab": max(2 * beam + 1, rng.randint(3, 14)), "limits": [rng.randint(1, 14) for _ in range(n)],
-                      "beam": beam, "length_penalty": rng.choice([1.0, 1.0, 0.6, 0.0, 1.3]),
-                      "num_hypotheses": rng.randint(1, beam), "min_length": rng.choice([0, 1])})
+        cases.append(
+            {
+                "seed": seed,
+                "n": n,
+                "vocab": max(2 * beam + 1, rng.randint(3, 14)),
+                "limits": [rng.randint(1, 14) for _ in range(n)],
+                "beam": beam,
+                "length_penalty": rng.choice([1.0, 1.0, 0.6, 0.0, 1.3]),
+                "num_hypotheses": rng.randint(1, beam),
+                "min_length": rng.choice([0, 1]),
+            }
+        )
     want = []
     for c in cases:
         if c["beam"] == 1:
-            hyps = GreedySearch(1, 2, c["min_length"]).search(ScriptedDecoder(c["seed"], c["n"], 1, c["vocab"]), c["limits"])
+            hyps = GreedySearch(1, 2, c["min_length"]).search(
+                ScriptedDecoder(c["seed"], c["n"], 1, c["vocab"]), c["limits"]
+            )
         else:
-            search = BeamSearch(1, 2, c["beam"], c["length_penalty"], c["num_hypotheses"], c["min_length"])
-            hyps = search.search(ScriptedDecoder(c["seed"], c["n"] * c["beam"], c["beam"], c["vocab"]), c["limits"])
-        want.append([[{"tokens": h.tokens, "score": float(h.score), "finished": h.finished} for h in hs] for hs in hyps])
+            search = BeamSearch(
+                1, 2, c["beam"], c["length_penalty"], c["num_hypotheses"], c["min_length"]
+            )
+            hyps = search.search(
+                ScriptedDecoder(c["seed"], c["n"] * c["beam"], c["beam"], c["vocab"]), c["limits"]
+            )
+        want.append(
+            [
+                [{"tokens": h.tokens, "score": float(h.score), "finished": h.finished} for h in hs]
+                for hs in hyps
+            ]
+        )
     (tmp_path / "cases.json").write_text(json.dumps(cases))
-    proc = subprocess.run([NODE, str(WEB / "test" / "search_contract.mjs"), str(tmp_path / "cases.json"), str(tmp_path / "out.json")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            NODE,
+            str(WEB / "test" / "search_contract.mjs"),
+            str(tmp_path / "cases.json"),
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads((tmp_path / "out.json").read_text())
     bad = [(c, w, g) for c, w, g in zip(cases, want, got) if w != g]
@@ -115,6 +160,7 @@ def test_searches_match_python_on_a_scripted_decoder(tmp_path):
 
 
 # -- the page -----------------------------------------------------------------------------------------
+
 
 def verses() -> list[str]:
     lines = (ROOT / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
@@ -144,7 +190,9 @@ def odd_inputs(tr: Translator) -> list[str]:
         "Y dijo Dios: Sea la luz.\n\nY fué la luz.",  # lines rejoined with \n
         "Sr. López llegó a las 3. El Dr. Pérez no.",  # abbreviations
         long,  # ~600 subwords: split into sentences
-        long.replace(". ", ", ").replace("; ", ", "),  # fewer sentence ends: pieces chunked at the model's 255
+        long.replace(". ", ", ").replace(
+            "; ", ", "
+        ),  # fewer sentence ends: pieces chunked at the model's 255
     ]
 
 
@@ -162,7 +210,10 @@ def make_format6(src: Path, dst: Path) -> Path:
     cfg["format_version"] = 6
     cfg["tokenizers"] = {"source": "source.tokenizer.json", "target": "target.tokenizer.json"}
     cfg["decoding"]["min_length"] = 0
-    cfg["language_tags"] = {"en": "▁Y", "xx": "▁Dios"}  # ordinary tokens standing in for >>xx<< tags
+    cfg["language_tags"] = {
+        "en": "▁Y",
+        "xx": "▁Dios",
+    }  # ordinary tokens standing in for >>xx<< tags
     (dst / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
     write_manifest(dst)
     return dst
@@ -198,11 +249,25 @@ def server(tmp_path_factory):
     manifest = json.loads((models / "int8-only" / "manifest.json").read_text())
     write_manifest(models / "int8-only")  # config.json changed
     listed = json.loads((models / "int8-only" / "manifest.json").read_text())
-    listed["files"].update({f: manifest["files"]["encoder.int8.onnx"] for f in ("encoder.onnx", "decoder.onnx")})  # listed, not there
+    listed["files"].update(
+        {f: manifest["files"]["encoder.int8.onnx"] for f in ("encoder.onnx", "decoder.onnx")}
+    )  # listed, not there
     (models / "int8-only" / "manifest.json").write_text(json.dumps(listed))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(WEB / "serve.py"), "--port", str(port), "--models", str(models), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(WEB / "serve.py"),
+            "--port",
+            str(port),
+            "--models",
+            str(models),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 20
@@ -212,7 +277,9 @@ def server(tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"web/serve.py did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+                    raise RuntimeError(
+                        f"web/serve.py did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}"
+                    )
                 time.sleep(0.1)
         yield url, models
     finally:
@@ -222,16 +289,26 @@ def server(tmp_path_factory):
 
 def test_serve_py_types_and_isolation(server):
     url, _ = server
-    for path, ctype in [("", "text/html"), ("traductor.js", "text/javascript"), ("models/es-en/config.json", "application/json"),
-                        ("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm", "application/wasm"),
-                        ("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs", "text/javascript"),
-                        ("models/es-en/encoder.int8.onnx", "application/octet-stream")]:
+    for path, ctype in [
+        ("", "text/html"),
+        ("traductor.js", "text/javascript"),
+        ("models/es-en/config.json", "application/json"),
+        ("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm", "application/wasm"),
+        ("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs", "text/javascript"),
+        ("models/es-en/encoder.int8.onnx", "application/octet-stream"),
+    ]:
         with urllib.request.urlopen(urllib.request.Request(url + path, method="HEAD")) as r:
             assert r.headers["Content-Type"].startswith(ctype), path
             assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
             assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
-    for bad in ("../pyproject.toml", "models/../../pyproject.toml", "%2e%2e/pyproject.toml", "models/es-en/%2e%2e/%2e%2e/pyproject.toml",
-                "nope.js", "models/"):
+    for bad in (
+        "../pyproject.toml",
+        "models/../../pyproject.toml",
+        "%2e%2e/pyproject.toml",
+        "models/es-en/%2e%2e/%2e%2e/pyproject.toml",
+        "nope.js",
+        "models/",
+    ):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url + bad)
         assert e.value.code == 404, bad
@@ -242,8 +319,11 @@ def _python(tr: Translator, text: str, options: dict) -> dict:
     tok = tr.target_tokenizer
     opts = tr._options(options)
     segs = tr._segments([text], opts)
-    return {"ids": [tok.token_to_id(t) for t in r.hypotheses[0].tokens], "text": r.text,
-            "segments": [{"ids": s.ids, "joiner": s.joiner} for s in segs]}
+    return {
+        "ids": [tok.token_to_id(t) for t in r.hypotheses[0].tokens],
+        "text": r.text,
+        "segments": [{"ids": s.ids, "joiner": s.joiner} for s in segs],
+    }
 
 
 def _forced_log_probs(tr: Translator, src: list[int], tokens: list[int]) -> list[np.ndarray]:
@@ -253,8 +333,14 @@ def _forced_log_probs(tr: Translator, src: list[int], tokens: list[int]) -> list
     return [dec.step(np.array([t], dtype=np.int64))[0] for t in [tr._specials.bos_id] + tokens]
 
 
-def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict], drift_limit: float | None = None,
-              gap_limit: float | None = None) -> str | None:
+def _near_tie(
+    tr: Translator,
+    text: str,
+    options: dict,
+    got_segments: list[dict],
+    drift_limit: float | None = None,
+    gap_limit: float | None = None,
+) -> str | None:
     """None when every segment where the browser differs from the Python runtime differs by the numbers
     alone (see the module docstring), else why not."""
     opts = tr._options(options)
@@ -282,42 +368,96 @@ def _near_tie(tr: Translator, text: str, options: dict, got_segments: list[dict]
             gap = float(lp[a[n]] - lp[b[n]])
             if gap > (GREEDY_GAP if gap_limit is None else gap_limit):
                 return f"greedy step {n}: python {a[n]} vs browser {b[n]}, log-prob gap {gap:.4f}"
-        print(f"near-tie: beam {opts.beam_size}, per-token drift {drift:.4f}" + (f", gap {gap:.4f} at step {n}" if opts.beam_size == 1 else ""))
+        print(
+            f"near-tie: beam {opts.beam_size}, per-token drift {drift:.4f}"
+            + (f", gap {gap:.4f} at step {n}" if opts.beam_size == 1 else "")
+        )
     return None
 
 
 @pytest.mark.slow
 @needs_chromium
-@pytest.mark.filterwarnings("ignore:input .* exceeds the model's:RuntimeWarning")  # the chunked paragraph, on purpose
+@pytest.mark.filterwarnings(
+    "ignore:input .* exceeds the model's:RuntimeWarning"
+)  # the chunked paragraph, on purpose
 def test_browser_matches_python_runtime(server, tmp_path):
     url, models = server
     verse_list = verses()[:N_VERSES]
     runs, pythons = [], []
-    variants = [v for v in ("int8", "fp32") if all((MODEL / f).is_file() for f in
-                                                    (("encoder.int8.onnx", "decoder.int8.onnx") if v == "int8" else ("encoder.onnx", "decoder.onnx")))]
+    variants = [
+        v
+        for v in ("int8", "fp32")
+        if all(
+            (MODEL / f).is_file()
+            for f in (
+                ("encoder.int8.onnx", "decoder.int8.onnx")
+                if v == "int8"
+                else ("encoder.onnx", "decoder.onnx")
+            )
+        )
+    ]
     for variant in variants:
         tr = Translator(MODEL, variant=variant)
         texts = verse_list + odd_inputs(tr)
         cases = [{"text": t, "options": {"beam_size": b}} for b in (1, 4) for t in texts]
-        runs.append({"model": "es-en", "variant": variant, "cases": cases, "batches": [{"texts": verse_list, "options": {"beam_size": 1}}]})
+        runs.append(
+            {
+                "model": "es-en",
+                "variant": variant,
+                "cases": cases,
+                "batches": [{"texts": verse_list, "options": {"beam_size": 1}}],
+            }
+        )
         pythons.append(tr)
     tr6 = Translator(models / "v6")
     texts6 = verse_list[:6] + ["", "🙂", "Y dijo Dios: Sea la luz."]
-    cases6 = [{"text": t, "options": {"beam_size": b, "target_language": lang}} for lang in ("en", "xx") for b in (1, 4) for t in texts6]
-    runs.append({"model": "v6", "variant": "int8", "cases": cases6, "batches": [],
-                 "load_errors": [{"model": "corrupt", "variant": "int8"}, {"model": "truncated", "variant": "int8"},
-                                 {"model": "int8-only", "variant": "fp32"}, {"model": "v6", "variant": "int4"},
-                                 {"model": "missing", "variant": "int8"}]})
+    cases6 = [
+        {"text": t, "options": {"beam_size": b, "target_language": lang}}
+        for lang in ("en", "xx")
+        for b in (1, 4)
+        for t in texts6
+    ]
+    runs.append(
+        {
+            "model": "v6",
+            "variant": "int8",
+            "cases": cases6,
+            "batches": [],
+            "load_errors": [
+                {"model": "corrupt", "variant": "int8"},
+                {"model": "truncated", "variant": "int8"},
+                {"model": "int8-only", "variant": "fp32"},
+                {"model": "v6", "variant": "int4"},
+                {"model": "missing", "variant": "int8"},
+            ],
+        }
+    )
     pythons.append(tr6)
 
     spec, out = tmp_path / "cases.json", tmp_path / "out.json"
     spec.write_text(json.dumps({"runs": runs}, ensure_ascii=False))
     t0 = time.time()
-    proc = subprocess.run([NODE, str(WEB / "test" / "browser_test.mjs"), "--url", url, "--cases", str(spec), "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            NODE,
+            str(WEB / "test" / "browser_test.mjs"),
+            "--url",
+            url,
+            "--cases",
+            str(spec),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    print(f"\nbrowser: {time.time() - t0:.0f} s; " + "; ".join(s for s in report["log"] if "translated in" not in s))
+    print(
+        f"\nbrowser: {time.time() - t0:.0f} s; "
+        + "; ".join(s for s in report["log"] if "translated in" not in s)
+    )
 
     failures, summary = [], []
     for run, got, tr in zip(runs, report["runs"], pythons):
@@ -335,10 +475,16 @@ def test_browser_matches_python_runtime(server, tmp_path):
             e = _python(tr, c["text"], options)
             # The library's own paths agree exactly, whatever the variant: streamed = batch path.
             if beam == 1:
-                if not (g["stream_ids"] == g["ids"] and g["stream_text"] == g["text"] == g["streamed"]):
-                    failures.append(f"{label}: streamed {g['stream_ids']} {g['streamed']!r} / batch path {g['ids']} {g['text']!r}")
+                if not (
+                    g["stream_ids"] == g["ids"] and g["stream_text"] == g["text"] == g["streamed"]
+                ):
+                    failures.append(
+                        f"{label}: streamed {g['stream_ids']} {g['streamed']!r} / batch path {g['ids']} {g['text']!r}"
+                    )
                 single[c["text"]] = g["ids"]
-                if [{"ids": s["ids"], "joiner": s["joiner"]} for s in g["segments"]] != e["segments"]:
+                if [{"ids": s["ids"], "joiner": s["joiner"]} for s in g["segments"]] != e[
+                    "segments"
+                ]:
                     failures.append(f"{label}: segments {g['segments']} / python {e['segments']}")
             counts.setdefault(beam, [0, 0])
             counts[beam][1] += 1
@@ -350,21 +496,38 @@ def test_browser_matches_python_runtime(server, tmp_path):
                 # Equal on every input on the CPU this was written on (AVX-512). Native fp32 kernels
                 # round differently on other CPUs (AVX2, no AVX), so there a flip between two tokens
                 # tied within 1e-3 nats is accepted, at most once; anything else fails.
-                why = _near_tie(tr, c["text"], options, g["segments_out"], drift_limit=1e-4, gap_limit=1e-3)
+                why = _near_tie(
+                    tr, c["text"], options, g["segments_out"], drift_limit=1e-4, gap_limit=1e-3
+                )
                 if why:
-                    failures.append(f"{label}: python {e['ids']} {e['text']!r} / browser {g['ids']} {g['text']!r} ({why})")
+                    failures.append(
+                        f"{label}: python {e['ids']} {e['text']!r} / browser {g['ids']} {g['text']!r} ({why})"
+                    )
             else:
                 why = _near_tie(tr, c["text"], options, g["segments_out"])
                 if why:
-                    failures.append(f"{label}: not a near-tie ({why}): python {e['ids']} / browser {g['ids']}")
+                    failures.append(
+                        f"{label}: not a near-tie ({why}): python {e['ids']} / browser {g['ids']}"
+                    )
         for want_error, err in zip(LOAD_ERRORS if run["model"] == "v6" else [], got["loadErrors"]):
             if not (err and err.startswith("ModelError") and want_error in err):
-                failures.append(f"loading a bad package: {err!r}, expected a ModelError with {want_error!r}")
-        for b, gb in zip(run["batches"], got["batches"]):  # a list in one call: batched by padded length
+                failures.append(
+                    f"loading a bad package: {err!r}, expected a ModelError with {want_error!r}"
+                )
+        for b, gb in zip(
+            run["batches"], got["batches"]
+        ):  # a list in one call: batched by padded length
             for t, g in zip(b["texts"], gb):
                 if g["ids"] != single.get(t):
-                    failures.append(f"{name} batch of {len(b['texts'])}: {t[:40]!r}: {g['ids']} / alone {single.get(t)}")
-        summary.append(f"{name}: " + ", ".join(f"{'greedy' if b == 1 else f'beam {b}'} {ok}/{n}" for b, (ok, n) in counts.items()))
+                    failures.append(
+                        f"{name} batch of {len(b['texts'])}: {t[:40]!r}: {g['ids']} / alone {single.get(t)}"
+                    )
+        summary.append(
+            f"{name}: "
+            + ", ".join(
+                f"{'greedy' if b == 1 else f'beam {b}'} {ok}/{n}" for b, (ok, n) in counts.items()
+            )
+        )
         for b, (ok, n) in counts.items():
             if ok < (n - 1 if run["variant"] == "fp32" else n / 2):
                 failures.append(f"{name} beam {b}: only {ok} of {n} equal to the Python runtime")

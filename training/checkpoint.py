@@ -28,20 +28,36 @@ def save_checkpoint(state: dict, path: Path | str) -> None:
 
 COMPACT_FORMAT = "traductor-weights"
 _META, _TOKENIZER, _PARAM = "__meta__", "__tokenizer__", "param/"
-_FACTS = ("step", "best_bleu", "train_config")  # carried over into the model card by `traductor export`
+_FACTS = (
+    "step",
+    "best_bleu",
+    "train_config",
+)  # carried over into the model card by `traductor export`
 
 
 def save_compact(state: dict, path: Path | str) -> Path:
     """Checkpoint dict -> .npz with float16 weights (what the model card and export need, no optimizer)."""
     path = Path(path)
-    meta = {"format": COMPACT_FORMAT, "version": 1, "model_config": state["model_config"], "dtype": "float16"}
+    meta = {
+        "format": COMPACT_FORMAT,
+        "version": 1,
+        "model_config": state["model_config"],
+        "dtype": "float16",
+    }
     meta.update({k: state[k] for k in _FACTS if k in state})
-    arrays = {_PARAM + name: t.detach().cpu().float().numpy().astype(np.float16) for name, t in state["model"].items()}
+    arrays = {
+        _PARAM + name: t.detach().cpu().float().numpy().astype(np.float16)
+        for name, t in state["model"].items()
+    }
     for name, a in arrays.items():
         if not np.all(np.isfinite(a)):
-            raise DataError(f"{name[len(_PARAM):]} does not fit in float16 (values beyond +-65504)")
+            raise DataError(
+                f"{name[len(_PARAM) :]} does not fit in float16 (values beyond +-65504)"
+            )
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{_META: _bytes(json.dumps(meta)), _TOKENIZER: _bytes(state["tokenizer"])}, **arrays)
+    np.savez(
+        tmp, **{_META: _bytes(json.dumps(meta)), _TOKENIZER: _bytes(state["tokenizer"])}, **arrays
+    )
     os.replace(tmp, path)
     return path
 
@@ -56,12 +72,25 @@ def load_compact(path: Path) -> dict:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(z[_META].tobytes().decode("utf-8"))
             if meta.get("format") != COMPACT_FORMAT:
-                raise DataError(f"{path} is not a traductor weights file (format {meta.get('format')!r})")
-            model = {k[len(_PARAM):]: torch.from_numpy(z[k].astype(np.float32)) for k in z.files if k.startswith(_PARAM)}
+                raise DataError(
+                    f"{path} is not a traductor weights file (format {meta.get('format')!r})"
+                )
+            model = {
+                k[len(_PARAM) :]: torch.from_numpy(z[k].astype(np.float32))
+                for k in z.files
+                if k.startswith(_PARAM)
+            }
             tokenizer = z[_TOKENIZER].tobytes().decode("utf-8")
     except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"{path} is not a readable traductor weights file: {e.__class__.__name__}: {str(e)[:200]}") from e
-    return {"model_config": meta["model_config"], "model": model, "tokenizer": tokenizer, **{k: meta[k] for k in _FACTS if k in meta}}
+        raise DataError(
+            f"{path} is not a readable traductor weights file: {e.__class__.__name__}: {str(e)[:200]}"
+        ) from e
+    return {
+        "model_config": meta["model_config"],
+        "model": model,
+        "tokenizer": tokenizer,
+        **{k: meta[k] for k in _FACTS if k in meta},
+    }
 
 
 def load_checkpoint(path: Path | str) -> dict:
@@ -74,7 +103,9 @@ def load_checkpoint(path: Path | str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a corrupt or foreign file
-        raise DataError(f"{path} is not a readable traductor checkpoint: {e.__class__.__name__}: {str(e)[:200]}") from e
+        raise DataError(
+            f"{path} is not a readable traductor checkpoint: {e.__class__.__name__}: {str(e)[:200]}"
+        ) from e
     missing = [k for k in ("model_config", "model", "tokenizer") if k not in state]
     if missing:
         raise DataError(f"{path} is not a traductor checkpoint (missing {', '.join(missing)})")

@@ -72,10 +72,14 @@ def _open_bibles(sword_dir: Path):
         )
     modules = SwordModules(str(sword_dir))
     modules.parse_modules()
-    return modules.get_bible_from_module(SOURCE_MODULE), modules.get_bible_from_module(TARGET_MODULE)
+    return modules.get_bible_from_module(SOURCE_MODULE), modules.get_bible_from_module(
+        TARGET_MODULE
+    )
 
 
-def extract_bible(sword_dir: Path = SWORD_DIR, books: list[str] | None = None) -> dict[str, list[Pair]]:
+def extract_bible(
+    sword_dir: Path = SWORD_DIR, books: list[str] | None = None
+) -> dict[str, list[Pair]]:
     """Align the two Bibles verse by verse and group the pairs by split ('train', 'dev', 'test').
 
     Verses empty on either side (the WEB leaves a few out) are skipped.
@@ -104,7 +108,10 @@ def write_split(splits: dict[str, list[Pair]], out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, pairs in splits.items():
-        with open(out / f"{name}.tsv", "w", encoding="utf-8") as tsv, open(out / f"{name}.ids", "w", encoding="utf-8") as ids:
+        with (
+            open(out / f"{name}.tsv", "w", encoding="utf-8") as tsv,
+            open(out / f"{name}.ids", "w", encoding="utf-8") as ids,
+        ):
             for p in pairs:
                 tsv.write(f"{_one_line(p.source)}\t{_one_line(p.target)}\n")
                 ids.write(p.ref + "\n")

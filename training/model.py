@@ -37,24 +37,40 @@ class ModelConfig:
     # Variations that converted models (Hugging Face MarianMT / OPUS-MT) need; the defaults are this
     # project's own model.
     activation: str = "relu"  # feed-forward activation: relu, swish (= silu) or gelu (erf)
-    positions: str = "interleaved"  # sinusoid layout: sin/cos interleaved (paper), or "halves": sin | cos
+    positions: str = (
+        "interleaved"  # sinusoid layout: sin/cos interleaved (paper), or "halves": sin | cos
+    )
     scale_embedding: bool = True  # embeddings times sqrt(d_model)
-    target_vocab_size: int | None = None  # a separate decoder vocabulary and embedding (None: one shared)
+    target_vocab_size: int | None = (
+        None  # a separate decoder vocabulary and embedding (None: one shared)
+    )
     final_logits_bias: bool = False  # a learned bias added to the output logits
     suppress_ids: tuple[int, ...] = ()  # tokens never generated (log-prob -inf), e.g. Marian's pad
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise InputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_encoder_layers", "n_decoder_layers", "max_len"):
+        for name in (
+            "vocab_size",
+            "d_model",
+            "n_heads",
+            "d_ff",
+            "n_encoder_layers",
+            "n_decoder_layers",
+            "max_len",
+        ):
             if getattr(self, name) <= 0:
                 raise InputError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
-            raise InputError(f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+            raise InputError(
+                f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
         if self.positions not in ("interleaved", "halves"):
-            raise InputError(f"ModelConfig.positions must be 'interleaved' or 'halves', got {self.positions!r}")
+            raise InputError(
+                f"ModelConfig.positions must be 'interleaved' or 'halves', got {self.positions!r}"
+            )
         object.__setattr__(self, "suppress_ids", tuple(self.suppress_ids))
 
     @property
@@ -121,7 +137,6 @@ class MultiHeadAttention(nn.Module):
         out = (weights @ v).transpose(1, 2).flatten(2)  # (batch, q_len, d_model)
         return self.out_proj(out)
 
-
     def attend_grouped(self, x: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
         """One query per row, rows grouped by sentence: x (sentences * group, 1, d_model); k, v
         (sentences, heads, k_len, head_dim); bias (sentences, 1, 1, k_len).
@@ -131,7 +146,11 @@ class MultiHeadAttention(nn.Module):
         and head are (k_len x group) matrices instead of `group` matrix-vector products.
         """
         rows, sentences = x.shape[0], k.shape[0]
-        q = self.q_proj(x).reshape(sentences, rows // sentences, self.n_heads, self.head_dim).transpose(1, 2)
+        q = (
+            self.q_proj(x)
+            .reshape(sentences, rows // sentences, self.n_heads, self.head_dim)
+            .transpose(1, 2)
+        )
         # k @ q^T reads K as stored (see `attend`): (sentences, heads, k_len, group)
         scores = (k @ (q / math.sqrt(self.head_dim)).transpose(-1, -2)).transpose(-1, -2) + bias
         weights = self.dropout(scores.softmax(dim=-1))
@@ -184,11 +203,24 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.self_attn, self.cross_attn, self.ffn = MultiHeadAttention(cfg), MultiHeadAttention(cfg), FeedForward(cfg)
-        self.self_block, self.cross_block, self.ffn_block = Sublayer(cfg), Sublayer(cfg), Sublayer(cfg)
+        self.self_attn, self.cross_attn, self.ffn = (
+            MultiHeadAttention(cfg),
+            MultiHeadAttention(cfg),
+            FeedForward(cfg),
+        )
+        self.self_block, self.cross_block, self.ffn_block = (
+            Sublayer(cfg),
+            Sublayer(cfg),
+            Sublayer(cfg),
+        )
 
     def forward(
-        self, x: Tensor, past: tuple[Tensor, Tensor] | None, cross: tuple[Tensor, Tensor], self_bias: Tensor, src_bias: Tensor
+        self,
+        x: Tensor,
+        past: tuple[Tensor, Tensor] | None,
+        cross: tuple[Tensor, Tensor],
+        self_bias: Tensor,
+        src_bias: Tensor,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         present: list[tuple[Tensor, Tensor]] = []
 
@@ -201,9 +233,13 @@ class DecoderLayer(nn.Module):
 
         x = self.self_block(x, self_attention)
         if x.shape[1] == 1:  # a decoding step: cross K/V may be shared by groups of rows (beams)
-            x = self.cross_block(x, lambda h: self.cross_attn.attend_grouped(h, cross[0], cross[1], src_bias))
+            x = self.cross_block(
+                x, lambda h: self.cross_attn.attend_grouped(h, cross[0], cross[1], src_bias)
+            )
         else:
-            x = self.cross_block(x, lambda h: self.cross_attn.attend(h, cross[0], cross[1], src_bias))
+            x = self.cross_block(
+                x, lambda h: self.cross_attn.attend(h, cross[0], cross[1], src_bias)
+            )
         return self.ffn_block(x, self.ffn), present[0]
 
 
@@ -220,10 +256,12 @@ class DecoderCache:
     self_kv: list[tuple[Tensor, Tensor]] | None = None
     length: int = 0
 
-    def reorder(self, index: Tensor) -> "DecoderCache":
+    def reorder(self, index: Tensor) -> DecoderCache:
         """Select batch rows (for beam search): index is (new_batch,) into the batch axis."""
         pick = lambda kv: [(k.index_select(0, index), v.index_select(0, index)) for k, v in kv]  # noqa: E731
-        return DecoderCache(pick(self.cross_kv), None if self.self_kv is None else pick(self.self_kv), self.length)
+        return DecoderCache(
+            pick(self.cross_kv), None if self.self_kv is None else pick(self.self_kv), self.length
+        )
 
 
 def source_bias(src_mask: Tensor) -> Tensor:
@@ -245,7 +283,9 @@ class Transformer(nn.Module):
         # One matrix for source embedding, target embedding and output projection (section 3.4).
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         # Converted models may keep a separate target vocabulary; the output projection is tied to it.
-        self.decoder_embed = nn.Embedding(cfg.target_vocab_size, cfg.d_model) if cfg.target_vocab_size else None
+        self.decoder_embed = (
+            nn.Embedding(cfg.target_vocab_size, cfg.d_model) if cfg.target_vocab_size else None
+        )
         if cfg.final_logits_bias:
             self.final_logits_bias = nn.Parameter(torch.zeros(cfg.output_vocab_size))
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
@@ -273,8 +313,12 @@ class Transformer(nn.Module):
     def embed_scale(self) -> float:
         return math.sqrt(self.cfg.d_model) if self.cfg.scale_embedding else 1.0
 
-    def embed_tokens(self, ids: Tensor, positions: Tensor, table: nn.Embedding | None = None) -> Tensor:
-        x = (table or self.embed)(ids) * self.embed_scale + sinusoidal_positions(positions, self.cfg.d_model, self.cfg.positions)
+    def embed_tokens(
+        self, ids: Tensor, positions: Tensor, table: nn.Embedding | None = None
+    ) -> Tensor:
+        x = (table or self.embed)(ids) * self.embed_scale + sinusoidal_positions(
+            positions, self.cfg.d_model, self.cfg.positions
+        )
         return self.dropout(x)
 
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
@@ -323,7 +367,9 @@ class Transformer(nn.Module):
         src_bias = source_bias(src_mask)
         present = []
         for i, layer in enumerate(self.decoder_layers):
-            x, kv = layer(x, None if self_kv is None else self_kv[i], cross_kv[i], self_bias, src_bias)
+            x, kv = layer(
+                x, None if self_kv is None else self_kv[i], cross_kv[i], self_bias, src_bias
+            )
             present.append(kv)
         return self.logits(self.decoder_norm(x)), present
 
@@ -337,8 +383,12 @@ class Transformer(nn.Module):
         """
         if cache is None:
             cache = DecoderCache(cross_kv=self.cross_kv(memory))
-        positions = torch.arange(cache.length, cache.length + tgt_ids.shape[1], device=tgt_ids.device)
-        logits, present = self.decode_step(tgt_ids, positions, src_mask, cache.self_kv, cache.cross_kv)
+        positions = torch.arange(
+            cache.length, cache.length + tgt_ids.shape[1], device=tgt_ids.device
+        )
+        logits, present = self.decode_step(
+            tgt_ids, positions, src_mask, cache.self_kv, cache.cross_kv
+        )
         return logits, DecoderCache(cache.cross_kv, present, cache.length + tgt_ids.shape[1])
 
     def forward(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:

@@ -28,7 +28,9 @@ def max_target_length(src_len: int, model_max: int, ratio: float = 2.0, extra: i
     return max(1, min(model_max - 1, int(src_len * ratio) + extra))
 
 
-def pad_batch(seqs: list[list[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+def pad_batch(
+    seqs: list[list[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
     """Right-pad id lists -> ids (batch, max_len) int64 and mask (batch, max_len) bool."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -44,7 +46,9 @@ def _limits(src: list[list[int]], model_max: int, max_length: int | None) -> lis
 
 
 @torch.no_grad()
-def greedy(model: Transformer, src: list[list[int]], max_length: int | None = None, min_length: int = 1) -> list[Hypothesis]:
+def greedy(
+    model: Transformer, src: list[list[int]], max_length: int | None = None, min_length: int = 1
+) -> list[Hypothesis]:
     """Batched greedy decoding; src are id lists ending with the end token."""
     cfg = model.cfg
     device = next(model.parameters()).device
@@ -142,7 +146,9 @@ def beam_search(
                     if len(kept_seqs) == k and len(finished[b]) >= k:
                         break
                 if len(finished[b]) < k and step + 1 >= limits[b]:
-                    finished[b].extend(Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores))
+                    finished[b].extend(
+                        Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores)
+                    )
                 if len(finished[b]) >= k or step + 1 >= limits[b] or not kept_seqs:
                     done[b] = True
             if done[b]:  # placeholder rows keep the batch's shape
@@ -161,4 +167,7 @@ def beam_search(
         cache = cache.reorder(torch.tensor(rows, device=device))
         tokens = torch.tensor(next_tokens, device=device)[:, None]
 
-    return [sorted(f, key=lambda h: h.normalized(length_penalty), reverse=True)[:num_hypotheses] for f in finished]
+    return [
+        sorted(f, key=lambda h: h.normalized(length_penalty), reverse=True)[:num_hypotheses]
+        for f in finished
+    ]

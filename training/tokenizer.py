@@ -20,16 +20,25 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> Tokenizer:
     fallback spells characters never seen in training (emoji, CJK) as UTF-8 bytes instead of <unk>.
     """
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
-        raise InputError(f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), got {vocab_size}")
+        raise InputError(
+            f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), got {vocab_size}"
+        )
     tok = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True))
     # Leave room for the 256 byte tokens added after training.
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 256, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - 256, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
     # NFC: the same accented letter typed two ways maps to one token sequence.
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     # Spaces back, bytes joined into characters, then the space Metaspace put in front removed.
     tok.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
     )
     tok.train_from_iterator(texts, trainer=trainer)
     tok = _with_byte_tokens(tok)
@@ -51,4 +60,9 @@ def _with_byte_tokens(tok: Tokenizer) -> Tokenizer:
 
 
 def special_ids(tok: Tokenizer) -> dict[str, int]:
-    return {"pad_id": tok.token_to_id(PAD), "bos_id": tok.token_to_id(BOS), "eos_id": tok.token_to_id(EOS), "unk_id": tok.token_to_id(UNK)}
+    return {
+        "pad_id": tok.token_to_id(PAD),
+        "bos_id": tok.token_to_id(BOS),
+        "eos_id": tok.token_to_id(EOS),
+        "unk_id": tok.token_to_id(UNK),
+    }

@@ -70,16 +70,22 @@ class Trainer:
         elif model_cfg is None:
             raise ValueError("a new run needs a ModelConfig")
         ids = special_ids(self.tok)
-        model_cfg = ModelConfig(**{**model_cfg.to_dict(), **ids, "vocab_size": self.tok.get_vocab_size()})
+        model_cfg = ModelConfig(
+            **{**model_cfg.to_dict(), **ids, "vocab_size": self.tok.get_vocab_size()}
+        )
         self.model_cfg = model_cfg
         torch.manual_seed(cfg.seed + self.rank)
         self.model = Transformer(model_cfg).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9
+        )
         self.step, self.epoch, self.cursor, self.best_bleu = 0, 0, 0, -1.0
         if state:
             self._restore(state)
         self.ddp = (
-            torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
             if self.world > 1
             else self.model
         )
@@ -94,8 +100,12 @@ class Trainer:
             return Tokenizer.from_str(state["tokenizer"])
         path = self.out / "tokenizer.json"
         if self.rank == 0:
-            pairs, _ = read_tsv(Path(self.cfg.data) / "train.tsv", limit=self.cfg.train_limit or None)
-            tok = train_tokenizer((t for p in pairs for t in (p.source, p.target)), self.cfg.vocab_size)
+            pairs, _ = read_tsv(
+                Path(self.cfg.data) / "train.tsv", limit=self.cfg.train_limit or None
+            )
+            tok = train_tokenizer(
+                (t for p in pairs for t in (p.source, p.target)), self.cfg.vocab_size
+            )
             self.out.mkdir(parents=True, exist_ok=True)
             tok.save(str(path))
         if self.world > 1:
@@ -107,7 +117,9 @@ class Trainer:
         if state.get("optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
         else:
-            self.log_print("checkpoint has no optimizer state (weights-only): Adam moments start from zero")
+            self.log_print(
+                "checkpoint has no optimizer state (weights-only): Adam moments start from zero"
+            )
         self.step, self.epoch, self.cursor = state["step"], state["epoch"], state["cursor"]
         self.best_bleu = state.get("best_bleu", -1.0)
         if "rng" in state and self.world == 1:
@@ -120,7 +132,10 @@ class Trainer:
         train_pairs, train_report = read_tsv(data / "train.tsv", limit=self.cfg.train_limit or None)
         dev_pairs, dev_report = read_tsv(data / "dev.tsv")
         eos, max_len = self.model_cfg.eos_id, self.model_cfg.max_len
-        train, dev = encode_pairs(self.tok, train_pairs, eos, max_len), encode_pairs(self.tok, dev_pairs, eos, max_len)
+        train, dev = (
+            encode_pairs(self.tok, train_pairs, eos, max_len),
+            encode_pairs(self.tok, dev_pairs, eos, max_len),
+        )
         for report, enc in ((train_report, train), (dev_report, dev)):
             extra = f", {enc.dropped} longer than max_len={max_len} left out" if enc.dropped else ""
             self.log_print(f"{report}{extra}")
@@ -152,14 +167,31 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for j, index in enumerate(micro):
-            src, src_mask, tgt_in, tgt_out = (t.to(self.device) for t in collate(self.train_data, index, self.model_cfg.pad_id, self.model_cfg.bos_id, self.model_cfg.eos_id))
+            src, src_mask, tgt_in, tgt_out = (
+                t.to(self.device)
+                for t in collate(
+                    self.train_data,
+                    index,
+                    self.model_cfg.pad_id,
+                    self.model_cfg.bos_id,
+                    self.model_cfg.eos_id,
+                )
+            )
             sync = j == len(micro) - 1 or self.world == 1
             ctx = self.ddp.no_sync() if not sync else _nullcontext()
-            with ctx, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with (
+                ctx,
+                torch.autocast(
+                    self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+                ),
+            ):
                 logits = self.ddp(src, src_mask, tgt_in)
                 loss = F.cross_entropy(
-                    logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=self.model_cfg.pad_id,
-                    label_smoothing=self.cfg.label_smoothing, reduction="sum",
+                    logits.float().flatten(0, 1),
+                    tgt_out.flatten(),
+                    ignore_index=self.model_cfg.pad_id,
+                    label_smoothing=self.cfg.label_smoothing,
+                    reduction="sum",
                 )
                 (loss / n_tokens).backward()
             total += loss.item()
@@ -177,9 +209,23 @@ class Trainer:
         loss_sum, n = 0.0, 0
         order = make_batches(self.dev_data, self.cfg.max_tokens, 0, 0)
         for index in order:
-            src, src_mask, tgt_in, tgt_out = (t.to(self.device) for t in collate(self.dev_data, index, self.model_cfg.pad_id, self.model_cfg.bos_id, self.model_cfg.eos_id))
+            src, src_mask, tgt_in, tgt_out = (
+                t.to(self.device)
+                for t in collate(
+                    self.dev_data,
+                    index,
+                    self.model_cfg.pad_id,
+                    self.model_cfg.bos_id,
+                    self.model_cfg.eos_id,
+                )
+            )
             logits = self.model(src, src_mask, tgt_in)
-            loss_sum += F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=self.model_cfg.pad_id, reduction="sum").item()
+            loss_sum += F.cross_entropy(
+                logits.float().flatten(0, 1),
+                tgt_out.flatten(),
+                ignore_index=self.model_cfg.pad_id,
+                reduction="sum",
+            ).item()
             n += int((tgt_out != self.model_cfg.pad_id).sum())
         k = min(self.cfg.eval_sentences, len(self.dev_data.src))
         hyps = []
@@ -200,7 +246,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
         n_params = sum(p.numel() for p in self.model.parameters())
-        self.log_print(f"model: {n_params / 1e6:.1f}M parameters, {self.model_cfg}; device {self.device}, {self.world} process(es)")
+        self.log_print(
+            f"model: {n_params / 1e6:.1f}M parameters, {self.model_cfg}; device {self.device}, {self.world} process(es)"
+        )
         bar = _progress(cfg.progress and self.rank == 0, self.step, cfg.steps)
         start, window_tokens, window_start, losses = time.time(), 0, time.time(), []
         last_eval: dict = {}
@@ -214,8 +262,11 @@ class Trainer:
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps or out_of_time:
                 elapsed = time.time() - window_start
                 record = {
-                    "step": self.step, "epoch": self.epoch, "train_loss": sum(losses) / len(losses),
-                    "lr": lr_at(self.step, cfg), "tgt_tokens_per_s": window_tokens * self.world / max(elapsed, 1e-9),
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "train_loss": sum(losses) / len(losses),
+                    "lr": lr_at(self.step, cfg),
+                    "tgt_tokens_per_s": window_tokens * self.world / max(elapsed, 1e-9),
                     "elapsed_s": time.time() - start,
                 }
                 if self.rank == 0:
@@ -250,9 +301,14 @@ class Trainer:
             "train_config": asdict(self.cfg),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.cfg.save_optimizer else None,
-            "step": self.step, "epoch": self.epoch, "cursor": self.cursor, "best_bleu": self.best_bleu,
+            "step": self.step,
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "best_bleu": self.best_bleu,
             "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "cuda_rng": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda"
+            else None,
             "tokenizer": self.tok.to_str(),
         }
 
@@ -282,7 +338,14 @@ def _pick_device(name: str) -> torch.device:
 def _progress(enabled: bool, initial: int, total: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def _fmt(r: dict) -> str:
@@ -321,9 +384,15 @@ def config_from_args(args) -> tuple[TrainConfig, ModelConfig]:
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
     model_cfg = ModelConfig(
-        vocab_size=args.vocab_size, d_model=args.d_model, n_heads=args.heads, d_ff=args.d_ff,
-        n_encoder_layers=args.encoder_layers, n_decoder_layers=args.decoder_layers,
-        dropout=args.dropout, pre_norm=args.pre_norm, max_len=args.max_len,
+        vocab_size=args.vocab_size,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        d_ff=args.d_ff,
+        n_encoder_layers=args.encoder_layers,
+        n_decoder_layers=args.decoder_layers,
+        dropout=args.dropout,
+        pre_norm=args.pre_norm,
+        max_len=args.max_len,
     )
     return cfg, model_cfg
 
@@ -331,7 +400,9 @@ def config_from_args(args) -> tuple[TrainConfig, ModelConfig]:
 def main(args) -> int:
     cfg, model_cfg = config_from_args(args)
     if not args.resume and (Path(cfg.out) / "last.pt").exists() and not args.force:
-        raise DataError(f"{cfg.out} already holds a run; pass --resume {cfg.out}/last.pt to continue it or --force to start over")
+        raise DataError(
+            f"{cfg.out} already holds a run; pass --resume {cfg.out}/last.pt to continue it or --force to start over"
+        )
     trainer = Trainer(cfg, model_cfg, resume=args.resume)
     result = trainer.run()
     if trainer.world > 1:

@@ -22,12 +22,24 @@ WEB = Path(__file__).resolve().parent
 REPO = WEB.parent
 
 TYPES = {
-    ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
-    ".onnx": "application/octet-stream", ".html": "text/html; charset=utf-8", ".css": "text/css", ".map": "application/json",
-    ".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".onnx": "application/octet-stream",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css",
+    ".map": "application/json",
+    ".md": "text/markdown; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
 }
-ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
-             "Cross-Origin-Resource-Policy": "same-origin"}
+ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 def resolve(url_path: str, web: Path, models: Path) -> Path | None:
@@ -56,7 +68,9 @@ def make_handler(web: Path, models: Path, quiet: bool, isolation: bool = True):
 
         def translate_path(self, path: str) -> str:
             target = resolve(path, web, models)
-            return str(target) if target else str(web / ".no-such-file" / "404")  # the stdlib answers 404
+            return (
+                str(target) if target else str(web / ".no-such-file" / "404")
+            )  # the stdlib answers 404
 
         def list_directory(self, path):  # no listings
             self.send_error(404)
@@ -82,11 +96,23 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
-    ap.add_argument("--models", type=Path, default=REPO / "models", help="directory of model packages, served at /models/")
+    ap.add_argument(
+        "--models",
+        type=Path,
+        default=REPO / "models",
+        help="directory of model packages, served at /models/",
+    )
     ap.add_argument("--quiet", action="store_true", help="no request log")
-    ap.add_argument("--no-isolation", action="store_true", help="leave out the COOP/COEP headers (the page then runs one thread)")
+    ap.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="leave out the COOP/COEP headers (the page then runs one thread)",
+    )
     args = ap.parse_args(argv)
-    server = http.server.ThreadingHTTPServer((args.host, args.port), make_handler(WEB, args.models.resolve(), args.quiet, not args.no_isolation))
+    server = http.server.ThreadingHTTPServer(
+        (args.host, args.port),
+        make_handler(WEB, args.models.resolve(), args.quiet, not args.no_isolation),
+    )
     host, port = server.server_address[:2]
     print(f"serving http://{host}:{port}/ (web: {WEB}, models: {args.models})", flush=True)
     try:

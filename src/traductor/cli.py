@@ -10,9 +10,23 @@ import sys
 
 from traductor import __version__
 
-EXTRA_OF = {"torch": "train", "sacrebleu": "train", "tqdm": "train", "matplotlib": "train", "pysword": "train", "onnx": "export", "onnxscript": "export",
-            "transformers": "convert", "sentencepiece": "convert", "safetensors": "convert", "huggingface_hub": "convert",
-            "starlette": "serve", "uvicorn": "serve", "multipart": "serve", "py3langid": "serve"}
+EXTRA_OF = {
+    "torch": "train",
+    "sacrebleu": "train",
+    "tqdm": "train",
+    "matplotlib": "train",
+    "pysword": "train",
+    "onnx": "export",
+    "onnxscript": "export",
+    "transformers": "convert",
+    "sentencepiece": "convert",
+    "safetensors": "convert",
+    "huggingface_hub": "convert",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "py3langid": "serve",
+}
 
 
 from traductor.runtime.package import TraductorError
@@ -23,34 +37,79 @@ class UserError(TraductorError):
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="benchmark execution providers, variants and settings (no torch)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
-    p.add_argument("--providers", default="cpu", help="comma-separated providers; missing ones are reported as skipped")
-    p.add_argument("--variants", default="", help="comma-separated variants (default: all in the package)")
+    p = sub.add_parser(
+        "bench",
+        help="benchmark execution providers, variants and settings (no torch)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
+    p.add_argument(
+        "--providers",
+        default="cpu",
+        help="comma-separated providers; missing ones are reported as skipped",
+    )
+    p.add_argument(
+        "--variants", default="", help="comma-separated variants (default: all in the package)"
+    )
     p.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes")
     p.add_argument("--beam-sizes", default="1,4", help="comma-separated beam sizes")
-    p.add_argument("--threads", default="auto,1,2", help="comma-separated intra-op thread counts; auto = the default (threads by batch size)")
-    p.add_argument("--input", help="sentences, one per line (default: benchmarks/test-books.es.txt, the held-out test books)")
+    p.add_argument(
+        "--threads",
+        default="auto,1,2",
+        help="comma-separated intra-op thread counts; auto = the default (threads by batch size)",
+    )
+    p.add_argument(
+        "--input",
+        help="sentences, one per line (default: benchmarks/test-books.es.txt, the held-out test books)",
+    )
     p.add_argument("--limit", type=int, default=100, help="use the first N sentences (0 = all)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per setting (median reported)")
-    p.add_argument("--out", default="bench-results", help="directory for results.json, results.md and the chart")
-    p.add_argument("--merge", nargs="+", metavar="DIR", help="merge the results.json of these bench directories into --out")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed repeats per setting (median reported)"
+    )
+    p.add_argument(
+        "--out",
+        default="bench-results",
+        help="directory for results.json, results.md and the chart",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="merge the results.json of these bench directories into --out",
+    )
     p.set_defaults(run="traductor.runtime.bench:bench_main")
 
 
 def _add_prepare(sub) -> None:
-    p = sub.add_parser("prepare-data", help="extract a parallel corpus", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "prepare-data",
+        help="extract a parallel corpus",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("corpus", choices=["bible"], help="which corpus to extract")
     p.add_argument("--out", required=True, help="directory for train/dev/test .tsv and .ids")
-    p.add_argument("--sword-dir", default="/usr/share/sword", help="where the SWORD modules are installed")
+    p.add_argument(
+        "--sword-dir", default="/usr/share/sword", help="where the SWORD modules are installed"
+    )
     p.set_defaults(run="traductor.training.data:main")
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a Transformer translator", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="directory with train.tsv and dev.tsv (source<TAB>target)")
+    p = sub.add_parser(
+        "train",
+        help="train a Transformer translator",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data", required=True, help="directory with train.tsv and dev.tsv (source<TAB>target)"
+    )
     p.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
-    p.add_argument("--resume", help="checkpoint to continue from (its model and tokenizer are used)")
+    p.add_argument(
+        "--resume", help="checkpoint to continue from (its model and tokenizer are used)"
+    )
     p.add_argument("--force", action="store_true", help="start a new run even if --out holds one")
     g = p.add_argument_group("model (new runs)")
     g.add_argument("--vocab-size", type=int, default=8000, help="joint BPE vocabulary size")
@@ -63,29 +122,62 @@ def _add_train(sub) -> None:
     g.add_argument("--pre-norm", action="store_true", help="pre-LN instead of the paper's post-LN")
     g.add_argument("--max-len", type=int, default=256, help="longest sequence in subwords")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-tokens", type=int, default=4096, help="padded tokens per batch and process")
-    g.add_argument("--accum", type=int, default=1, help="batches per update (gradient accumulation)")
+    g.add_argument(
+        "--max-tokens", type=int, default=4096, help="padded tokens per batch and process"
+    )
+    g.add_argument(
+        "--accum", type=int, default=1, help="batches per update (gradient accumulation)"
+    )
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     g.add_argument("--warmup", type=int, default=500, help="warm-up steps")
     g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing")
     g.add_argument("--clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     g.add_argument("--steps", type=int, default=2000, help="stop after this many updates")
-    g.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes (0 = no limit)")
-    g.add_argument("--eval-every", type=int, default=200, help="steps between dev evaluations/checkpoints")
+    g.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="also stop after this many minutes (0 = no limit)",
+    )
+    g.add_argument(
+        "--eval-every", type=int, default=200, help="steps between dev evaluations/checkpoints"
+    )
     g.add_argument("--eval-sentences", type=int, default=100, help="dev sentences for dev BLEU")
     g.add_argument("--seed", type=int, default=1, help="random seed")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    g.add_argument("--train-limit", type=int, default=0, help="use only the first N training pairs (0 = all)")
-    g.add_argument("--no-optimizer-state", dest="save_optimizer", action="store_false", help="leave Adam state out of checkpoints (smaller)")
+    g.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train"
+    )
+    g.add_argument(
+        "--train-limit", type=int, default=0, help="use only the first N training pairs (0 = all)"
+    )
+    g.add_argument(
+        "--no-optimizer-state",
+        dest="save_optimizer",
+        action="store_false",
+        help="leave Adam state out of checkpoints (smaller)",
+    )
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(run="traductor.training.train:main")
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="BLEU/chrF of a checkpoint or model package on a TSV test set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt checkpoint (PyTorch) or a model directory (through the ONNX runtime)")
-    p.add_argument("--variant", default=None, help="model directory only: int8 or fp32 (default: int8 if present)")
-    p.add_argument("--data", required=True, help="source<TAB>reference file, e.g. data/bible/test.tsv")
+    p = sub.add_parser(
+        "evaluate",
+        help="BLEU/chrF of a checkpoint or model package on a TSV test set",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "checkpoint",
+        help="a .pt checkpoint (PyTorch) or a model directory (through the ONNX runtime)",
+    )
+    p.add_argument(
+        "--variant",
+        default=None,
+        help="model directory only: int8 or fp32 (default: int8 if present)",
+    )
+    p.add_argument(
+        "--data", required=True, help="source<TAB>reference file, e.g. data/bible/test.tsv"
+    )
     p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
     p.add_argument("--limit", type=int, default=0, help="only the first N sentences (0 = all)")
@@ -95,124 +187,317 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="checkpoint -> verified ONNX model package", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a .pt checkpoint from `traductor train`, or compact .npz weights (--save-weights)")
+    p = sub.add_parser(
+        "export",
+        help="checkpoint -> verified ONNX model package",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "checkpoint",
+        help="a .pt checkpoint from `traductor train`, or compact .npz weights (--save-weights)",
+    )
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--int8", action="store_true", help="also write an int8 variant (per-row activation scales, 7-bit weights; checked against fp32)")
-    p.add_argument("--dev", help="source<TAB>target file for the greedy checks (default: the training run's dev.tsv)")
-    p.add_argument("--dev-sentences", type=int, default=100, help="dev sentences used by the greedy checks")
-    p.add_argument("--source-lang", default="es", help="source language code written to config.json")
-    p.add_argument("--target-lang", default="en", help="target language code written to config.json")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write an int8 variant (per-row activation scales, 7-bit weights; checked against fp32)",
+    )
+    p.add_argument(
+        "--dev",
+        help="source<TAB>target file for the greedy checks (default: the training run's dev.tsv)",
+    )
+    p.add_argument(
+        "--dev-sentences", type=int, default=100, help="dev sentences used by the greedy checks"
+    )
+    p.add_argument(
+        "--source-lang", default="es", help="source language code written to config.json"
+    )
+    p.add_argument(
+        "--target-lang", default="en", help="target language code written to config.json"
+    )
     p.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
-    p.add_argument("--test-data", help="source<TAB>reference file: measure BLEU/chrF of every variant into config.json and the card")
+    p.add_argument(
+        "--test-data",
+        help="source<TAB>reference file: measure BLEU/chrF of every variant into config.json and the card",
+    )
     p.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
-    p.add_argument("--save-weights", metavar="NPZ", help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 restores fp32")
-    p.add_argument("--rebuild-fp32", action="store_true", help="only add the fp32 graphs, rebuilt from CHECKPOINT, to the existing package --out (parity-checked)")
+    p.add_argument(
+        "--accept-mismatch",
+        action="store_true",
+        help="write the package even if it fails verification (loud warning)",
+    )
+    p.add_argument(
+        "--save-weights",
+        metavar="NPZ",
+        help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 restores fp32",
+    )
+    p.add_argument(
+        "--rebuild-fp32",
+        action="store_true",
+        help="only add the fp32 graphs, rebuilt from CHECKPOINT, to the existing package --out (parity-checked)",
+    )
     p.set_defaults(run="traductor.export.export:main")
 
 
 def _add_convert(sub) -> None:
-    p = sub.add_parser("convert", help="convert a model from another toolkit into a verified package")
+    p = sub.add_parser(
+        "convert", help="convert a model from another toolkit into a verified package"
+    )
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
-    q = kinds.add_parser("marian", help="a Hugging Face MarianMT / OPUS-MT checkpoint (directory or hub id)",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    q.add_argument("src", help="a directory as transformers saves it, or a hub id such as Helsinki-NLP/opus-mt-en-es (downloads)")
+    q = kinds.add_parser(
+        "marian",
+        help="a Hugging Face MarianMT / OPUS-MT checkpoint (directory or hub id)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    q.add_argument(
+        "src",
+        help="a directory as transformers saves it, or a hub id such as Helsinki-NLP/opus-mt-en-es (downloads)",
+    )
     q.add_argument("--out", required=True, help="model directory to write")
-    q.add_argument("--int8", action="store_true", help="also write an int8 variant (checked against fp32)")
+    q.add_argument(
+        "--int8", action="store_true", help="also write an int8 variant (checked against fp32)"
+    )
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
-    q.add_argument("--dev", help="source sentences for the checks, one per line or source<TAB>target (default: built-in samples)")
+    q.add_argument(
+        "--dev",
+        help="source sentences for the checks, one per line or source<TAB>target (default: built-in samples)",
+    )
     q.add_argument("--dev-sentences", type=int, default=24, help="dev sentences used by the checks")
-    q.add_argument("--source-lang", help="source language code (default: from tokenizer_config.json or the model name)")
-    q.add_argument("--target-lang", help="target language code (default: from tokenizer_config.json or the model name)")
+    q.add_argument(
+        "--source-lang",
+        help="source language code (default: from tokenizer_config.json or the model name)",
+    )
+    q.add_argument(
+        "--target-lang",
+        help="target language code (default: from tokenizer_config.json or the model name)",
+    )
     q.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
-    q.add_argument("--test-data", help="source<TAB>reference file: measure BLEU/chrF into config.json and the card")
+    q.add_argument(
+        "--test-data",
+        help="source<TAB>reference file: measure BLEU/chrF into config.json and the card",
+    )
     q.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
-    q.add_argument("--accept-mismatch", action="store_true", help="write the package even if it fails verification (loud warning)")
+    q.add_argument(
+        "--accept-mismatch",
+        action="store_true",
+        help="write the package even if it fails verification (loud warning)",
+    )
     q.set_defaults(run="traductor.export.marian:main")
 
 
 def _add_explain(sub) -> None:
-    p = sub.add_parser("explain", help="translation + attention heatmap + alignment JSON for one text (explain extra)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "explain",
+        help="translation + attention heatmap + alignment JSON for one text (explain extra)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("text", help="the text to translate and explain")
-    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
-    p.add_argument("--out", required=True, help="directory for translation.txt, attention.png and explain.json")
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
+    p.add_argument(
+        "--out", required=True, help="directory for translation.txt, attention.png and explain.json"
+    )
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the model's)")
     p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
-    p.add_argument("--target-language", "--to", dest="target_language", help="for models with several target languages")
+    p.add_argument(
+        "--target-language",
+        "--to",
+        dest="target_language",
+        help="for models with several target languages",
+    )
     p.set_defaults(run="traductor.runtime.explain:explain_main")
-    p = sub.add_parser("embeddings", help="t-SNE map of the embeddings + nearest neighbours (explain extra)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
+    p = sub.add_parser(
+        "embeddings",
+        help="t-SNE map of the embeddings + nearest neighbours (explain extra)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
     p.add_argument("--out", required=True, help="the map, a .png file")
     p.add_argument("--json", help="nearest neighbours as JSON (default: next to --out, .json)")
-    p.add_argument("--corpus", help="source<TAB>target file to count tokens on (default: data/bible/train.tsv)")
-    p.add_argument("--top", type=int, default=300, help="how many of the most frequent tokens to map")
+    p.add_argument(
+        "--corpus", help="source<TAB>target file to count tokens on (default: data/bible/train.tsv)"
+    )
+    p.add_argument(
+        "--top", type=int, default=300, help="how many of the most frequent tokens to map"
+    )
     p.add_argument("--neighbours", type=int, default=8, help="nearest neighbours listed per token")
     p.add_argument("--seed", type=int, default=0, help="t-SNE random state")
     p.set_defaults(run="traductor.runtime.embeddings:embeddings_main")
 
 
 def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="LibreTranslate-compatible HTTP API (needs the serve extra)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", action="append", help="model name or directory; repeat for several (default: the built-in es-en)")
+    p = sub.add_parser(
+        "serve",
+        help="LibreTranslate-compatible HTTP API (needs the serve extra)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        help="model name or directory; repeat for several (default: the built-in es-en)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=5000, help="port to listen on")
-    p.add_argument("--char-limit", type=int, default=-1, help="most characters per text (-1: no limit)")
-    p.add_argument("--batch-limit", type=int, default=-1, help="most texts per request (-1: no limit)")
-    p.add_argument("--req-limit", type=int, default=-1, help="most requests per client per minute (-1: no limit)")
-    p.add_argument("--alternatives-limit", type=int, default=8, help="most alternatives a request may ask for")
-    p.add_argument("--api-keys", help="file of API keys, one per line: every request then needs one")
-    p.add_argument("--trust-forwarded-for", action="store_true", help="behind a proxy: limit clients by X-Forwarded-For")
-    p.add_argument("--web", help="folder of the browser page served at / (default: web/ of a source checkout, once set up)")
-    p.add_argument("--no-batching", action="store_true", help="translate each request alone, --workers of them at a time (for comparison)")
-    p.add_argument("--continuous", action="store_true",
-                   help="beam search batches continuously: a request joins the running batch at its next step instead of waiting for it to finish "
-                        "(no faster on 2 cores; see the README)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
-    p.add_argument("--max-batch-sentences", type=int, default=None,
-                   help="most sentences decoded together (default 32; with --continuous, 16 running per worker)")
+    p.add_argument(
+        "--char-limit", type=int, default=-1, help="most characters per text (-1: no limit)"
+    )
+    p.add_argument(
+        "--batch-limit", type=int, default=-1, help="most texts per request (-1: no limit)"
+    )
+    p.add_argument(
+        "--req-limit",
+        type=int,
+        default=-1,
+        help="most requests per client per minute (-1: no limit)",
+    )
+    p.add_argument(
+        "--alternatives-limit", type=int, default=8, help="most alternatives a request may ask for"
+    )
+    p.add_argument(
+        "--api-keys", help="file of API keys, one per line: every request then needs one"
+    )
+    p.add_argument(
+        "--trust-forwarded-for",
+        action="store_true",
+        help="behind a proxy: limit clients by X-Forwarded-For",
+    )
+    p.add_argument(
+        "--web",
+        help="folder of the browser page served at / (default: web/ of a source checkout, once set up)",
+    )
+    p.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="translate each request alone, --workers of them at a time (for comparison)",
+    )
+    p.add_argument(
+        "--continuous",
+        action="store_true",
+        help="beam search batches continuously: a request joins the running batch at its next step instead of waiting for it to finish "
+        "(no faster on 2 cores; see the README)",
+    )
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests"
+    )
+    p.add_argument(
+        "--max-batch-sentences",
+        type=int,
+        default=None,
+        help="most sentences decoded together (default 32; with --continuous, 16 running per worker)",
+    )
     p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads per package (1 measured best under load)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="batches decoded at once per package, each on --threads threads (2 where there are 2 cores or more)")
-    p.add_argument("--beam", type=int, default=None, help="beam size for every request (default: each package's; 1 = greedy, faster)")
-    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads per package (1 measured best under load)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="batches decoded at once per package, each on --threads threads (2 where there are 2 cores or more)",
+    )
+    p.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        help="beam size for every request (default: each package's; 1 = greedy, faster)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level",
+    )
     p.set_defaults(run="traductor.runtime.server:serve_main")
 
 
 def _add_translate(sub) -> None:
-    p = sub.add_parser("translate", help="translate text with a model package (no torch needed)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "translate",
+        help="translate text with a model package (no torch needed)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
-    p.add_argument("--model", help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)")
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
     p.add_argument("--input", help="file to translate, one text per line")
     p.add_argument("--output", help="file to write translations to (default: stdout)")
-    p.add_argument("--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)")
-    p.add_argument("--max-length", type=int, default=None, help="most subwords per translated sentence")
+    p.add_argument(
+        "--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)"
+    )
+    p.add_argument(
+        "--max-length", type=int, default=None, help="most subwords per translated sentence"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
-    p.add_argument("--provider", default="cpu", help="execution provider(s), comma-separated: cpu, cuda, openvino, ...")
-    p.add_argument("--fallback-cpu", action="store_true", help="use CPU (with a warning) if the asked provider is missing")
-    p.add_argument("--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)")
-    p.add_argument("--target-language", "--to", dest="target_language", help="for models with several target languages (see `traductor models`)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads for everything (default: automatic: encoder on all cores, decoder on one thread below 24 running rows)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line with scores, tokens and timings")
-    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.add_argument(
+        "--provider",
+        default="cpu",
+        help="execution provider(s), comma-separated: cpu, cuda, openvino, ...",
+    )
+    p.add_argument(
+        "--fallback-cpu",
+        action="store_true",
+        help="use CPU (with a warning) if the asked provider is missing",
+    )
+    p.add_argument(
+        "--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)"
+    )
+    p.add_argument(
+        "--target-language",
+        "--to",
+        dest="target_language",
+        help="for models with several target languages (see `traductor models`)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads for everything (default: automatic: encoder on all cores, decoder on one thread below 24 running rows)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line with scores, tokens and timings",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
     p.set_defaults(run="traductor.runtime.cli:translate_main")
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list, add or remove model packages (default: list)",
-                       description="Models are addressed by name (--model es-en) or by path. `traductor models` lists the built-in "
-                                   "and user models with their variants, sizes and BLEU.")
+    p = sub.add_parser(
+        "models",
+        help="list, add or remove model packages (default: list)",
+        description="Models are addressed by name (--model es-en) or by path. `traductor models` lists the built-in "
+        "and user models with their variants, sizes and BLEU.",
+    )
     p.set_defaults(run="traductor.runtime.cli:models_main", action="list", path=[])
     acts = p.add_subparsers(dest="action", metavar="ACTION")
-    q = acts.add_parser("list", help="list installed models, or the packages in the given directories")
-    q.add_argument("path", nargs="*", help="package directories, or folders of packages (default: every installed model)")
+    q = acts.add_parser(
+        "list", help="list installed models, or the packages in the given directories"
+    )
+    q.add_argument(
+        "path",
+        nargs="*",
+        help="package directories, or folders of packages (default: every installed model)",
+    )
     q = acts.add_parser("add", help="verify a package and copy it into the user's model directory")
-    q.add_argument("src", help="model package directory (from `traductor export` or `traductor convert`)")
+    q.add_argument(
+        "src", help="model package directory (from `traductor export` or `traductor convert`)"
+    )
     q.add_argument("--name", help="name to install it under (default: the directory's name)")
     q.add_argument("--force", action="store_true", help="replace a user model of the same name")
     q = acts.add_parser("remove", help="delete a user model")
@@ -220,10 +505,23 @@ def _add_models(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="traductor", description="Offline Transformer translation toolkit.")
+    parser = argparse.ArgumentParser(
+        prog="traductor", description="Offline Transformer translation toolkit."
+    )
     parser.add_argument("--version", action="version", version=f"traductor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_translate, _add_models, _add_bench, _add_prepare, _add_train, _add_evaluate, _add_export, _add_convert, _add_serve, _add_explain):
+    for add in (
+        _add_translate,
+        _add_models,
+        _add_bench,
+        _add_prepare,
+        _add_train,
+        _add_evaluate,
+        _add_export,
+        _add_convert,
+        _add_serve,
+        _add_explain,
+    ):
         add(sub)
     return parser
 
@@ -237,7 +535,9 @@ def _load(target: str):
         if missing in EXTRA_OF:
             # An extra that pulls the missing package in for this command: convert needs torch too.
             extra = "convert" if module_name == "traductor.export.marian" else EXTRA_OF[missing]
-            raise UserError(f"this command needs {missing}, which is not installed: pip install 'traductor[{extra}]'") from e
+            raise UserError(
+                f"this command needs {missing}, which is not installed: pip install 'traductor[{extra}]'"
+            ) from e
         raise
 
 

@@ -9,7 +9,13 @@ from traductor.runtime.align import align_words, target_words, token_words
 
 from ..conftest import TINY_MODEL
 
-REVERSED = ["casa perro gato", "sol luna agua fuego tierra", "agua agua casa", "gato rey monte", "rey"]
+REVERSED = [
+    "casa perro gato",
+    "sol luna agua fuego tierra",
+    "agua agua casa",
+    "gato rey monte",
+    "rey",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +30,28 @@ def test_the_reversing_model_aligns_on_the_anti_diagonal(variant):
         r = tr.translate(text, return_alignments=True, beam_size=1)
         n = len(text.split())
         assert r.text.split() == text.split()[::-1]  # the model got these right ...
-        assert r.hypotheses[0].alignment == sorted((n - 1 - t, t) for t in range(n))  # ... and links word to word
+        assert r.hypotheses[0].alignment == sorted(
+            (n - 1 - t, t) for t in range(n)
+        )  # ... and links word to word
 
 
 def test_alignments_leave_translations_unchanged(tr):
-    texts = REVERSED + ["monte vino pan río mar cielo", "fuego tierra cielo mar río monte pan vino", ""]
+    texts = REVERSED + [
+        "monte vino pan río mar cielo",
+        "fuego tierra cielo mar río monte pan vino",
+        "",
+    ]
     for beam in (1, 4):
-        plain = tr.translate(texts, beam_size=beam, num_hypotheses=2 if beam > 1 else 1, return_scores=True)
-        aligned = tr.translate(texts, beam_size=beam, num_hypotheses=2 if beam > 1 else 1, return_alignments=True)
+        plain = tr.translate(
+            texts, beam_size=beam, num_hypotheses=2 if beam > 1 else 1, return_scores=True
+        )
+        aligned = tr.translate(
+            texts, beam_size=beam, num_hypotheses=2 if beam > 1 else 1, return_alignments=True
+        )
         for p, a in zip(plain, aligned):
-            assert [(c.text, c.score, c.tokens) for c in p.hypotheses] == [(c.text, c.score, c.tokens) for c in a.hypotheses]
+            assert [(c.text, c.score, c.tokens) for c in p.hypotheses] == [
+                (c.text, c.score, c.tokens) for c in a.hypotheses
+            ]
             for c in a.hypotheses:
                 assert c.alignment is not None and len(c.token_log_probs) == len(c.tokens)
                 assert all(0 <= tw < len(c.text.split()) for _, tw in c.alignment)
@@ -46,7 +64,9 @@ def test_parts_of_a_long_input_keep_their_word_offsets(tr):
     a = tr.translate(first, return_alignments=True, beam_size=1).hypotheses[0]
     b = tr.translate(second, return_alignments=True, beam_size=1).hypotheses[0]
     shift_src, shift_tgt = len(first.split()), len(a.text.split())
-    assert whole.hypotheses[0].alignment == a.alignment + [(s + shift_src, t + shift_tgt) for s, t in b.alignment]
+    assert whole.hypotheses[0].alignment == a.alignment + [
+        (s + shift_src, t + shift_tgt) for s, t in b.alignment
+    ]
 
 
 def test_word_mapping_helpers(tr):
@@ -58,7 +78,9 @@ def test_word_mapping_helpers(tr):
     assert target_words(tr.target_tokenizer, ids)[-1] == 2
     import numpy as np
 
-    attn = np.array([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]])  # two target tokens, three source tokens (last = end token)
+    attn = np.array(
+        [[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]]
+    )  # two target tokens, three source tokens (last = end token)
     assert align_words(attn, [0, 1, -1], [0, 1]) == [(0, 1), (1, 0)]
     assert align_words(attn, [-1, -1, -1], [0, 1]) == []
 

@@ -75,14 +75,20 @@ def test_padding_past_a_sentences_own_length_is_exact(variant, threads):
             # The runtime's encode() runs each row at its own padded length; call the graph itself.
             feeds = {"input_ids": long_ids, "attention_mask": long_mask}
             long_cross = m.encoder.run(m.enc_out_names, feeds)
-            own_cross = m.encoder.run(m.enc_out_names, {"input_ids": own_ids, "attention_mask": own_mask})
+            own_cross = m.encoder.run(
+                m.enc_out_names, {"input_ids": own_ids, "attention_mask": own_mask}
+            )
             for a, b in zip(own_cross, long_cross):
-                assert np.array_equal(a, b[:, :, :own]), f"encoder, {length} tokens padded to {width}"
+                assert np.array_equal(a, b[:, :, :own]), (
+                    f"encoder, {length} tokens padded to {width}"
+                )
             past_a, past_b, token = m.empty_past(1), m.empty_past(1), np.array([[bos]])
             for position in range(4):
                 lp_a, past_a = m.step(token, position, own_mask, past_a, own_cross)
                 lp_b, past_b = m.step(token, position, long_mask, past_b, long_cross)
-                assert np.array_equal(lp_a, lp_b), f"decoder step {position}, {length} tokens padded to {width}"
+                assert np.array_equal(lp_a, lp_b), (
+                    f"decoder step {position}, {length} tokens padded to {width}"
+                )
                 token = np.array([[int(lp_a.argmax())]])
 
 
@@ -111,12 +117,16 @@ VERSES = TINY_MODEL.parents[2] / "benchmarks" / "test-books.es.txt"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="the shipped model is not in this checkout")
+@pytest.mark.skipif(
+    not (SHIPPED / "config.json").is_file(), reason="the shipped model is not in this checkout"
+)
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
 def test_shipped_model_batch_result_equals_single_results(variant):
     """Random batches of test-book verses, as a server or a batch job would form them."""
     if not (SHIPPED / read_config(SHIPPED).variants[variant].decoder).is_file():
-        pytest.skip(f"the shipped {variant} variant is not built in this checkout (`make fp32` rebuilds it)")
+        pytest.skip(
+            f"the shipped {variant} variant is not built in this checkout (`make fp32` rebuilds it)"
+        )
     tr = Translator(SHIPPED, variant=variant)
     verses = VERSES.read_text(encoding="utf-8").splitlines()
     rng = random.Random(7)

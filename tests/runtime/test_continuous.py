@@ -21,7 +21,9 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("variant", ["int8", "fp32"])
 @pytest.mark.parametrize("beam_size,num_hypotheses", [(4, 1), (3, 3)])
-def test_sentences_joining_at_any_step_equal_each_sentence_alone(variant, beam_size, num_hypotheses):
+def test_sentences_joining_at_any_step_equal_each_sentence_alone(
+    variant, beam_size, num_hypotheses
+):
     tr = Translator(TINY_MODEL, variant=variant, intra_threads=1)
     assert supports_rows_at_different_steps(tr.model)
     texts = _texts(30)
@@ -42,15 +44,22 @@ def test_sentences_joining_at_any_step_equal_each_sentence_alone(variant, beam_s
             got[key] = hyps
     assert max(steps_at_join) > 3  # sentences joined batches well into their decoding
     for i, want in enumerate(alone):
-        assert [(h.tokens, h.score, h.token_scores, h.finished) for h in got[i]] == [(h.tokens, h.score, h.token_scores, h.finished) for h in want]
-    assert [r.hypotheses for r in plan.results(got)] == [r.hypotheses for r in tr.translate_batch(texts, **options)]
+        assert [(h.tokens, h.score, h.token_scores, h.finished) for h in got[i]] == [
+            (h.tokens, h.score, h.token_scores, h.finished) for h in want
+        ]
+    assert [r.hypotheses for r in plan.results(got)] == [
+        r.hypotheses for r in tr.translate_batch(texts, **options)
+    ]
     assert len(engine) == 0 and engine.rows == 0
 
 
 def test_an_old_decoder_graph_with_one_position_is_refused():
     def model(shape):
         inputs = [SimpleNamespace(name="position", shape=shape)]
-        return SimpleNamespace(config=SimpleNamespace(io=SimpleNamespace(position="position")), decoder=SimpleNamespace(get_inputs=lambda: inputs))
+        return SimpleNamespace(
+            config=SimpleNamespace(io=SimpleNamespace(position="position")),
+            decoder=SimpleNamespace(get_inputs=lambda: inputs),
+        )
 
     assert not supports_rows_at_different_steps(model([1]))
     assert supports_rows_at_different_steps(model(["positions"]))

@@ -26,7 +26,9 @@ def ref():
 
 def _pair(tr, src, repeat, max_steps):
     ids, mask = tr._pad(src)
-    return OnnxStepDecoder(tr.model, ids, mask, repeat), CachedStepDecoder(tr.model, ids, mask, repeat, max_steps=max_steps)
+    return OnnxStepDecoder(tr.model, ids, mask, repeat), CachedStepDecoder(
+        tr.model, ids, mask, repeat, max_steps=max_steps
+    )
 
 
 @pytest.mark.parametrize("max_steps", [2, 64])  # 2: the cache must grow twice on the way
@@ -45,7 +47,13 @@ def test_in_place_cache_matches_growing_cache_step_by_step(tr, ref, max_steps):
             rows = np.array([s * repeat + r for s in keep_sent for r in range(repeat)])
             n_sent -= 1
         else:  # a beam reorder: inside each sentence, rows may be copied over each other
-            rows = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+            rows = np.array(
+                [
+                    s * repeat + int(rng.integers(repeat))
+                    for s in range(n_sent)
+                    for _ in range(repeat)
+                ]
+            )
         a.keep(rows)
         b.keep(rows)
         assert a.rows == b.rows == rows.size
@@ -90,26 +98,44 @@ def test_searches_on_the_in_place_cache_reproduce_pytorch(tr, ref):
     ids, mask = tr._pad(src)
     limits = [tr._limit(s) for s in src]
     st = tr.config.special_tokens
-    greedy = GreedySearch(st.bos_id, st.eos_id).search(CachedStepDecoder(tr.model, ids, mask, max_steps=max(limits)), limits)
-    beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(CachedStepDecoder(tr.model, ids, mask, 4, max_steps=4), limits)
+    greedy = GreedySearch(st.bos_id, st.eos_id).search(
+        CachedStepDecoder(tr.model, ids, mask, max_steps=max(limits)), limits
+    )
+    beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(
+        CachedStepDecoder(tr.model, ids, mask, 4, max_steps=4), limits
+    )
     assert [h[0].tokens for h in greedy] == ref["greedy"]
     assert [[h.tokens for h in nb] for nb in beam] == ref["beam4"]
 
 
 def test_automatic_threads_pick_a_session_by_work_and_translate_the_same(monkeypatch, ref):
     from traductor.runtime import onnx_model
-    from traductor.runtime.onnx_model import WIDE_DECODER_ROWS, WIDE_ENCODER_TOKENS, OnnxSeq2Seq, SessionSettings, resolve_providers
+    from traductor.runtime.onnx_model import (
+        WIDE_DECODER_ROWS,
+        WIDE_ENCODER_TOKENS,
+        OnnxSeq2Seq,
+        SessionSettings,
+        resolve_providers,
+    )
 
     monkeypatch.setattr(onnx_model.os, "cpu_count", lambda: 4)
     auto = OnnxSeq2Seq(TINY_MODEL, "fp32", SessionSettings(resolve_providers("cpu"), None))
     assert auto.decoder_for(WIDE_DECODER_ROWS - 1) is auto.decoder
     wide = auto.decoder_for(WIDE_DECODER_ROWS)
     assert wide is not auto.decoder and auto.decoder_for(10 * WIDE_DECODER_ROWS) is wide
-    assert auto.encoder_for(WIDE_ENCODER_TOKENS - 1) is auto.encoder and auto.encoder_for(WIDE_ENCODER_TOKENS) is not auto.encoder
+    assert (
+        auto.encoder_for(WIDE_ENCODER_TOKENS - 1) is auto.encoder
+        and auto.encoder_for(WIDE_ENCODER_TOKENS) is not auto.encoder
+    )
     fixed = OnnxSeq2Seq(TINY_MODEL, "fp32", SessionSettings(resolve_providers("cpu"), 2))
-    assert fixed.decoder_for(10 * WIDE_DECODER_ROWS) is fixed.decoder and fixed.encoder_for(10 * WIDE_ENCODER_TOKENS) is fixed.encoder
+    assert (
+        fixed.decoder_for(10 * WIDE_DECODER_ROWS) is fixed.decoder
+        and fixed.encoder_for(10 * WIDE_ENCODER_TOKENS) is fixed.encoder
+    )
 
-    src = ref["source_ids"] * 8  # beam 4: more than WIDE_DECODER_ROWS rows, and a wide encoder batch
+    src = (
+        ref["source_ids"] * 8
+    )  # beam 4: more than WIDE_DECODER_ROWS rows, and a wide encoder batch
     from traductor.runtime import TranslationOptions
 
     opts = TranslationOptions(beam_size=4, batch_size=len(src))
@@ -130,7 +156,9 @@ def test_lazy_row_dropping_equals_dropping_at_once(tr, ref, inner, repeat):
     ids, mask = tr._pad(src)
     plain = OnnxStepDecoder(tr.model, ids, mask, repeat)
     make = OnnxStepDecoder if inner == "growing" else lambda *a: CachedStepDecoder(*a, max_steps=4)
-    lazy = DroppingRows(make(tr.model, ids, mask, repeat), repeat, filler=tr.config.special_tokens.eos_id)
+    lazy = DroppingRows(
+        make(tr.model, ids, mask, repeat), repeat, filler=tr.config.special_tokens.eos_id
+    )
     rng = np.random.default_rng(repeat)
     live = list(range(len(src)))
     tokens = np.full(len(src) * repeat, tr.config.special_tokens.bos_id, dtype=np.int64)
@@ -145,7 +173,9 @@ def test_lazy_row_dropping_equals_dropping_at_once(tr, ref, inner, repeat):
             live.pop(gone)
         else:
             blocks = list(range(len(live)))
-        rows = np.array([blk * repeat + int(rng.integers(repeat)) for blk in blocks for _ in range(repeat)])
+        rows = np.array(
+            [blk * repeat + int(rng.integers(repeat)) for blk in blocks for _ in range(repeat)]
+        )
         plain.keep(rows)
         lazy.keep(rows)
         assert lazy.rows == plain.rows == rows.size
@@ -175,13 +205,27 @@ def test_past_gathered_into_reused_buffers_equals_fresh_gathers(tr, ref):
         assert np.array_equal(a, b), f"step {step}"
         if step == 4:  # the second sentence leaves
             n_sent -= 1
-            rows = np.array([s * repeat + r for s in range(n_sent + 1) if s != 1 for r in range(repeat)])
+            rows = np.array(
+                [s * repeat + r for s in range(n_sent + 1) if s != 1 for r in range(repeat)]
+            )
         else:
-            rows = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+            rows = np.array(
+                [
+                    s * repeat + int(rng.integers(repeat))
+                    for s in range(n_sent)
+                    for _ in range(repeat)
+                ]
+            )
         for d in (fresh, pooled):
             d.keep(rows)
         if step == 2:  # a second reorder before the next step: the buffer is then source and target
-            again = np.array([s * repeat + int(rng.integers(repeat)) for s in range(n_sent) for _ in range(repeat)])
+            again = np.array(
+                [
+                    s * repeat + int(rng.integers(repeat))
+                    for s in range(n_sent)
+                    for _ in range(repeat)
+                ]
+            )
             for d in (fresh, pooled):
                 d.keep(again)
         assert all(np.array_equal(p, q) for p, q in zip(fresh.past, pooled.past))

@@ -72,9 +72,16 @@ def test_non_string_input_raises_type_error(tr, bad):
 
 @pytest.mark.parametrize(
     "option, value, field",
-    [("beam_size", 0, "beam_size"), ("beam_size", "4", "beam_size"), ("length_penalty", -1.0, "length_penalty"),
-     ("length_penalty", float("nan"), "length_penalty"), ("max_length", 0, "max_length"), ("batch_size", 0, "batch_size"),
-     ("num_hypotheses", 5, "num_hypotheses"), ("return_scores", "yes", "return_scores")],
+    [
+        ("beam_size", 0, "beam_size"),
+        ("beam_size", "4", "beam_size"),
+        ("length_penalty", -1.0, "length_penalty"),
+        ("length_penalty", float("nan"), "length_penalty"),
+        ("max_length", 0, "max_length"),
+        ("batch_size", 0, "batch_size"),
+        ("num_hypotheses", 5, "num_hypotheses"),
+        ("return_scores", "yes", "return_scores"),
+    ],
 )
 def test_bad_option_values_name_the_field(tr, option, value, field):
     with pytest.raises(ValueError, match=field):
@@ -159,7 +166,9 @@ def test_explicit_fallback_warns_and_reports_real_providers():
 
 
 def test_full_provider_names_are_accepted():
-    assert Translator(TINY_MODEL, providers=["CPUExecutionProvider"]).providers == ["CPUExecutionProvider"]
+    assert Translator(TINY_MODEL, providers=["CPUExecutionProvider"]).providers == [
+        "CPUExecutionProvider"
+    ]
 
 
 # -- concurrency and memory -----------------------------------------------------------------------
@@ -214,11 +223,15 @@ def test_memory_stays_flat_over_thousands_of_translations(tr):
 
 
 def _cli(*args, stdin: bytes = b""):
-    return subprocess.run([sys.executable, "-m", "traductor", *args], input=stdin, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "traductor", *args], input=stdin, capture_output=True, timeout=120
+    )
 
 
 def test_cli_reads_stdin_line_by_line():
-    proc = _cli("translate", "--model", str(TINY_MODEL), stdin="casa perro\n\nsol luna agua\n".encode())
+    proc = _cli(
+        "translate", "--model", str(TINY_MODEL), stdin=b"casa perro\n\nsol luna agua\n"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().split("\n") == ["perro casa", "", "agua luna sol", ""]
 
@@ -232,12 +245,17 @@ def test_cli_invalid_utf8_on_stdin_is_a_one_line_error():
 
 
 def test_cli_user_errors_exit_non_zero_without_traceback(tmp_path):
-    for args in (["translate", "--model", str(tmp_path), "x"], ["translate", "--model", str(TINY_MODEL), "--beam", "0", "x"],
-                 ["translate", "--model", str(TINY_MODEL), "--provider", "cuda", "x"],
-                 ["translate", "--model", str(TINY_MODEL), "--input", str(tmp_path / "missing.txt")]):
+    for args in (
+        ["translate", "--model", str(tmp_path), "x"],
+        ["translate", "--model", str(TINY_MODEL), "--beam", "0", "x"],
+        ["translate", "--model", str(TINY_MODEL), "--provider", "cuda", "x"],
+        ["translate", "--model", str(TINY_MODEL), "--input", str(tmp_path / "missing.txt")],
+    ):
         proc = _cli(*args)
         err = proc.stderr.decode()
-        assert proc.returncode == 2 and "Traceback" not in err and err.startswith("traductor: error:"), (args, err)
+        assert (
+            proc.returncode == 2 and "Traceback" not in err and err.startswith("traductor: error:")
+        ), (args, err)
         assert len(err.strip().splitlines()) == 1
 
 
@@ -245,7 +263,18 @@ def test_cli_file_to_file_with_json(tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("casa perro\nsol\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    proc = _cli("translate", "--model", str(TINY_MODEL), "--input", str(src), "--output", str(out), "--json", "--beam", "2")
+    proc = _cli(
+        "translate",
+        "--model",
+        str(TINY_MODEL),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--json",
+        "--beam",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["translation"] for r in rows] == ["perro casa", "sol"]
@@ -262,7 +291,13 @@ def test_runtime_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'onnx' not in sys.modules, 'onnx was imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["perro casa", "luna sol"]
 
@@ -272,7 +307,13 @@ def test_training_commands_name_the_missing_extra_without_torch():
 
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("torch is installed here; `make test-runtime-only` runs this without it")
-    for args in (["train", "--data", "d", "--out", "o"], ["evaluate", "x.pt", "--data", "t.tsv"], ["export", "x.pt", "--out", "o"]):
+    for args in (
+        ["train", "--data", "d", "--out", "o"],
+        ["evaluate", "x.pt", "--data", "t.tsv"],
+        ["export", "x.pt", "--out", "o"],
+    ):
         proc = _cli(*args)
         err = proc.stderr.decode()
-        assert proc.returncode == 2 and "pip install 'traductor[" in err and "Traceback" not in err, (args, err)
+        assert (
+            proc.returncode == 2 and "pip install 'traductor[" in err and "Traceback" not in err
+        ), (args, err)

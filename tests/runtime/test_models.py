@@ -10,8 +10,15 @@ import pytest
 
 from traductor.cli import main as cli_main
 from traductor.runtime import Translator
+from traductor.runtime.models import (
+    add_model,
+    builtin_root,
+    list_models,
+    remove_model,
+    resolve_model,
+    user_root,
+)
 from traductor.runtime.onnx_model import check_variant, choose_variant
-from traductor.runtime.models import add_model, builtin_root, list_models, remove_model, resolve_model, user_root
 from traductor.runtime.package import ModelError
 
 from ..conftest import TINY_MODEL
@@ -56,7 +63,9 @@ def test_environment_variable_and_paths_override_the_default(data_home, monkeypa
 def test_add_translate_by_name_and_remove(data_home):
     entry = add_model(TINY_MODEL, name="tiny")
     assert entry.path == data_home / "traductor" / "models" / "tiny"
-    assert sorted(p.name for p in entry.path.iterdir()) == sorted([*json.loads((TINY_MODEL / "manifest.json").read_text())["files"], "manifest.json"])
+    assert sorted(p.name for p in entry.path.iterdir()) == sorted(
+        [*json.loads((TINY_MODEL / "manifest.json").read_text())["files"], "manifest.json"]
+    )
     assert [(e.name, e.origin) for e in list_models()][0] == ("tiny", "user")
     by_name = Translator("tiny").translate(["sol luna", "casa perro gato"])
     assert by_name == Translator(TINY_MODEL).translate(["sol luna", "casa perro gato"])
@@ -78,7 +87,9 @@ def test_add_refuses_a_damaged_package_and_installs_nothing(data_home, tmp_path)
     with pytest.raises(ModelError, match="decoder.int8.onnx does not match its sha256"):
         add_model(bad)
     assert not (user_root() / "bad").exists()
-    assert not user_root().exists() or list(user_root().iterdir()) == []  # no partial copy left behind
+    assert (
+        not user_root().exists() or list(user_root().iterdir()) == []
+    )  # no partial copy left behind
 
 
 def test_add_refuses_a_manifest_that_points_outside_the_package(data_home, tmp_path):
@@ -138,7 +149,9 @@ def test_models_cli_lists_adds_and_removes(data_home, tmp_path, capsys):
     assert "tiny8  es->en  [user]" in out and "es-en  es->en  [built-in]" in out
     assert "fp32" in out and "not installed here" in out
     assert cli_main(["translate", "--model", "tiny8", "sol luna"]) == 0
-    assert capsys.readouterr().out.strip() == Translator(TINY_MODEL, variant="int8").translate("sol luna")
+    assert capsys.readouterr().out.strip() == Translator(TINY_MODEL, variant="int8").translate(
+        "sol luna"
+    )
     assert cli_main(["models", "remove", "tiny8"]) == 0
     assert cli_main(["models", "remove", "tiny8"]) == 2
     assert "no user model named 'tiny8'" in capsys.readouterr().err

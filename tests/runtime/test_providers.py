@@ -17,7 +17,9 @@ REF_TEXTS = ["casa perro gato", "sol luna agua fuego tierra", "rey", "monte vino
 
 
 def _needs(provider: str):
-    return pytest.mark.skipif(provider not in ort.get_available_providers(), reason=f"{provider} not in this onnxruntime")
+    return pytest.mark.skipif(
+        provider not in ort.get_available_providers(), reason=f"{provider} not in this onnxruntime"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,12 @@ def cpu_outputs():
 
 @_needs("OpenVINOExecutionProvider")
 def test_openvino_translates_like_cpu(cpu_outputs):
-    tr = Translator(TINY_MODEL, variant="fp32", providers=("openvino",), provider_options={"openvino": {"device_type": "CPU"}})
+    tr = Translator(
+        TINY_MODEL,
+        variant="fp32",
+        providers=("openvino",),
+        provider_options={"openvino": {"device_type": "CPU"}},
+    )
     assert tr.providers[0] == "OpenVINOExecutionProvider"
     for beam, expected in cpu_outputs.items():
         assert tr.translate(REF_TEXTS, beam_size=beam) == expected
@@ -43,7 +50,10 @@ def test_cuda_translates_like_cpu(cpu_outputs):
         assert tr.translate(REF_TEXTS, beam_size=beam) == expected
 
 
-@pytest.mark.skipif(not os.environ.get("TRADUCTOR_TEST_PROVIDER"), reason="set TRADUCTOR_TEST_PROVIDER to require a provider")
+@pytest.mark.skipif(
+    not os.environ.get("TRADUCTOR_TEST_PROVIDER"),
+    reason="set TRADUCTOR_TEST_PROVIDER to require a provider",
+)
 def test_the_provider_this_run_asks_for_is_really_used():
     name = os.environ["TRADUCTOR_TEST_PROVIDER"]
     tr = Translator(TINY_MODEL, providers=(name,))
@@ -57,8 +67,6 @@ def test_iobinding_decoder_gives_the_same_tokens_as_the_numpy_decoder():
     """The device-resident (IOBinding) decoder, exercised with CPU memory where no GPU exists."""
     import json
 
-    import numpy as np
-
     from traductor.runtime.decoder import DeviceStepDecoder, OnnxStepDecoder
     from traductor.runtime.search import BeamSearch, GreedySearch
 
@@ -68,7 +76,10 @@ def test_iobinding_decoder_gives_the_same_tokens_as_the_numpy_decoder():
     ids, mask = tr._pad(src)
     limits = [tr._limit(s) for s in src]
     st = tr.config.special_tokens
-    for make in (lambda r: OnnxStepDecoder(tr.model, ids, mask, r), lambda r: DeviceStepDecoder(tr.model, ids, mask, r, device="cpu")):
+    for make in (
+        lambda r: OnnxStepDecoder(tr.model, ids, mask, r),
+        lambda r: DeviceStepDecoder(tr.model, ids, mask, r, device="cpu"),
+    ):
         greedy = GreedySearch(st.bos_id, st.eos_id).search(make(1), limits)
         beam = BeamSearch(st.bos_id, st.eos_id, 4, 1.0, 3).search(make(4), limits)
         assert [h[0].tokens for h in greedy] == ref["greedy"]
@@ -84,10 +95,15 @@ def test_variant_is_chosen_for_the_provider():
     assert choose_variant(cfg, ["OpenVINOExecutionProvider", "CPUExecutionProvider"]) == "fp32"
 
 
-@pytest.mark.skipif("OpenVINOExecutionProvider" not in ort.get_available_providers(), reason="OpenVINOExecutionProvider not in this onnxruntime")
+@pytest.mark.skipif(
+    "OpenVINOExecutionProvider" not in ort.get_available_providers(),
+    reason="OpenVINOExecutionProvider not in this onnxruntime",
+)
 def test_int8_on_openvino_is_a_clear_error():
     from traductor.runtime import ModelError
 
-    with pytest.raises(ModelError, match="does not run on OpenVINOExecutionProvider.*use variant 'fp32'"):
+    with pytest.raises(
+        ModelError, match="does not run on OpenVINOExecutionProvider.*use variant 'fp32'"
+    ):
         Translator(TINY_MODEL, variant="int8", providers=("openvino",))
     assert Translator(TINY_MODEL, providers=("openvino",)).variant == "fp32"

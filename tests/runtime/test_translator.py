@@ -52,10 +52,14 @@ def test_batch_result_equals_single_results(fp32):
     singles_beam = {t: fp32.translate(t, beam_size=3) for t in texts[:15]}
     for _ in range(6):
         batch = rng.sample(texts, rng.randint(2, 20))
-        assert fp32.translate(batch, beam_size=1, batch_size=rng.randint(1, 16)) == [singles[t] for t in batch]
+        assert fp32.translate(batch, beam_size=1, batch_size=rng.randint(1, 16)) == [
+            singles[t] for t in batch
+        ]
         beam_batch = [t for t in batch if t in singles_beam]
         if beam_batch:
-            assert fp32.translate(beam_batch, beam_size=3, batch_size=rng.randint(1, 8)) == [singles_beam[t] for t in beam_batch]
+            assert fp32.translate(beam_batch, beam_size=3, batch_size=rng.randint(1, 8)) == [
+                singles_beam[t] for t in beam_batch
+            ]
 
 
 def test_nbest_results_carry_sorted_scores_and_tokens(fp32):
@@ -90,4 +94,7 @@ def test_long_text_is_split_into_sentences_and_rejoined(fp32):
 
 def test_newlines_are_kept(fp32):
     out = fp32.translate("casa perro\nsol luna", beam_size=1)
-    assert out.split("\n") == [fp32.translate("casa perro", beam_size=1), fp32.translate("sol luna", beam_size=1)]
+    assert out.split("\n") == [
+        fp32.translate("casa perro", beam_size=1),
+        fp32.translate("sol luna", beam_size=1),
+    ]

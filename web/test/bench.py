@@ -61,11 +61,24 @@ def python_runs(sentences: list[str], variants: list[str], repeats: int) -> list
                     rates.append(tokens / (time.perf_counter() - t0))
                 runs[beam] = {"median": statistics.median(rates), "all": rates}
             files = tr.config.variants[variant]
-            size = sum((MODEL / f).stat().st_size for f in (files.encoder, files.decoder, tr.config.tokenizers.source))
-            out.append({"variant": variant, "threads": threads or "auto", "load_s": load_s, "bytes": size, "runs": runs,
-                        "onnxruntime": onnxruntime.__version__})
-            print(f"python {variant} threads {threads or 'auto'}: greedy {runs[1]['median']:.0f}, beam 4 {runs[4]['median']:.0f} tokens/s",
-                  file=sys.stderr)
+            size = sum(
+                (MODEL / f).stat().st_size
+                for f in (files.encoder, files.decoder, tr.config.tokenizers.source)
+            )
+            out.append(
+                {
+                    "variant": variant,
+                    "threads": threads or "auto",
+                    "load_s": load_s,
+                    "bytes": size,
+                    "runs": runs,
+                    "onnxruntime": onnxruntime.__version__,
+                }
+            )
+            print(
+                f"python {variant} threads {threads or 'auto'}: greedy {runs[1]['median']:.0f}, beam 4 {runs[4]['median']:.0f} tokens/s",
+                file=sys.stderr,
+            )
     return out
 
 
@@ -78,7 +91,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "web")
     args = ap.parse_args()
     variants = [v for v in args.variants.split(",") if v]
-    verses = [v for v in (ROOT / "benchmarks" / "test-books.es.txt").read_text(encoding="utf-8").splitlines() if v.strip()]
+    verses = [
+        v
+        for v in (ROOT / "benchmarks" / "test-books.es.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if v.strip()
+    ]
     sentences = verses[: args.sentences]
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -86,33 +105,63 @@ def main() -> None:
     py = python_runs(sentences, variants, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "s.json").write_text(json.dumps(sentences, ensure_ascii=False))
-        server = subprocess.Popen([sys.executable, str(WEB / "serve.py"), "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [sys.executable, str(WEB / "serve.py"), "--port", "0", "--quiet"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             url = server.stdout.readline().split()[1]
-            subprocess.run(["node", str(WEB / "test" / "bench.mjs"), "--url", url, "--sentences", str(Path(tmp) / "s.json"),
-                            "--out", str(Path(tmp) / "page.json"), "--variants", ",".join(variants), "--threads", args.threads,
-                            "--repeats", str(args.repeats), "--screenshot", str(args.out / "page.png")], check=True)
+            subprocess.run(
+                [
+                    "node",
+                    str(WEB / "test" / "bench.mjs"),
+                    "--url",
+                    url,
+                    "--sentences",
+                    str(Path(tmp) / "s.json"),
+                    "--out",
+                    str(Path(tmp) / "page.json"),
+                    "--variants",
+                    ",".join(variants),
+                    "--threads",
+                    args.threads,
+                    "--repeats",
+                    str(args.repeats),
+                    "--screenshot",
+                    str(args.out / "page.png"),
+                ],
+                check=True,
+            )
         finally:
             server.terminate()
             server.wait(10)
         page = json.loads((Path(tmp) / "page.json").read_text())
     load_after = os.getloadavg()[0]
-    ort_web = json.loads((WEB / "node_modules" / "onnxruntime-web" / "package.json").read_text())["version"]
+    ort_web = json.loads((WEB / "node_modules" / "onnxruntime-web" / "package.json").read_text())[
+        "version"
+    ]
 
-    rows = ["| engine | variant | threads | load (s) | download (MB): model + runtime | greedy tokens/s | beam 4 tokens/s |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| engine | variant | threads | load (s) | download (MB): model + runtime | greedy tokens/s | beam 4 tokens/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in page["runs"]:
         model = r["info"]["downloadBytes"]
         threads = f"{r['info']['threads']}" + ("" if r["isolated"] else " (not isolated)")
-        rows.append(f"| page: onnxruntime-web {ort_web} (wasm), Chromium {page['browser']} | {r['variant']} | {threads} | "
-                    f"{r['readyMs'] / 1000:.2f} | {model / 1e6:.1f} + {(r['bytes'] - model) / 1e6:.1f} | "
-                    f"{r['runs']['1']['median']:.0f} | {r['runs']['4']['median']:.0f} |")
+        rows.append(
+            f"| page: onnxruntime-web {ort_web} (wasm), Chromium {page['browser']} | {r['variant']} | {threads} | "
+            f"{r['readyMs'] / 1000:.2f} | {model / 1e6:.1f} + {(r['bytes'] - model) / 1e6:.1f} | "
+            f"{r['runs']['1']['median']:.0f} | {r['runs']['4']['median']:.0f} |"
+        )
     for r in py:
-        rows.append(f"| Python runtime: onnxruntime {r['onnxruntime']} | {r['variant']} | {r['threads']} | {r['load_s']:.2f} | "
-                    f"({r['bytes'] / 1e6:.1f} on disk) | {r['runs'][1]['median']:.0f} | {r['runs'][4]['median']:.0f} |")
+        rows.append(
+            f"| Python runtime: onnxruntime {r['onnxruntime']} | {r['variant']} | {r['threads']} | {r['load_s']:.2f} | "
+            f"({r['bytes'] / 1e6:.1f} on disk) | {r['runs'][1]['median']:.0f} | {r['runs'][4]['median']:.0f} |"
+        )
     text = f"""# traductor in the browser: speed next to the Python runtime
 
-Measured {time.strftime('%Y-%m-%d')} by `web/test/bench.py` on {cpu_name()}, {os.cpu_count()} cores, a shared machine
+Measured {time.strftime("%Y-%m-%d")} by `web/test/bench.py` on {cpu_name()}, {os.cpu_count()} cores, a shared machine
 (load average {load_before:.1f} before, {load_after:.1f} after: medians of {args.repeats} runs, expect noise).
 Shipped es-en package; the first {len(sentences)} verses of
 benchmarks/test-books.es.txt one at a time (batch 1), greedy and beam 4; tokens/s counts target tokens
@@ -122,7 +171,7 @@ plus one end token per sentence, as `traductor bench` does.
   cross-origin isolated); each row a fresh browser context (empty cache). "load" is navigation start
   to `traductor.ready`: the page, onnxruntime-web's wasm, the model files (fetched, sizes and sha256
   checked against manifest.json) and both sessions. "runtime" is the rest of the download: the wasm
-  binary ({(WEB / 'node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm').stat().st_size / 1e6:.1f} MB, uncompressed: `web/serve.py` does not compress) and the scripts.
+  binary ({(WEB / "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm").stat().st_size / 1e6:.1f} MB, uncompressed: `web/serve.py` does not compress) and the scripts.
 - Python runtime: `Translator(variant=..., intra_threads=...)` in this process (threads "auto": one
   thread below 24 decoder rows, as the runtime chooses); "load" is the constructor (files read from a
   warm page cache, sha256 checked).
@@ -132,7 +181,9 @@ plus one end token per sentence, as `traductor bench` does.
 ![the page mid-translation](page.png)
 """
     (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps({"page": page, "python": py, "sentences": len(sentences)}, indent=1))
+    (args.out / "results.json").write_text(
+        json.dumps({"page": page, "python": py, "sentences": len(sentences)}, indent=1)
+    )
     print(text)
 
 
