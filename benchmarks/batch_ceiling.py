@@ -48,7 +48,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import traductor.runtime.decoder as decoder
     from traductor.runtime import Translator
-    from traductor.runtime.bench import cpu_summary
+    from traductor.runtime.machine import cpu_summary
 
     verses = [
         v

@@ -118,7 +118,7 @@ def main() -> int:
     p.add_argument("--cycles", type=int, default=100)
     p.add_argument("--out", help="also write the table to this file")
     args = p.parse_args()
-    from traductor.runtime.bench import cpu_summary
+    from traductor.runtime.machine import cpu_summary
 
     sessions = {
         "MultiHeadAttention": _session(fused()),

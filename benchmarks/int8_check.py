@@ -17,7 +17,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from traductor.runtime import Translator
-from traductor.runtime.bench import cpu_summary
+from traductor.runtime.machine import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
 

@@ -40,7 +40,7 @@ from traductor.export.quantize import (
     _untie_output_projection,
     quantize_int8,
 )
-from traductor.runtime.bench import cpu_summary
+from traductor.runtime.machine import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import write_manifest
 from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy

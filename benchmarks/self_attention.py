@@ -198,7 +198,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--out")
     args = p.parse_args()
-    from traductor.runtime.bench import cpu_summary
+    from traductor.runtime.machine import cpu_summary
 
     gqa, kt = gqa_session(), transposed_key_session()
     rows_out = []

@@ -311,7 +311,7 @@ def main() -> int:
 
 def cpu() -> str:
     sys.path.insert(0, str(ROOT))
-    from traductor.runtime.bench import cpu_summary
+    from traductor.runtime.machine import cpu_summary
 
     return cpu_summary()
 

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
-from traductor.runtime.bench import cpu_summary
+from traductor.runtime.machine import cpu_summary
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import (
     CARD_FILE,
