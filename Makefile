@@ -13,7 +13,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
+.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data lint format test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -91,6 +91,14 @@ $(OV_VENV)/.ok: pyproject.toml
 test-openvino: $(OV_VENV)/.ok  ## runtime tests with the OpenVINO execution provider, in its own venv
 	$(OV_VENV)/bin/pip install -q --no-deps --force-reinstall .
 	cd /tmp && TRADUCTOR_TEST_PROVIDER=openvino $(CURDIR)/$(OV_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
+
+lint: setup  ## ruff: lint and format check (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## ruff: apply the formatter and the safe lint fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test-fast: setup  ## tests without the slow ones
 	$(BIN)/python -m pytest -q -m "not slow" tests
