@@ -9,7 +9,9 @@ import os
 import sys
 
 from traductor import __version__
+from traductor.runtime.package import TraductorError
 
+# Which extra installs a missing import (a command that needs another extra says so in _load).
 EXTRA_OF = {
     "torch": "train",
     "sacrebleu": "train",
@@ -26,10 +28,15 @@ EXTRA_OF = {
     "uvicorn": "serve",
     "multipart": "serve",
     "py3langid": "serve",
+    "sklearn": "explain",
 }
 
 
-from traductor.runtime.package import TraductorError
+COMMAND_EXTRA = {
+    "traductor.export.marian": "convert",
+    "traductor.runtime.explain": "explain",
+    "traductor.runtime.embeddings": "explain",
+}
 
 
 class UserError(TraductorError):
@@ -533,8 +540,9 @@ def _load(target: str):
     except ModuleNotFoundError as e:
         missing = (e.name or "").split(".")[0]
         if missing in EXTRA_OF:
-            # An extra that pulls the missing package in for this command: convert needs torch too.
-            extra = "convert" if module_name == "traductor.export.marian" else EXTRA_OF[missing]
+            # The extra that pulls the missing package in for this command: convert needs torch
+            # too, and the pictures take matplotlib from the explain extra (no torch).
+            extra = COMMAND_EXTRA.get(module_name, EXTRA_OF[missing])
             raise UserError(
                 f"this command needs {missing}, which is not installed: pip install 'traductor[{extra}]'"
             ) from e
