@@ -389,7 +389,7 @@ def test_concurrent_requests_equal_their_serial_answers(server):
 
 
 def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
-    from traductor.runtime.server import Batcher, Settings
+    from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     batcher = Batcher(tr, Settings(batch_wait_ms=50, max_batch_sentences=64, continuous=False))
@@ -405,7 +405,7 @@ def test_the_batcher_gathers_requests_and_keeps_each_answer(tmp_path):
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_several_workers_decode_batches_at_once_and_close_drains_the_queue(batching):
-    from traductor.runtime.server import Batcher, Settings
+    from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     verses = [
@@ -582,7 +582,7 @@ def test_two_workers_split_a_crowd_of_requests_evenly():
     slow test thread still fills it) and the first two batches decode only once both have been
     gathered, so the first cannot finish and leave play while the second gathers. If one worker took
     the whole crowd there would be no second batch and the barrier breaks."""
-    from traductor.runtime.server import Batcher, Settings
+    from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     batcher = Batcher(
@@ -623,7 +623,7 @@ def test_continuous_batching_lets_requests_join_a_running_batch(workers):
     Requests are submitted from inside the decoder steps (so they arrive mid-batch whatever the
     timing): each must still get the answer it gets alone, greedy and other beam options included."""
     from traductor.runtime import continuous
-    from traductor.runtime.server import Batcher, Settings
+    from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     batcher = Batcher(tr, Settings(max_batch_sentences=8, workers=workers, continuous=True))
@@ -681,7 +681,7 @@ def test_continuous_batching_lets_requests_join_a_running_batch(workers):
 
 def test_continuous_batching_survives_a_failing_step_and_a_bad_request():
     from traductor.runtime import continuous
-    from traductor.runtime.server import Batcher, Settings
+    from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
     batcher = Batcher(tr, Settings(workers=1, continuous=True))

@@ -339,6 +339,9 @@ def _add_explain(sub) -> None:
 
 
 def _add_serve(sub) -> None:
+    # Settings is the single source of the server's defaults (the module imports no starlette).
+    from traductor.runtime.serve.settings import CONTINUOUS_SENTENCES, STATIC_SENTENCES, Settings
+
     p = sub.add_parser(
         "serve",
         help="LibreTranslate-compatible HTTP API (needs the serve extra)",
@@ -349,22 +352,31 @@ def _add_serve(sub) -> None:
         action="append",
         help="model name or directory; repeat for several (default: the built-in es-en)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=5000, help="port to listen on")
+    p.add_argument("--host", default=Settings.host, help="address to listen on")
+    p.add_argument("--port", type=int, default=Settings.port, help="port to listen on")
     p.add_argument(
-        "--char-limit", type=int, default=-1, help="most characters per text (-1: no limit)"
+        "--char-limit",
+        type=int,
+        default=Settings.char_limit,
+        help="most characters per text (-1: no limit)",
     )
     p.add_argument(
-        "--batch-limit", type=int, default=-1, help="most texts per request (-1: no limit)"
+        "--batch-limit",
+        type=int,
+        default=Settings.batch_limit,
+        help="most texts per request (-1: no limit)",
     )
     p.add_argument(
         "--req-limit",
         type=int,
-        default=-1,
+        default=Settings.req_limit,
         help="most requests per client per minute (-1: no limit)",
     )
     p.add_argument(
-        "--alternatives-limit", type=int, default=8, help="most alternatives a request may ask for"
+        "--alternatives-limit",
+        type=int,
+        default=Settings.alternatives_limit,
+        help="most alternatives a request may ask for",
     )
     p.add_argument(
         "--api-keys", help="file of API keys, one per line: every request then needs one"
@@ -376,7 +388,8 @@ def _add_serve(sub) -> None:
     )
     p.add_argument(
         "--web",
-        help="folder of the browser page served at / (default: web/ of a source checkout, once set up)",
+        help="folder of the browser page served at / "
+        "(default: web/ of a source checkout, once set up)",
     )
     p.add_argument(
         "--no-batching",
@@ -386,44 +399,51 @@ def _add_serve(sub) -> None:
     p.add_argument(
         "--continuous",
         action="store_true",
-        help="beam search batches continuously: a request joins the running batch at its next step instead of waiting for it to finish "
-        "(no faster on 2 cores; see the README)",
+        help="beam search batches continuously: a request joins the running batch at its next "
+        "step instead of waiting for it to finish (no faster on 2 cores; see the README)",
     )
     p.add_argument(
-        "--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests"
+        "--batch-wait-ms",
+        type=float,
+        default=Settings.batch_wait_ms,
+        help="how long a batch waits for more requests",
     )
     p.add_argument(
         "--max-batch-sentences",
         type=int,
-        default=None,
-        help="most sentences decoded together (default 32; with --continuous, 16 running per worker)",
+        default=Settings.max_batch_sentences,
+        help=f"most sentences decoded together (default {STATIC_SENTENCES}; with --continuous, "
+        f"{CONTINUOUS_SENTENCES} running per worker)",
     )
-    p.add_argument("--variant", default=None, help="model variant (default: int8 where present)")
+    p.add_argument(
+        "--variant", default=Settings.variant, help="model variant (default: int8 where present)"
+    )
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
+        default=Settings.threads,
         help="intra-op threads per package (1 measured best under load)",
     )
     p.add_argument(
         "--workers",
         type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="batches decoded at once per package, each on --threads threads (2 where there are 2 cores or more)",
+        default=Settings.workers,
+        help="batches decoded at once per package, each on --threads threads "
+        "(2 where there are 2 cores or more)",
     )
     p.add_argument(
         "--beam",
         type=int,
-        default=None,
+        default=Settings.beam_size,
         help="beam size for every request (default: each package's; 1 = greedy, faster)",
     )
     p.add_argument(
         "--log-level",
-        default="warning",
+        default=Settings.log_level,
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's log level",
     )
-    p.set_defaults(run="traductor.runtime.server:serve_main")
+    p.set_defaults(run="traductor.runtime.serve:serve_main")
 
 
 def _add_translate(sub) -> None:
