@@ -8,8 +8,9 @@ once (as `serve --workers 2`). With --copies, also the bound of any batching sch
 batching included, on every 8th verse: one verse per call, batches of 16 of those verses, and
 batches of 16 copies of one verse (every sentence of a batch has the same length, so none waits for
 a longer one and the batch never thins out), each on one thread and on two at once. Then greedy
-batches of 16 with finished sentences dropped at once (slack 0) or lazily (DroppingRows, slack 0.25 and 0.5). Every setting runs in each of --repeats
-rounds, interleaved; medians are reported.
+batches of 16 with finished sentences dropped at once (slack 0) or lazily (DroppingRows, slack 0.25
+and 0.5). Every setting runs in each of --repeats rounds, interleaved; medians are reported, as a
+markdown table printed and, with --out, written to that file.
 
 --ct2 also runs the same three modes on CTranslate2 int8 with the same weights (converted as
 compare_engines.py does; one Translator with 2 replicas of 1 thread each): what batching gives the
@@ -25,15 +26,22 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import traductor.runtime.decoder as decoder
+from traductor.runtime import Translator
+from traductor.runtime.machine import cpu_summary
+
+HERE = Path(__file__).resolve().parent
+SLACKS = (0.0, 0.25, 0.5)  # DroppingRows slack: 0 drops finished sentences at once
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT / "models" / "es-en"))
-    p.add_argument("--verses", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", default=str(HERE.parent / "models" / "es-en"), help="model package")
+    p.add_argument("--verses", type=int, default=256, help="the first N test-book verses")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians reported)")
+    p.add_argument("--out", help="also write the report (markdown) here")
     p.add_argument(
         "--copies",
         action="store_true",
@@ -45,16 +53,9 @@ def main() -> int:
         help="also measure CTranslate2 int8 (needs ctranslate2 and torch)",
     )
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT))
-    import traductor.runtime.decoder as decoder
-    from traductor.runtime import Translator
-    from traductor.runtime.machine import cpu_summary
-
     verses = [
         v
-        for v in (ROOT / "benchmarks" / "test-books.es.txt")
-        .read_text(encoding="utf-8")
-        .splitlines()
+        for v in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
         if v.strip()
     ][: args.verses]
     tr = Translator(args.model, intra_threads=1)
@@ -65,25 +66,27 @@ def main() -> int:
             tr.translate_batch(c, beam_size=beam)
 
     copies_sets = _copies_sets(verses) if args.copies else {}
-    counts = {}  # translations per call of a setting, where not len(verses)
+    settings, counts = _settings(run, verses, chunks, copies_sets)
+    if args.ct2:
+        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, copies_sets).items():
+            for mode, run_mode in fn.items():
+                settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
+                if mode in copies_sets:
+                    counts[(beam, f"CTranslate2 int8: {mode}")] = sum(
+                        map(len, copies_sets[mode][0])
+                    )
+    tr.translate_batch(verses[:4], beam_size=4)  # warm-up
+    med = _medians(settings, counts, lambda: run(chunks, 1), len(verses), args.repeats)
+    report = "\n".join(_report(med, args, len(verses))) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
+    return 0
 
-    def rate(fn, n: int | None = None) -> float:
-        t = time.perf_counter()
-        fn()
-        return (n or len(verses)) / (time.perf_counter() - t)
 
-    original = decoder.DroppingRows.__init__
-
-    def with_slack(slack):
-        def init(
-            self, inner, repeat=1, slack=None, filler=0
-        ):  # the runtime's own choice is overridden
-            original(self, inner, repeat, slack=forced, filler=filler)
-
-        forced = slack
-        return init
-
-    settings = {}
+def _settings(run, verses: list[str], chunks: list[list[str]], copies_sets: dict):
+    """{(beam, mode): callable} for traductor, and the verses each translates where not all."""
+    settings, counts = {}, {}
     for beam in (1, 4):
         settings[(beam, "one verse per call")] = lambda b=beam: run([[v] for v in verses], b)
         settings[(beam, "batches of 16, 1 thread")] = lambda b=beam: run(chunks, b)
@@ -93,30 +96,46 @@ def main() -> int:
         for mode, (parts, two) in copies_sets.items():
             settings[(beam, mode)] = _runner(run, parts, beam, two)
             counts[(beam, mode)] = sum(map(len, parts))
-    if args.ct2:
-        for beam, fn in _ct2_runs(Path(args.model), verses, chunks, copies_sets).items():
-            for mode, run_mode in fn.items():
-                settings[(beam, f"CTranslate2 int8: {mode}")] = run_mode
-                if mode in copies_sets:
-                    counts[(beam, f"CTranslate2 int8: {mode}")] = sum(
-                        map(len, copies_sets[mode][0])
-                    )
-    slacks = (0.0, 0.25, 0.5)
-    tr.translate_batch(verses[:4], beam_size=4)  # warm-up
+    return settings, counts
+
+
+def _with_slack(original, slack: float):
+    """DroppingRows.__init__ with its slack forced (the runtime's own choice is overridden)."""
+
+    def init(self, inner, repeat=1, slack=None, filler=0):
+        original(self, inner, repeat, slack=forced, filler=filler)
+
+    forced = slack
+    return init
+
+
+def _medians(settings: dict, counts: dict, greedy_chunks, n_verses: int, repeats: int) -> dict:
+    """Verses/s of every setting, and of greedy batches at each of SLACKS (keyed ("slack", s)),
+    interleaved over the rounds; the median of each."""
+
+    def rate(fn, n: int | None = None) -> float:
+        t = time.perf_counter()
+        fn()
+        return (n or n_verses) / (time.perf_counter() - t)
+
+    original = decoder.DroppingRows.__init__
     results: dict = {}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for key, fn in settings.items():
             results.setdefault(key, []).append(rate(fn, counts.get(key)))
-        for slack in slacks:
-            decoder.DroppingRows.__init__ = with_slack(slack)
+        for slack in SLACKS:
+            decoder.DroppingRows.__init__ = _with_slack(original, slack)
             try:
-                results.setdefault(("slack", slack), []).append(rate(lambda: run(chunks, 1)))
+                results.setdefault(("slack", slack), []).append(rate(greedy_chunks))
             finally:
                 decoder.DroppingRows.__init__ = original
-    med = {k: statistics.median(v) for k, v in results.items()}
+    return {k: statistics.median(v) for k, v in results.items()}
+
+
+def _report(med: dict, args, n_verses: int) -> list[str]:
     lines = [
-        f"{len(verses)} test-book verses, model {Path(args.model).name}, 1 intra-op thread per call, medians of {args.repeats} "
-        f"interleaved rounds; {cpu_summary()}.",
+        f"{n_verses} test-book verses, model {Path(args.model).name}, 1 intra-op thread per call, "
+        f"medians of {args.repeats} interleaved rounds; {cpu_summary()}.",
         "",
         "| search | mode | verses/s | vs one verse per call |",
         "|---|---|---|---|",
@@ -125,15 +144,10 @@ def main() -> int:
         base_mode = (
             "every 8th: one verse per call" if "every 8th:" in mode else "one verse per call"
         )
-        base = med[
-            (
-                beam,
-                f"CTranslate2 int8: {base_mode}" if mode.startswith("CTranslate2") else base_mode,
-            )
-        ]
-        lines.append(
-            f"| {'greedy' if beam == 1 else f'beam {beam}'} | {mode} | {v:.1f} | {v / base:.2f}x |"
-        )
+        if mode.startswith("CTranslate2"):
+            base_mode = f"CTranslate2 int8: {base_mode}"
+        search = "greedy" if beam == 1 else f"beam {beam}"
+        lines.append(f"| {search} | {mode} | {v:.1f} | {v / med[(beam, base_mode)]:.2f}x |")
     lines += [
         "",
         "Greedy batches of 16, finished sentences leaving the decoder batch:",
@@ -141,15 +155,11 @@ def main() -> int:
         "| slack | verses/s | vs dropping at once |",
         "|---|---|---|",
     ]
-    for slack in slacks:
-        lines.append(
-            f"| {slack} ({'at once' if slack == 0 else 'lazily'}) | {med[('slack', slack)]:.1f} | {med[('slack', slack)] / med[('slack', 0.0)]:.2f}x |"
-        )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report)
-    return 0
+    for slack in SLACKS:
+        v = med[("slack", slack)]
+        how = "at once" if slack == 0 else "lazily"
+        lines.append(f"| {slack} ({how}) | {v:.1f} | {v / med[('slack', 0.0)]:.2f}x |")
+    return lines
 
 
 def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
@@ -162,7 +172,8 @@ def _on_two_threads(run, chunks: list[list[str]], beam: int) -> None:
 
 
 def _copies_sets(verses: list[str]) -> dict:
-    """The --copies modes: {mode: (calls, on two threads)}, each call a list of verses, on every 8th verse."""
+    """The --copies modes on every 8th verse: {mode: (calls, on two threads)}, each call a list of
+    verses."""
     distinct = verses[::8]
     alone = [[v] for v in distinct] * 2
     mixed = [distinct[i : i + 16] for i in range(0, len(distinct), 16)] * 2
@@ -191,10 +202,8 @@ def _ct2_runs(
     import tempfile
 
     import ctranslate2
+    from same_weights import load_model_weights, to_ctranslate2, token_strings  # a sibling
     from tokenizers import Tokenizer
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from same_weights import load_model_weights, to_ctranslate2, token_strings
 
     from traductor.runtime.package import read_config
 
