@@ -13,7 +13,9 @@ own keep-alive connection, until the level's requests are done (bounded by --req
 --max-seconds). Rounds interleave the modes; medians over rounds are reported: requests/s, p50/p99
 latency, failures, whether every answer equals the serial one (the same verse translated alone
 through the same server, before the load), and the cores kept busy by the server process and by the
-client threads (CPU seconds over wall seconds; the server's from /proc, Linux only).
+client threads (CPU seconds over wall seconds; the server's from /proc, Linux only). The table is
+printed; --out FILE.md also writes it there, with every run in FILE.json. Exit status 1 if any
+request failed or any answer differed from the serial one.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from traductor.runtime.machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +102,7 @@ def start(args, batching: bool, workers: int, extra: str = "") -> tuple[subproce
         except OSError:
             if proc.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(log.read())
+                raise RuntimeError(log.read()) from None
             time.sleep(0.1)
     raise RuntimeError("server did not start")
 
@@ -121,6 +125,41 @@ def level(
     serial: dict,
     server_pid: int,
 ) -> dict:
+    """One load level: `clients` threads share n_requests; throughput, latency, CPU use."""
+    server_cpu, client_cpu = process_cpu_seconds(server_pid), time.process_time()
+    t0 = time.perf_counter()
+    latencies, failures, mismatches = _send(url, verses, clients, n_requests, max_seconds, serial)
+    wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client_cpu  # this process: the client threads
+    server_after = process_cpu_seconds(server_pid)
+    server_cpu = (
+        server_after - server_cpu if server_cpu is not None and server_after is not None else None
+    )
+    done = len(latencies)
+    lat = sorted(latencies)
+    return {
+        "clients": clients,
+        "requests": done + len(failures),
+        "ok": done,
+        "failed": len(failures),
+        "mismatched": len(mismatches),
+        "seconds": wall,
+        "requests_per_s": done / wall,
+        "sentences_per_s": done / wall,
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
+        # cores kept busy on average: the server process (decoding and HTTP) and the clients
+        "server_cores": server_cpu / wall if server_cpu is not None else None,
+        "client_cores": client_cpu / wall,
+    }
+
+
+def _send(
+    url: str, verses: list[str], clients: int, n_requests: int, max_seconds: float, serial: dict
+) -> tuple[list[float], list, list[str]]:
+    """Client threads, each on its own connection, send verses until n_requests are sent or
+    max_seconds have passed. Returns latencies of the answers, failures, and verses whose answer
+    differed from `serial`."""
     lock = threading.Lock()
     next_i = [0]
     latencies, failures, mismatches = [], [], []
@@ -156,35 +195,11 @@ def level(
                         mismatches.append(verse)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    server_cpu, client_cpu = process_cpu_seconds(server_pid), time.process_time()
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    client_cpu = time.process_time() - client_cpu  # this process: the client threads
-    server_after = process_cpu_seconds(server_pid)
-    server_cpu = (
-        server_after - server_cpu if server_cpu is not None and server_after is not None else None
-    )
-    done = len(latencies)
-    lat = sorted(latencies)
-    return {
-        "clients": clients,
-        "requests": done + len(failures),
-        "ok": done,
-        "failed": len(failures),
-        "mismatched": len(mismatches),
-        "seconds": wall,
-        "requests_per_s": done / wall,
-        "sentences_per_s": done / wall,
-        "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
-        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
-        # cores kept busy on average: the server process (decoding and HTTP) and the clients
-        "server_cores": server_cpu / wall if server_cpu is not None else None,
-        "client_cores": client_cpu / wall,
-    }
+    return latencies, failures, mismatches
 
 
 MODES = {  # name: (batching, workers, extra server arguments)
@@ -197,10 +212,16 @@ MODES = {  # name: (batching, workers, extra server arguments)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT / "models" / "es-en"))
-    p.add_argument("--verses", default=str(ROOT / "benchmarks" / "test-books.es.txt"))
-    p.add_argument("--clients", default="1,8,32,64")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", default=str(ROOT / "models" / "es-en"), help="model package served")
+    p.add_argument(
+        "--verses",
+        default=str(ROOT / "benchmarks" / "test-books.es.txt"),
+        help="sentences sent, one per line",
+    )
+    p.add_argument("--clients", default="1,8,32,64", help="concurrent clients of each level")
     p.add_argument("--requests", type=int, default=320, help="requests per level")
     p.add_argument("--max-seconds", type=float, default=60, help="time bound per level")
     p.add_argument(
@@ -213,7 +234,7 @@ def main() -> int:
     p.add_argument(
         "--server-args", default="", help='extra `traductor serve` options, e.g. "--beam 1"'
     )
-    p.add_argument("--out", help="write the report (markdown) here too")
+    p.add_argument("--out", help="write the report (markdown) here too, and its .json beside it")
     args = p.parse_args()
     verses = [v for v in Path(args.verses).read_text(encoding="utf-8").splitlines() if v.strip()][
         : args.requests
@@ -222,6 +243,18 @@ def main() -> int:
     modes = [m.strip() for m in args.modes.split(",")]
     if unknown := [m for m in modes if m not in MODES]:
         p.error(f"unknown modes {unknown}")
+    rows = _medians(_run_rounds(args, verses, modes, levels))
+    report = "\n".join(_report(rows, args, modes, levels)) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    return 0 if all(r["failed"] == 0 and r["mismatched"] == 0 for r in rows) else 1
+
+
+def _run_rounds(args, verses: list[str], modes: list[str], levels: list[int]) -> dict:
+    """Every round starts a server per mode and runs every level on it: {(mode, clients): runs}."""
     runs: dict[tuple[str, int], list[dict]] = {}
     serial: dict[str, str] = {}
     for repeat in range(args.repeats):
@@ -229,30 +262,46 @@ def main() -> int:
             batching, workers, extra = MODES[mode]
             proc, url = start(args, batching, workers, extra)
             try:
-                one = Client(url)
-                if not serial:  # one request at a time, before any load: the reference answers
-                    for v in verses:
-                        status, body = one.post({"q": v, "source": "es", "target": "en"})
-                        serial[v] = body["translatedText"]
-                else:
-                    one.post({"q": verses[0], "source": "es", "target": "en"})  # warm-up
-                one.close()
+                _serial_answers(url, verses, serial)
                 for clients in levels:
                     r = level(
                         url, verses, clients, args.requests, args.max_seconds, serial, proc.pid
                     )
                     runs.setdefault((mode, clients), []).append(r)
                     print(
-                        f"round {repeat + 1}, {mode}, {clients:>2} clients: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
-                        f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, mismatched {r['mismatched']}",
+                        f"round {repeat + 1}, {mode}, {clients:>2} clients: "
+                        f"{r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
+                        f"p99 {r['p99_ms']:.0f} ms, failed {r['failed']}, "
+                        f"mismatched {r['mismatched']}",
                         file=sys.stderr,
                     )
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
+    return runs
+
+
+def _serial_answers(url: str, verses: list[str], serial: dict[str, str]) -> None:
+    """Fill `serial` on the first server, one request at a time before any load (the reference
+    answers); on later servers send one warm-up request."""
+    one = Client(url)
+    if not serial:
+        for v in verses:
+            status, body = one.post({"q": v, "source": "es", "target": "en"})
+            serial[v] = body["translatedText"]
+    else:
+        one.post({"q": verses[0], "source": "es", "target": "en"})  # warm-up
+    one.close()
+
+
+def _medians(runs: dict) -> list[dict]:
+    """One row per mode and level: medians over the rounds, counts summed, every run kept."""
     rows = []
     for (mode, clients), rs in runs.items():
-        med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
+
+        def med(key, rs=rs):
+            return statistics.median(r[key] for r in rs)
+
         cores = [r["server_cores"] for r in rs if r["server_cores"] is not None]
         rows.append(
             {
@@ -271,15 +320,19 @@ def main() -> int:
                 "runs": rs,
             }
         )
+    return rows
+
+
+def _report(rows: list[dict], args, modes: list[str], levels: list[int]) -> list[str]:
     by = {(r["mode"], r["clients"]): r for r in rows}
     lines = [
         f"`traductor serve {args.server_args}`".replace(" `", "`")
         + f" on loopback, model {Path(args.model).name}, one verse per "
-        f"request over a keep-alive connection per client, {args.requests} requests per level; medians of {args.repeats} "
-        f"interleaved rounds; {cpu()}.",
+        f"request over a keep-alive connection per client, {args.requests} requests per level; "
+        f"medians of {args.repeats} interleaved rounds; {cpu_summary()}.",
         "",
-        "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed | answers equal to serial | vs one at a time "
-        "| cores busy: server / clients |",
+        "| clients | mode | requests/s | p50 latency (ms) | p99 latency (ms) | failed "
+        "| answers equal to serial | vs one at a time | cores busy: server / clients |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for clients in levels:
@@ -291,29 +344,13 @@ def main() -> int:
                 if base and mode != "one at a time"
                 else ""
             )
-            busy = (
-                f"{r['server_cores']:.2f} / {r['client_cores']:.2f}"
-                if r["server_cores"] is not None
-                else f"- / {r['client_cores']:.2f}"
-            )
+            server = "-" if r["server_cores"] is None else f"{r['server_cores']:.2f}"
             lines.append(
-                f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['failed']} | "
-                f"{r['ok'] - r['mismatched']}/{r['ok']} | {gain} | {busy} |"
+                f"| {clients} | {mode} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} "
+                f"| {r['p99_ms']:.0f} | {r['failed']} | {r['ok'] - r['mismatched']}/{r['ok']} "
+                f"| {gain} | {server} / {r['client_cores']:.2f} |"
             )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    return 0 if all(r["failed"] == 0 and r["mismatched"] == 0 for r in rows) else 1
-
-
-def cpu() -> str:
-    sys.path.insert(0, str(ROOT))
-    from traductor.runtime.machine import cpu_summary
-
-    return cpu_summary()
+    return lines
 
 
 if __name__ == "__main__":
