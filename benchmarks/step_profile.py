@@ -9,6 +9,9 @@
 - Memory floor (batch 1): bytes of decoder weights one step must read (every initializer except
   the lookup tables, of which a step reads one row per token) divided by the copy bandwidth
   measured here with numpy (a 512 MB copy; bandwidth = bytes read + written per second).
+
+Prints a markdown table and the lines above to stdout and writes no file
+(benchmarks/results/step_profile.txt holds a run's output).
 """
 
 from __future__ import annotations
@@ -126,8 +129,8 @@ def copy_bandwidth_gbs() -> float:
 
 
 def weight_bytes(path: Path) -> int:
-    """Bytes of initializers one step reads: all but lookup tables (Gather data: the token embedding,
-    the position table), of which a step reads one row per row."""
+    """Bytes of initializers one step reads: all but lookup tables (Gather data: the token
+    embedding, the position table), of which a step reads one row per row."""
     graph = onnx.load(str(path)).graph
     tables = {n.input[0] for n in graph.node if n.op_type == "Gather"}
     total = 0
@@ -144,31 +147,19 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="models/es-en")
+    p.add_argument("--model", default="models/es-en", help="model package (its int8 is profiled)")
     p.add_argument(
         "--compare", help="a second package (e.g. before a change), timed in the same run"
     )
-    p.add_argument("--rows", default="1,16,128")
+    p.add_argument("--rows", default="1,16,128", help="decoder rows of the timed steps")
     args = p.parse_args()
     rows = [int(r) for r in args.rows.split(",")]
     models = [Path(args.model)] + ([Path(args.compare)] if args.compare else [])
     print("decoder step, median ms (1 thread, past 30, source 60; cross K/V per row, as in greedy)")
     print("| model | variant | " + " | ".join(f"rows {r}" for r in rows) + " |")
     print("|---|---|" + "---|" * len(rows))
-    for rep in range(2):  # two interleaved rounds; report the second (warm caches, same order)
-        lines = []
-        for m in models:
-            cfg = read_config(m)
-            for v in ("fp32", "int8"):
-                if (
-                    v in cfg.variants and (m / cfg.variants[v].decoder).is_file()
-                ):  # a checkout tracks int8 only
-                    dec = m / cfg.variants[v].decoder
-                    lines.append(
-                        f"| {m} | {v} | "
-                        + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows)
-                        + " |"
-                    )
+    for _ in range(2):  # two interleaved rounds; report the second (warm caches, same order)
+        lines = [_step_line(m, v, rows) for m in models for v in _variants_here(m)]
     print("\n".join(lines))
     cfg = read_config(models[0])
     int8 = models[0] / cfg.variants["int8"].decoder
@@ -181,17 +172,38 @@ def main() -> int:
             + ", ".join(f"{op} {t:.3f} ({100 * t / total:.0f}%)" for op, t in parts[:7])
             + f"; kernels total {total:.3f}"
         )
+    print("\n" + _memory_floor(models[0], int8))
+    return 0
+
+
+def _variants_here(model: Path) -> list[str]:
+    """fp32 and int8, where the package has the decoder file (a checkout tracks int8 only)."""
+    cfg = read_config(model)
+    return [
+        v
+        for v in ("fp32", "int8")
+        if v in cfg.variants and (model / cfg.variants[v].decoder).is_file()
+    ]
+
+
+def _step_line(model: Path, variant: str, rows: list[int]) -> str:
+    dec = model / read_config(model).variants[variant].decoder
+    return f"| {model} | {variant} | " + " | ".join(f"{step_ms(dec, r):.3f}" for r in rows) + " |"
+
+
+def _memory_floor(model: Path, int8: Path) -> str:
+    """The batch-1 int8 step against the time to read its weights once at copy bandwidth."""
     bw = copy_bandwidth_gbs()
     wb = weight_bytes(int8)
     floor = wb / (bw * 1e9) * 1000
     measured = step_ms(int8, 1)
-    in_runtime = runtime_step_ms(models[0])
-    print(
-        f"\nmemory floor, batch 1 int8: {wb / 1e6:.2f} MB of weights per step / {bw:.1f} GB/s copy bandwidth = {floor:.3f} ms; "
-        f"measured step {measured:.3f} ms = {measured / floor:.2f}x the floor (session.run with numpy inputs); "
-        f"{in_runtime:.3f} ms = {in_runtime / floor:.2f}x through the runtime's decoder (IOBinding, in-place cache)"
+    in_runtime = runtime_step_ms(model)
+    return (
+        f"memory floor, batch 1 int8: {wb / 1e6:.2f} MB of weights per step / {bw:.1f} GB/s "
+        f"copy bandwidth = {floor:.3f} ms; measured step {measured:.3f} ms = "
+        f"{measured / floor:.2f}x the floor (session.run with numpy inputs); {in_runtime:.3f} ms = "
+        f"{in_runtime / floor:.2f}x through the runtime's decoder (IOBinding, in-place cache)"
     )
-    return 0
 
 
 if __name__ == "__main__":
