@@ -1,9 +1,15 @@
-"""One set of weights, three engines: rebuild the PyTorch model from a package's fp32 ONNX graphs and
-convert it to a CTranslate2 model, so every engine in the comparison runs the shipped weights.
+"""One set of weights, three engines: rebuild the PyTorch model from a package's fp32 ONNX graphs
+and convert it to a CTranslate2 model, so every engine in the comparison runs the shipped weights.
+compare_engines.py and batch_ceiling.py import it; it measures nothing.
 
-In the encoder graph (torch.onnx) Linear weights are transposed constants with generated names; each is
-found again through the MatMul feeding the Add of its (still named) bias. The decoder graph names its
-weights after the PyTorch parameters. Embeddings and norms keep their names in both.
+    .venv/bin/python benchmarks/same_weights.py models/es-en --checkpoint /tmp/es-en.pt
+
+Run as a script, it writes the rebuilt model as a traductor checkpoint to --checkpoint (so
+`traductor export` can re-export a shipped package without its training run).
+
+In the encoder graph (torch.onnx) Linear weights are transposed constants with generated names; each
+is found again through the MatMul feeding the Add of its (still named) bias. The decoder graph names
+its weights after the PyTorch parameters. Embeddings and norms keep their names in both.
 """
 
 from __future__ import annotations
@@ -71,8 +77,8 @@ def load_model_weights(model_dir: Path) -> Transformer:
 def _decoder_weights(named: dict, d_model: int) -> dict[str, np.ndarray]:
     """The decoder graph (export/fused.py) names its weights after the PyTorch parameters:
     `X.weight_t` is X.weight transposed, `qkv` the q/k/v projections side by side; in packages
-    whose cross-attention ran on MultiHeadAttention (before the standard-op cross-attention), its query
-    bias is the first d_model entries of `q_proj.bias_qkv`."""
+    whose cross-attention ran on MultiHeadAttention (before the standard-op cross-attention), its
+    query bias is the first d_model entries of `q_proj.bias_qkv`."""
     out = {}
     for name, a in named.items():
         if name.endswith(".qkv.weight_t") or name.endswith(".qkv.bias"):
@@ -184,9 +190,9 @@ def to_ctranslate2(
 
 
 def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
-    """A traductor checkpoint holding the package's fp32 weights and tokenizer, so `traductor export`
-    can re-export a shipped model (after an exporter change) without its training run. The training
-    facts the model card quotes (steps, best dev BLEU) are carried over from the package's card."""
+    """A traductor checkpoint holding the package's fp32 weights and tokenizer, so `traductor
+    export` can re-export a shipped model (after an exporter change) without its training run. The
+    training facts the model card quotes (steps, best dev BLEU) are carried over from its card."""
     import re
 
     from traductor.training.checkpoint import save_checkpoint
@@ -211,11 +217,11 @@ def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
     return out
 
 
-if __name__ == "__main__":
+def main() -> int:
     import argparse
 
     p = argparse.ArgumentParser(
-        description="Rebuild a checkpoint from a model package's fp32 graphs."
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("model", type=Path, help="model package with an fp32 variant")
     p.add_argument(
@@ -226,3 +232,8 @@ if __name__ == "__main__":
     )
     a = p.parse_args()
     print(f"wrote {to_checkpoint(a.model, a.checkpoint, a.data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
