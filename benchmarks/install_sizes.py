@@ -27,7 +27,8 @@ Usage (from the repo root; takes 10-20 minutes for all stacks, mostly downloads)
 
     python3 benchmarks/install_sizes.py --out benchmarks/results/install_sizes.md
     python3 benchmarks/install_sizes.py --only traductor,ctranslate2
-    python3 benchmarks/install_sizes.py --only traductor --traductor dist/traductor-0.1.0-py3-none-any.whl
+    python3 benchmarks/install_sizes.py --only traductor \\
+        --traductor dist/traductor-0.1.0-py3-none-any.whl
 
 The table goes to stdout (and to ``--out FILE``); progress goes to stderr. The
 venvs live in a temporary folder (or ``--work DIR``) and are deleted after each
@@ -451,8 +452,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--only",
         help="comma-separated stack names "
@@ -481,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         default=3600,
         help="limit for one pip install command, seconds (default 3600)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
 
     if sys.version_info[:2] != (3, 11):
