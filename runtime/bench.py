@@ -50,46 +50,12 @@ def run_worker(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     sentences = spec["sentences"]
     src = [s for s in sentences if s.strip()]
-    rows = []
-    for beam in spec["beam_sizes"]:
-        for batch in spec["batch_sizes"]:
-            opts = {"beam_size": beam, "batch_size": batch}
-            tr.translate_batch(
-                src[: max(batch, 1)], **opts
-            )  # warm-up: first-run allocations, thread pools
-            runs, latencies, tokens = [], [], 0
-            for _ in range(spec["repeats"]):
-                start = time.perf_counter()
-                n_tokens = 0
-                for i in range(0, len(src), batch):
-                    b0 = time.perf_counter()
-                    results = tr.translate_batch(src[i : i + batch], **opts)
-                    dt = time.perf_counter() - b0
-                    latencies += [dt] * len(results)  # each sentence waits for its whole batch
-                    n_tokens += sum(len(r.hypotheses[0].tokens) + 1 for r in results)  # + end token
-                runs.append(time.perf_counter() - start)
-                tokens = n_tokens
-            seconds = statistics.median(runs)
-            rows.append(
-                {
-                    "beam": beam,
-                    "batch": batch,
-                    "sentences": len(src),
-                    "tokens": tokens,
-                    "tokens_per_s": tokens / seconds,
-                    "sentences_per_s": len(src) / seconds,
-                    "latency_p50_ms": 1000 * _percentile(latencies, 0.5),
-                    "latency_p90_ms": 1000 * _percentile(latencies, 0.9),
-                    "latency_p99_ms": 1000 * _percentile(latencies, 0.99),
-                    "seconds_median": seconds,
-                }
-            )
-    first = []
-    for text in sentences[: min(20, len(sentences))]:
-        t0 = time.perf_counter()
-        for _ in tr.translate_stream(text):
-            first.append(time.perf_counter() - t0)
-            break
+    rows = [
+        _time_setting(tr, src, beam, batch, spec["repeats"])
+        for beam in spec["beam_sizes"]
+        for batch in spec["batch_sizes"]
+    ]
+    first = _first_token_seconds(tr, sentences[: min(20, len(sentences))])
     cold = None
     if spec.get("cold_start"):
         cold = load_s + (first[0] if first else 0.0)
@@ -104,6 +70,48 @@ def run_worker(spec: dict) -> dict:
         "peak_rss_mb": _peak_rss_mb(),
         "settings": rows,
     }
+
+
+def _time_setting(tr, src: list[str], beam: int, batch: int, repeats: int) -> dict:
+    """One (beam, batch) setting: a warm-up, then `repeats` timed passes over `src`."""
+    opts = {"beam_size": beam, "batch_size": batch}
+    tr.translate_batch(src[: max(batch, 1)], **opts)  # warm-up: first-run allocations, thread pools
+    runs, latencies, tokens = [], [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n_tokens = 0
+        for i in range(0, len(src), batch):
+            b0 = time.perf_counter()
+            results = tr.translate_batch(src[i : i + batch], **opts)
+            dt = time.perf_counter() - b0
+            latencies += [dt] * len(results)  # each sentence waits for its whole batch
+            n_tokens += sum(len(r.hypotheses[0].tokens) + 1 for r in results)  # + end token
+        runs.append(time.perf_counter() - start)
+        tokens = n_tokens
+    seconds = statistics.median(runs)
+    return {
+        "beam": beam,
+        "batch": batch,
+        "sentences": len(src),
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+        "sentences_per_s": len(src) / seconds,
+        "latency_p50_ms": 1000 * _percentile(latencies, 0.5),
+        "latency_p90_ms": 1000 * _percentile(latencies, 0.9),
+        "latency_p99_ms": 1000 * _percentile(latencies, 0.99),
+        "seconds_median": seconds,
+    }
+
+
+def _first_token_seconds(tr, texts: list[str]) -> list[float]:
+    """Seconds from asking to the first streamed piece, per text that yields one."""
+    first = []
+    for text in texts:
+        t0 = time.perf_counter()
+        for _ in tr.translate_stream(text):
+            first.append(time.perf_counter() - t0)
+            break
+    return first
 
 
 def _available(provider: str) -> bool:
@@ -128,11 +136,10 @@ def bench_main(args) -> int:
     if args.merge:
         return _merge(args)
     from .models import resolve_model
-    from .package import installed_variants, read_config
+    from .package import read_config
 
     model = resolve_model(args.model)
     cfg = read_config(model)
-    present = installed_variants(model, cfg)
     batch_sizes, beam_sizes = (
         _ints(args.batch_sizes, "--batch-sizes"),
         _ints(args.beam_sizes, "--beam-sizes"),
@@ -142,7 +149,34 @@ def bench_main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    variants = [v for v in (args.variants.split(",") if args.variants else present) if v]
+    variants = _variants(args.variants, model, cfg)
+    base = {
+        "model": str(model),
+        "sentences": sentences,
+        "batch_sizes": batch_sizes,
+        "beam_sizes": beam_sizes,
+        "repeats": args.repeats,
+    }
+    results, skipped = _run_workers(
+        base, [(p, v, t) for p in providers for v in variants for t in threads]
+    )
+    report = {
+        "model": str(model),
+        "machine": _machine(),
+        "sentences": len(sentences),
+        "results": results,
+        "skipped": skipped,
+    }
+    _write(report, out)
+    return 0
+
+
+def _variants(asked: str | None, model: Path, cfg) -> list[str]:
+    """--variants (comma-separated; default: those installed), each checked against the package."""
+    from .package import installed_variants
+
+    present = installed_variants(model, cfg)
+    variants = [v for v in (asked.split(",") if asked else present) if v]
     unknown = [v for v in variants if v not in cfg.variants]
     if unknown:
         raise InputError(
@@ -153,14 +187,11 @@ def bench_main(args) -> int:
         raise InputError(
             f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})"
         )
-    base = {
-        "model": str(model),
-        "sentences": sentences,
-        "batch_sizes": batch_sizes,
-        "beam_sizes": beam_sizes,
-        "repeats": args.repeats,
-    }
-    jobs = [(p, v, t) for p in providers for v in variants for t in threads]
+    return variants
+
+
+def _run_workers(base: dict, jobs: list[tuple[str, str, int | None]]) -> tuple[list, list]:
+    """Each (provider, variant, threads) in its own child process -> (results, skipped)."""
     results, skipped = [], []
     for n, (p, v, t) in enumerate(jobs, start=1):
         if not _available(p):
@@ -177,26 +208,12 @@ def bench_main(args) -> int:
             text=True,
         )
         if proc.returncode != 0:
-            skipped.append(
-                {
-                    "provider": p,
-                    "variant": v,
-                    "threads": t,
-                    "reason": proc.stderr.strip().splitlines()[-1][:300],
-                }
-            )
-            print(f"    failed: {skipped[-1]['reason']}", file=sys.stderr)
+            reason = proc.stderr.strip().splitlines()[-1][:300]
+            skipped.append({"provider": p, "variant": v, "threads": t, "reason": reason})
+            print(f"    failed: {reason}", file=sys.stderr)
             continue
         results.append(json.loads(proc.stdout))
-    report = {
-        "model": str(model),
-        "machine": _machine(),
-        "sentences": len(sentences),
-        "results": results,
-        "skipped": skipped,
-    }
-    _write(report, out)
-    return 0
+    return results, skipped
 
 
 def _threads(text: str) -> list[int | None]:

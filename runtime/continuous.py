@@ -219,20 +219,39 @@ class ContinuousBeams:
         """Advance every running sentence by one token; return those that are done."""
         if not self.running:
             return []
+        advanced = self._advance(*self._run())
+        done = [
+            (s.key, self.search.best(s.beams))
+            for s, kept in zip(self.running, advanced)
+            if kept is None
+        ]
+        live = [b for b, kept in enumerate(advanced) if kept is not None]
+        # New slots: sentences already within the first len(live) slots stay; the others move into
+        # the slots of the finished ones.
+        free = iter(b for b in range(len(live)) if advanced[b] is None)
+        slot = {b: (b if b < len(live) else next(free)) for b in live}
+        self._move_beams(advanced, slot)
+        for b, t in slot.items():
+            if t != b:
+                for c in self._cross:
+                    c[t] = c[b]
+                self._mask[t] = self._mask[b]
+        self.running = [self.running[b] for b in sorted(live, key=slot.get)]
+        return done
+
+    def _advance(self, vals: np.ndarray, ids: np.ndarray) -> list:
+        """Each running sentence's beam update from this step's top-k of its rows: (source beam,
+        next token) of each new beam, or None when it is done (BeamSearch.advance)."""
         k, search = self.k, self.search
         widths = np.array([search.width(s.step) for s in self.running])
-        vals, ids = self._run()
         # A smaller width reads the first columns of a larger top-k (best first, ties by id): the
         # same candidates as asking for that width alone.
         advanced: list = [None] * len(self.running)
         for width in np.unique(widths).tolist():
             blocks = np.flatnonzero(widths == width).tolist()
-            rows = np.concatenate(
-                [b * k + self.running[b].rows for b in blocks]
-            )  # each sentence's beams in order
-            first = (
-                self.running[blocks[0]].step if width > 2 * k else 1
-            )  # width > 2k only at step 0
+            # each sentence's beams in order
+            rows = np.concatenate([b * k + self.running[b].rows for b in blocks])
+            first = self.running[blocks[0]].step if width > 2 * k else 1  # width > 2k: step 0 only
             beams = [self.running[b].beams for b in blocks]
             total, cand_ids, cand_lps, top = search.candidates(
                 beams, vals[rows, :width], ids[rows, :width], first
@@ -242,32 +261,18 @@ class ContinuousBeams:
                 advanced[b] = search.advance(
                     s.beams, total[j], cand_ids[j], cand_lps[j], top[j], width, s.step, s.limit
                 )
-        done = [
-            (s.key, search.best(s.beams)) for s, kept in zip(self.running, advanced) if kept is None
-        ]
-        live = [b for b, kept in enumerate(advanced) if kept is not None]
-        # New slots: sentences already within the first len(live) slots stay; the others move into
-        # the slots of the finished ones.
-        m = len(live)
-        free = iter(b for b in range(m) if advanced[b] is None)
-        slot = {b: (b if b < m else next(free)) for b in live}
+        return advanced
+
+    def _move_beams(self, advanced: list, slot: dict[int, int]) -> None:
+        """Give each live sentence's new beams their rows in its new slot: set their next tokens and
+        copy the self K/V of every beam whose row changed."""
+        k = self.k
         copies: dict[int, tuple[list[int], list[int]]] = {}
-        for b in live:
-            s, t = self.running[b], slot[b]
+        for b, t in slot.items():
+            s = self.running[b]
             parents, tokens = advanced[b]
             old = s.rows
-            new = np.full(k, -1)
-            if t == b:  # a beam continuing a beam whose row is not taken yet stays in that row
-                taken = np.zeros(k, dtype=bool)
-                for i, p in enumerate(parents):
-                    if not taken[old[p]] and s.beams.scores[i] != -np.inf:
-                        new[i] = old[p]
-                        taken[old[p]] = True
-                rest = iter(np.flatnonzero(~taken).tolist())
-                for i in np.flatnonzero(new < 0).tolist():
-                    new[i] = next(rest)
-            else:
-                new = np.arange(k)
+            new = self._rows_in_place(s, parents) if t == b else np.arange(k)
             s.step += 1
             # Rows copy only what their sentence has filled (s.step positions), rounded up to a
             # multiple of 16 so that a few copies move every row.
@@ -284,23 +289,20 @@ class ContinuousBeams:
             if dst:
                 for c in self._cache:
                     c[dst, :, :filled] = c[src, :, :filled]  # the right side is gathered first
-        for b in live:
-            if slot[b] != b:
-                for c in self._cross:
-                    c[slot[b]] = c[b]
-                self._mask[slot[b]] = self._mask[b]
-        self.running = [self.running[b] for b in sorted(live, key=slot.get)]
-        return done
 
-
-def _widen(a: np.ndarray, width: int) -> np.ndarray:
-    """Zero-pad the source axis (axis 1 of a mask, axis 2 of cross K/V) to `width`."""
-    axis = 1 if a.ndim == 2 else 2
-    if a.shape[axis] == width:
-        return a
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, width - a.shape[axis])
-    return np.pad(a, pad)
+    def _rows_in_place(self, s: _Running, parents: list[int]) -> np.ndarray:
+        """The rows within its block of a sentence that keeps its slot: a live beam continuing a beam
+        whose row is not taken yet stays in that row; the others take the free rows."""
+        old, new = s.rows, np.full(self.k, -1)
+        taken = np.zeros(self.k, dtype=bool)
+        for i, p in enumerate(parents):
+            if not taken[old[p]] and s.beams.scores[i] != -np.inf:
+                new[i] = old[p]
+                taken[old[p]] = True
+        rest = iter(np.flatnonzero(~taken).tolist())
+        for i in np.flatnonzero(new < 0).tolist():
+            new[i] = next(rest)
+        return new
 
 
 __all__ = ["ContinuousBeams", "supports_rows_at_different_steps"]

@@ -89,17 +89,25 @@ class OnnxStepDecoder:
         """rows must keep the grouping: each run of `repeat` rows comes from one sentence."""
         same = _same_blocks(rows, self.repeat, self.rows)
         self.past = self._gather(rows)
-        # Beam reorders within a sentence leave cross K/V unchanged; gather them (once per
-        # sentence) only when the set of sentences changes.
         if not same:
-            sentences = rows[:: self.repeat] // self.repeat
-            self.cross = [c[sentences] for c in self.cross]
-            self.mask = self.mask[sentences]
+            self.cross, self.mask = _kept_sentences(rows, self.repeat, self.cross, self.mask)
 
 
 def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
     """True when rows keeps every sentence block (row // k) in place: a pure beam reorder."""
     return rows.size == n_rows and bool(np.all(rows // k == np.arange(n_rows) // k))
+
+
+def _kept_sentences(
+    rows: np.ndarray, k: int, cross: list[np.ndarray], mask: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The cross K/V and mask of the sentences that `keep(rows)` keeps, one per block of k rows.
+
+    Beam reorders within a sentence leave them unchanged (`_same_blocks`): callers gather them only
+    when the set of sentences changes.
+    """
+    sentences = rows[::k] // k
+    return [c[sentences] for c in cross], mask[sentences]
 
 
 class CachedStepDecoder:
@@ -265,9 +273,7 @@ class CachedStepDecoder:
         if rows.size != self._n or not same:
             self._n = rows.size
             if not same:
-                sentences = rows[:: self.repeat] // self.repeat
-                self.cross = [c[sentences] for c in self.cross]
-                self.mask = self.mask[sentences]
+                self.cross, self.mask = _kept_sentences(rows, self.repeat, self.cross, self.mask)
             self._bind()
 
 
@@ -340,9 +346,10 @@ class DeviceStepDecoder:
         same = _same_blocks(rows, self.repeat, self.rows)
         self.past = [self._upload(p.numpy()[rows]) for p in self.past]
         if not same:
-            sentences = rows[:: self.repeat] // self.repeat
-            self.cross = [self._upload(c.numpy()[sentences]) for c in self.cross]
-            self.mask_host = self.mask_host[sentences]
+            cross, self.mask_host = _kept_sentences(
+                rows, self.repeat, [c.numpy() for c in self.cross], self.mask_host
+            )
+            self.cross = [self._upload(c) for c in cross]
             self.mask = self._upload(self.mask_host)
 
 

@@ -338,18 +338,23 @@ def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> 
             )
 
 
-# -- external data ---------------------------------------------------------------------------------
-# A few protobuf field numbers of onnx.proto, enough to find every tensor's external-data location
-# without depending on the onnx package: ModelProto.graph, GraphProto.node/initializer,
-# NodeProto.attribute, AttributeProto.t/g/tensors/graphs, TensorProto.external_data,
-# StringStringEntryProto.key/value.
+# -- the ONNX protobuf, read without the onnx package ----------------------------------------------
+# Kept, not left to onnxruntime: before 1.26 it reads external data from ../, absolute and symlinked
+# paths (measured on 1.21.1 and 1.23.2; we allow >= 1.20), and onnx is no runtime dependency.
+# Field numbers of onnx.proto: ModelProto.graph, GraphProto.node/initializer, NodeProto.input/
+# op_type/attribute, AttributeProto.t/g/tensors/graphs, TensorProto.dims/data_type/float_data/
+# int32_data/name/raw_data/external_data, StringStringEntryProto.key/value.
 _MODEL_GRAPH, _GRAPH_NODE, _GRAPH_INIT = 7, 1, 5
-_NODE_ATTR, _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 5, 6, 10, 11
-_TENSOR_EXTERNAL, _ENTRY_KEY, _ENTRY_VALUE = 13, 1, 2
+_NODE_INPUT, _NODE_OP, _NODE_ATTR = 1, 4, 5
+_ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
+_T_DIMS, _T_TYPE, _T_FLOATS, _T_INT32S, _T_NAME, _T_RAW, _T_EXTERNAL = 1, 2, 4, 5, 8, 9, 13
+_ENTRY_KEY, _ENTRY_VALUE = 1, 2
+_FLOAT, _FLOAT16 = 1, 10  # TensorProto.DataType
 
 
 def _fields(buf: bytes | memoryview):
-    """Yield (field_number, wire_type, value) of one protobuf message; value is bytes for wire type 2."""
+    """Yield (field_number, wire_type, value) of one protobuf message; value is bytes for wire type
+    2, an int for 0, None for the fixed-size types."""
     buf = memoryview(buf)
     i, n = 0, len(buf)
     while i < n:
@@ -384,16 +389,42 @@ def _varint(buf: memoryview, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def _tensor_locations(tensor) -> list[str]:
+def _packed_varints(buf: memoryview) -> list[int]:
+    i, values = 0, []
+    while i < len(buf):
+        x, i = _varint(buf, i)
+        values.append(x)
+    return values
+
+
+def _text(buf: memoryview) -> str:
+    return bytes(buf).decode("utf-8", "replace")
+
+
+def _external_data(tensor) -> list[tuple[str | None, str]]:
+    """A TensorProto's external_data (key, value) entries ([] when its data is inside the graph)."""
     out = []
     for f, w, v in _fields(tensor):
-        if f == _TENSOR_EXTERNAL and w == 2:
-            entry = {
-                ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2
-            }
-            if entry.get(_ENTRY_KEY) == "location":
-                out.append(entry.get(_ENTRY_VALUE, ""))
+        if f == _T_EXTERNAL and w == 2:
+            entry = {ef: _text(ev) for ef, ew, ev in _fields(v) if ew == 2}
+            out.append((entry.get(_ENTRY_KEY), entry.get(_ENTRY_VALUE, "")))
     return out
+
+
+def _locations(tensor) -> list[str]:
+    return [value for key, value in _external_data(tensor) if key == "location"]
+
+
+def _inside(location: str, name: str, model_dir: Path) -> Path:
+    """The file an external-data location names, refused unless it lies inside model_dir (after
+    resolving symlinks)."""
+    root = model_dir.resolve()
+    target = (root / location).resolve()
+    if Path(location).is_absolute() or root not in target.parents:
+        raise ModelError(
+            f"{name} refused: its external data {location!r} points outside the model directory"
+        )
+    return target
 
 
 def _graph_locations(graph) -> list[str]:
@@ -402,14 +433,14 @@ def _graph_locations(graph) -> list[str]:
         if w != 2:
             continue
         if f == _GRAPH_INIT:
-            out += _tensor_locations(v)
+            out += _locations(v)
         elif f == _GRAPH_NODE:
             for nf, nw, nv in _fields(v):
                 if nf != _NODE_ATTR or nw != 2:
                     continue
                 for af, aw, av in _fields(nv):
                     if aw == 2 and af in (_ATTR_T, _ATTR_TENSORS):
-                        out += _tensor_locations(av)
+                        out += _locations(av)
                     elif aw == 2 and af in (_ATTR_G, _ATTR_GRAPHS):
                         out += _graph_locations(av)
     return out
@@ -426,52 +457,36 @@ def external_data_locations(model_bytes: bytes) -> list[str]:
 
 def check_external_data(model_bytes: bytes, name: str, model_dir: Path) -> None:
     """Refuse a graph whose external data would be read from outside the model directory."""
-    root = model_dir.resolve()
     try:
         locations = external_data_locations(model_bytes)
     except ModelError as e:
         raise ModelError(f"{name} could not be loaded: {e}") from e
     for location in locations:
-        target = (root / location).resolve()
-        if Path(location).is_absolute() or root not in target.parents:
-            raise ModelError(
-                f"{name} refused: its external data {location!r} points outside the model directory"
-            )
+        _inside(location, name, model_dir)
 
 
-# -- initializers, read without the onnx package (the embeddings map needs one matrix) -------------
-_NODE_INPUT, _NODE_OP = 1, 4
-_T_DIMS, _T_TYPE, _T_FLOATS, _T_INT32S, _T_NAME, _T_RAW = 1, 2, 4, 5, 8, 9
-_FLOAT, _FLOAT16 = 1, 10
+# -- initializers (the embeddings map needs one matrix) --------------------------------------------
 
 
 def graph_contents(model_bytes: bytes) -> tuple[list[tuple[str, list[str]]], dict[str, memoryview]]:
-    """-> ([(op_type, inputs)] of the main graph's nodes, {initializer name: its TensorProto bytes})."""
+    """-> ([(op_type, inputs)] of the main graph's nodes, {initializer name: its TensorProto
+    bytes})."""
     nodes, inits = [], {}
     for f, w, v in _fields(model_bytes):
         if f != _MODEL_GRAPH or w != 2:
             continue
         for gf, gw, gv in _fields(v):
-            if gw != 2:
-                continue
-            if gf == _GRAPH_NODE:
+            if gw == 2 and gf == _GRAPH_NODE:
                 op, inputs = "", []
                 for nf, nw, nv in _fields(gv):
                     if nw == 2 and nf == _NODE_OP:
-                        op = bytes(nv).decode("utf-8", "replace")
+                        op = _text(nv)
                     elif nw == 2 and nf == _NODE_INPUT:
-                        inputs.append(bytes(nv).decode("utf-8", "replace"))
+                        inputs.append(_text(nv))
                 nodes.append((op, inputs))
-            elif gf == _GRAPH_INIT:
-                name = next(
-                    (
-                        bytes(tv).decode("utf-8", "replace")
-                        for tf, tw, tv in _fields(gv)
-                        if tf == _T_NAME and tw == 2
-                    ),
-                    "",
-                )
-                inits[name] = gv
+            elif gw == 2 and gf == _GRAPH_INIT:
+                names = (_text(tv) for tf, tw, tv in _fields(gv) if tf == _T_NAME and tw == 2)
+                inits[next(names, "")] = gv
     return nodes, inits
 
 
@@ -481,18 +496,16 @@ def tensor_dims(tensor: memoryview) -> list[int]:
         if f == _T_DIMS and w == 0:
             dims.append(v)
         elif f == _T_DIMS and w == 2:  # packed
-            i = 0
-            while i < len(v):
-                d, i = _varint(v, i)
-                dims.append(d)
+            dims += _packed_varints(v)
     return dims
 
 
 def tensor_array(tensor: memoryview, name: str, model_dir: Path):
-    """A float32 or float16 TensorProto -> numpy float32 array (raw, typed or in-directory external data)."""
+    """A float32 or float16 TensorProto -> numpy float32 array (raw, typed or in-directory external
+    data)."""
     import numpy as np
 
-    dims, dtype, raw, floats, int32s, external = tensor_dims(tensor), _FLOAT, None, [], [], {}
+    dims, dtype, raw, floats, int32s = tensor_dims(tensor), _FLOAT, None, [], []
     for f, w, v in _fields(tensor):
         if f == _T_TYPE and w == 0:
             dtype = v
@@ -501,36 +514,17 @@ def tensor_array(tensor: memoryview, name: str, model_dir: Path):
         elif f == _T_FLOATS and w == 2:
             floats.append(bytes(v))
         elif f == _T_INT32S and w == 2:
-            i, values = 0, []
-            while i < len(v):
-                x, i = _varint(v, i)
-                values.append(x)
-            int32s += values
-        elif f == _TENSOR_EXTERNAL and w == 2:
-            entry = {
-                ef: bytes(ev).decode("utf-8", "replace") for ef, ew, ev in _fields(v) if ew == 2
-            }
-            external[entry.get(_ENTRY_KEY)] = entry.get(_ENTRY_VALUE, "")
+            int32s += _packed_varints(v)
     if dtype not in (_FLOAT, _FLOAT16):
         raise ModelError(f"{name} is not a float32 or float16 tensor (data type {dtype})")
-    np_type = np.float32 if dtype == _FLOAT else np.float16
+    np_type = np.dtype(np.float32 if dtype == _FLOAT else np.float16).newbyteorder("<")
+    external = dict(_external_data(tensor))
     if external:
-        root = model_dir.resolve()
-        location = external.get("location", "")
-        target = (root / location).resolve()
-        if Path(location).is_absolute() or root not in target.parents:
-            raise ModelError(
-                f"{name} refused: its external data {location!r} points outside the model directory"
-            )
-        offset, count = (
-            int(external.get("offset", 0)),
-            int(np.prod(dims)) * np.dtype(np_type).itemsize,
-        )
-        with open(target, "rb") as fh:
-            fh.seek(offset)
-            raw = fh.read(count)
+        with open(_inside(external.get("location", ""), name, model_dir), "rb") as fh:
+            fh.seek(int(external.get("offset", 0)))
+            raw = fh.read(int(np.prod(dims)) * np_type.itemsize)
     if raw is not None:
-        values = np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<"))
+        values = np.frombuffer(raw, dtype=np_type)
     elif dtype == _FLOAT:
         values = np.frombuffer(b"".join(floats), dtype="<f4")
     else:  # float16 kept as the bit patterns in int32_data

@@ -120,11 +120,6 @@ class _Segment:
     )
 
 
-def find_default_model() -> Path:
-    """The model used when none is given: $TRADUCTOR_MODEL (a name or a path), else the built-in es-en."""
-    return resolve_model(None)
-
-
 class Translator:
     """Loads a model package once; `translate` may be called from many threads at once.
 

@@ -82,82 +82,93 @@ def check_installed(venv: Path) -> None:
             if k not in ("TRADUCTOR_MODEL", "PYTHONPATH", "VIRTUAL_ENV")
         }
         env["XDG_DATA_HOME"] = str(tmp / "data")
-        py = str(bin_dir / "python")
-        if run([py, "-c", "import torch"], tmp, env, expect_ok=False).returncode == 0:
-            fail(f"torch is importable in {venv}: the runtime install must not pull it")
-        where = run(
-            [py, "-c", "import traductor, sys; print(traductor.__file__)"], tmp, env
-        ).stdout.strip()
-        if "site-packages" not in where:
-            fail(f"the venv imports traductor from the source tree ({where}), not from the wheel")
+        _check_runtime_only(bin_dir, tmp, env)
+        _check_builtin_model(bin_dir, tmp, env)
+        _check_user_models(bin_dir, tmp, env)
 
-        # The CLI from an unrelated directory, no flag, no environment variable.
-        got = run(
-            [str(bin_dir / "traductor"), "translate", *SENTENCES], tmp, env
-        ).stdout.splitlines()
-        sys.path.insert(0, str(ROOT))
-        from traductor.runtime import Translator
 
-        want = Translator(ROOT / "models" / "es-en", variant="int8").translate(SENTENCES)
-        if got != want:
-            fail(f"installed CLI translated {got}, the source tree's int8 variant {want}")
-        print(f"translate from {tmp}: {got[0]!r}")
+def _check_runtime_only(bin_dir: Path, tmp: Path, env: dict) -> None:
+    """No torch, and traductor comes from the wheel, not from the source tree."""
+    py = str(bin_dir / "python")
+    if run([py, "-c", "import torch"], tmp, env, expect_ok=False).returncode == 0:
+        fail(f"torch is importable in {bin_dir.parent}: the runtime install must not pull it")
+    where = run(
+        [py, "-c", "import traductor, sys; print(traductor.__file__)"], tmp, env
+    ).stdout.strip()
+    if "site-packages" not in where:
+        fail(f"the venv imports traductor from the source tree ({where}), not from the wheel")
 
-        # The Python API, and what the install says about itself.
-        api = run(
-            [
-                py,
-                "-c",
-                "from traductor.runtime import Translator; t = Translator(); "
-                "import json; print(json.dumps([t.translate('Hola'), t.variant, t.model.available, str(t.model_dir)]))",
-            ],
-            tmp,
-            env,
+
+def _check_builtin_model(bin_dir: Path, tmp: Path, env: dict) -> None:
+    """The built-in es-en (int8 only) from the CLI and the Python API, as the source tree's."""
+    py = str(bin_dir / "python")
+    # The CLI from an unrelated directory, no flag, no environment variable.
+    got = run([str(bin_dir / "traductor"), "translate", *SENTENCES], tmp, env).stdout.splitlines()
+    sys.path.insert(0, str(ROOT))
+    from traductor.runtime import Translator
+
+    want = Translator(ROOT / "models" / "es-en", variant="int8").translate(SENTENCES)
+    if got != want:
+        fail(f"installed CLI translated {got}, the source tree's int8 variant {want}")
+    print(f"translate from {tmp}: {got[0]!r}")
+
+    # The Python API, and what the install says about itself.
+    api = run(
+        [
+            py,
+            "-c",
+            "from traductor.runtime import Translator; t = Translator(); "
+            "import json; print(json.dumps([t.translate('Hola'), t.variant, t.model.available, str(t.model_dir)]))",
+        ],
+        tmp,
+        env,
+    )
+    text, variant, available, model_dir = json.loads(api.stdout)
+    if variant != "int8" or available != ["int8"] or "site-packages" not in model_dir:
+        fail(f"Translator() loaded {variant} from {model_dir} (variants present: {available})")
+    listing = run([str(bin_dir / "traductor"), "models"], tmp, env).stdout
+    if (
+        "es-en" not in listing
+        or "site-packages" not in listing
+        or "fp32" not in listing
+        or "not installed here" not in listing
+    ):
+        fail(
+            f"`traductor models` does not show the built-in model and its missing fp32:\n{listing}"
         )
-        text, variant, available, model_dir = json.loads(api.stdout)
-        if variant != "int8" or available != ["int8"] or "site-packages" not in model_dir:
-            fail(f"Translator() loaded {variant} from {model_dir} (variants present: {available})")
-        listing = run([str(bin_dir / "traductor"), "models"], tmp, env).stdout
-        if (
-            "es-en" not in listing
-            or "site-packages" not in listing
-            or "fp32" not in listing
-            or "not installed here" not in listing
-        ):
-            fail(
-                f"`traductor models` does not show the built-in model and its missing fp32:\n{listing}"
-            )
-        asked = run(
-            [str(bin_dir / "traductor"), "translate", "--variant", "fp32", "Hola"],
-            tmp,
-            env,
-            expect_ok=False,
+    asked = run(
+        [str(bin_dir / "traductor"), "translate", "--variant", "fp32", "Hola"],
+        tmp,
+        env,
+        expect_ok=False,
+    )
+    if asked.returncode != 2 or "only the int8" not in asked.stderr:
+        fail(
+            f"--variant fp32 on the wheel's model should fail clearly, got {asked.returncode}: {asked.stderr}"
         )
-        if asked.returncode != 2 or "only the int8" not in asked.stderr:
-            fail(
-                f"--variant fp32 on the wheel's model should fail clearly, got {asked.returncode}: {asked.stderr}"
-            )
 
-        # User models: add the tiny test package, use it by name, remove it.
-        tiny = ROOT / "tests" / "assets" / "tiny-model"
-        run([str(bin_dir / "traductor"), "models", "add", str(tiny), "--name", "tiny"], tmp, env)
-        if not (tmp / "data" / "traductor" / "models" / "tiny" / "config.json").is_file():
-            fail("`traductor models add` did not copy into $XDG_DATA_HOME/traductor/models")
-        out = run(
-            [str(bin_dir / "traductor"), "translate", "--model", "tiny", "hola mundo"], tmp, env
-        ).stdout.strip()
-        if not out:
-            fail("the added model translated to nothing")
-        run([str(bin_dir / "traductor"), "models", "remove", "tiny"], tmp, env)
-        print(f"models add/translate/remove by name: ok ({out!r})")
-        # --model and TRADUCTOR_MODEL still override the built-in model.
-        over = run(
-            [str(bin_dir / "traductor"), "translate", "hola mundo"],
-            tmp,
-            {**env, "TRADUCTOR_MODEL": str(tiny)},
-        ).stdout.strip()
-        if over != out:
-            fail(f"TRADUCTOR_MODEL={tiny} gave {over!r}, --model gave {out!r}")
+
+def _check_user_models(bin_dir: Path, tmp: Path, env: dict) -> None:
+    """User models: add the tiny test package, use it by name, remove it."""
+    tiny = ROOT / "tests" / "assets" / "tiny-model"
+    run([str(bin_dir / "traductor"), "models", "add", str(tiny), "--name", "tiny"], tmp, env)
+    if not (tmp / "data" / "traductor" / "models" / "tiny" / "config.json").is_file():
+        fail("`traductor models add` did not copy into $XDG_DATA_HOME/traductor/models")
+    out = run(
+        [str(bin_dir / "traductor"), "translate", "--model", "tiny", "hola mundo"], tmp, env
+    ).stdout.strip()
+    if not out:
+        fail("the added model translated to nothing")
+    run([str(bin_dir / "traductor"), "models", "remove", "tiny"], tmp, env)
+    print(f"models add/translate/remove by name: ok ({out!r})")
+    # --model and TRADUCTOR_MODEL still override the built-in model.
+    over = run(
+        [str(bin_dir / "traductor"), "translate", "hola mundo"],
+        tmp,
+        {**env, "TRADUCTOR_MODEL": str(tiny)},
+    ).stdout.strip()
+    if over != out:
+        fail(f"TRADUCTOR_MODEL={tiny} gave {over!r}, --model gave {out!r}")
 
 
 def main() -> int:

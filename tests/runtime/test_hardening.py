@@ -151,6 +151,54 @@ def test_external_data_outside_the_model_dir_is_refused(model_copy):
         Translator(model_copy)
 
 
+def _graph_with_external_data(location: str, where: str) -> bytes:
+    """A small ONNX graph whose one float tensor lives in external data at `location`, held by an
+    initializer, a Constant node's attribute or an If node's subgraph (`where`)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def tensor(name):
+        t = helper.make_tensor(name, TensorProto.FLOAT, [4], [0.0] * 4)
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        return t
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in "XY")
+    inits, nodes = [], [helper.make_node("Add", ["X", "W"], ["Y"])]
+    if where == "initializer":
+        inits.append(tensor("W"))
+    elif where == "attribute":
+        nodes.insert(0, helper.make_node("Constant", [], ["W"], value=tensor("c")))
+    else:
+        then = helper.make_graph([helper.make_node("Identity", ["T"], ["W"])], "then", [], [y], [])
+        then.initializer.append(tensor("T"))
+        nodes.insert(0, helper.make_node("If", ["C"], ["W"], then_branch=then, else_branch=then))
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    return helper.make_model(graph).SerializeToString()
+
+
+@pytest.mark.parametrize("where", ["initializer", "attribute", "subgraph"])
+@pytest.mark.parametrize("escape", ["../outside.bin", "absolute", "symlink.bin"])
+def test_external_data_escapes_are_refused_whatever_holds_the_tensor(tmp_path, where, escape):
+    """Checked by the runtime itself: onnxruntime < 1.26 reads such paths (runtime/package.py)."""
+    from traductor.runtime.package import check_external_data, external_data_locations
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (tmp_path / "outside.bin").write_bytes(bytes(16))
+    (model_dir / "inside.bin").write_bytes(bytes(16))
+    (model_dir / "symlink.bin").symlink_to(tmp_path / "outside.bin")
+    location = str(tmp_path / "outside.bin") if escape == "absolute" else escape
+    graph = _graph_with_external_data(location, where)
+    assert set(external_data_locations(graph)) == {location}
+    with pytest.raises(ModelError, match="outside the model directory"):
+        check_external_data(graph, "g.onnx", model_dir)
+    check_external_data(_graph_with_external_data("inside.bin", where), "g.onnx", model_dir)
+
+
 # -- providers ------------------------------------------------------------------------------------
 
 
