@@ -18,10 +18,8 @@ from traductor.runtime.package import InputError
 from .conftest import TINY_MODEL, WORDS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SOURCE_WORDS, TARGET_WORDS = (
-    WORDS[:8],
-    WORDS[8:],
-)  # two "languages" of the tiny model's single-token words
+# two "languages" of the tiny model's single-token words
+SOURCE_WORDS, TARGET_WORDS = WORDS[:8], WORDS[8:]
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "es-en"
 
 
@@ -32,7 +30,8 @@ def explain_extra():
 
 
 def write_corpus(path: Path, n: int = 200, seed: int = 0) -> Path:
-    """Source lines from the first eight words, target lines from the other seven: each token has one side."""
+    """Source lines from the first eight words, target lines from the other seven: each token has
+    one side."""
     rng = np.random.default_rng(seed)
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(n):
@@ -180,6 +179,10 @@ def test_shipped_int8_graph_holds_the_embedding_as_fp16(explain_extra):
         (dict(neighbours=15), r"--neighbours 15: .* pass --neighbours 14 or less"),
         (dict(top="many"), r"--top must be an integer"),
         (dict(corpus="no-such.tsv"), r"--corpus no-such\.tsv: no such file"),
+        (
+            dict(corpus=None, top=56),
+            r"the tokenizer ranks only 55 tokens .*pass --top 55 or less, or --corpus FILE",
+        ),
         (dict(model="no-such-model"), r"no model named 'no-such-model'"),
         (dict(model="./no/such/dir"), r"no such model directory"),
     ],
@@ -194,11 +197,85 @@ def test_bad_arguments_are_one_clear_line(explain_extra, tmp_path, monkeypatch, 
     assert not (tmp_path / "map.png").exists()
 
 
-def test_a_missing_default_corpus_says_to_pass_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(embeddings, "DEFAULT_CORPUS", Path("no") / "such" / "train.tsv")
+def test_without_a_corpus_the_tokenizer_ranks_the_tokens(explain_extra, tmp_path):
+    """The map needs only the model package: the BPE merges rank the tokens, no language split."""
+    assert embeddings.embeddings_main(args(tmp_path, corpus=None)) == 0
+    check_png(tmp_path / "map.png")
+    report = json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))
+    assert report["corpus"] is None and "BPE merge order" in report["ranking"]
+    assert report["language_rule"].startswith("unknown")
+    assert len(report["tokens"]) == 12
+    assert {t["language"] for t in report["tokens"]} == {None}
+    assert all("count" not in t and len(t["neighbours"]) == 5 for t in report["tokens"])
+    _, tokenizer = embeddings.embedding_matrix(TINY_MODEL)
+    assert all(tokenizer.token_to_id(t["token"]) is not None for t in report["tokens"])
+    # the pool is the whole vocabulary (specials and bytes aside), not just the mapped tokens
+    assert report["neighbour_pool"].startswith("the 74 tokens of the vocabulary")
+
+
+def test_the_map_command_runs_from_an_install_with_no_corpus(explain_extra, tmp_path, monkeypatch):
+    """`traductor embeddings --out map.png` in a folder with no data/: the newcomer's trip."""
+    from traductor.cli import main
+
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match=r"pass --corpus FILE"):
-        embeddings.embeddings_main(args(tmp_path, corpus=None))
+    assert main(["embeddings", "--model", str(TINY_MODEL), "--out", "map.png", "--top", "12"]) == 0
+    check_png(tmp_path / "map.png")
+    assert json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))["corpus"] is None
+
+
+def test_a_bad_corpus_path_is_one_clear_error_line(tmp_path, monkeypatch, capsys):
+    from traductor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["embeddings", "--model", str(TINY_MODEL), "--out", "map.png", "--corpus", "nope.tsv"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "traductor: error: --corpus nope.tsv: no such file\n"
+    assert not (tmp_path / "map.png").exists()
+
+
+def test_bpe_estimate_takes_away_what_later_merges_absorb():
+    """Merge n counts about 1/n pairs; "ab" keeps what its merge counted less what "abc" took."""
+    model = {
+        "vocab": {"a": 0, "b": 1, "c": 2, "ab": 3, "abc": 4, "x": 5},
+        "merges": ["a b", "ab c"],
+    }
+    estimates = embeddings._bpe_estimates(model, 6)
+    assert estimates.tolist() == [0.0, 0.0, 0.0, 0.5, 0.5, 0.0]  # characters: unranked
+
+
+def test_unigram_sides_follow_the_tokenizer_that_scores_a_piece_higher():
+    """Two segmenters of one vocabulary (a converted OPUS-MT package): each token's language is the
+    side whose Unigram gives it the higher probability; 0.0 marks a piece a side cannot produce."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, models
+
+    pieces = ["<pad>", "</s>", "<unk>", "\u2581casa", "\u2581house", "\u2581sol", "\u2581a"]
+    src_scores = [0.0, 0.0, 0.0, -1.0, 0.0, -2.0, -3.0]
+    tgt_scores = [0.0, 0.0, 0.0, 0.0, -1.5, 0.0, -1.0]
+    source, target = (
+        Tokenizer(models.Unigram(list(zip(pieces, scores)), 2, False))
+        for scores in (src_scores, tgt_scores)
+    )
+    space = embeddings.Space(np.eye(7, dtype=np.float32), source, "test", target)
+    specials = SimpleNamespace(pad_id=0, bos_id=0, eos_id=1, unk_id=2)
+    cfg = SimpleNamespace(special_tokens=specials, language_tags={})
+    kind, items = embeddings.package_items(space, space, cfg)
+    assert kind == "Unigram"
+    assert [(it.token, it.side) for it in items] == [
+        ("\u2581casa", 0),
+        ("\u2581a", 1),
+        ("\u2581house", 1),
+        ("\u2581sol", 0),
+    ]
+
+
+def test_a_tokenizer_without_a_frequency_order_asks_for_a_corpus():
+    from tokenizers import Tokenizer, models
+
+    tokenizer = Tokenizer(models.WordLevel({"<unk>": 0, "casa": 1}, unk_token="<unk>"))
+    with pytest.raises(InputError, match=r"WordLevel model.*pass --corpus FILE"):
+        embeddings._tokenizer_estimates(tokenizer, 2, "source")
 
 
 def test_a_corpus_line_without_a_tab(explain_extra, tmp_path):
@@ -230,8 +307,8 @@ def test_importable_without_the_extra_and_not_loaded_by_the_runtime():
 
 
 def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_path):
-    """A converted OPUS-MT package with separate vocabularies: the target tokens' vectors come from the
-    decoder's own matrix, and neighbours never cross from one matrix to the other."""
+    """A converted OPUS-MT package with separate vocabularies: the target tokens' vectors come from
+    the decoder's own matrix, and neighbours never cross from one matrix to the other."""
     import onnx
     from onnx import numpy_helper
 
@@ -277,6 +354,12 @@ def test_a_decoder_with_its_own_vocabulary_keeps_two_spaces(explain_extra, tmp_p
     assert vectors[word]["neighbours"][0]["cosine"] == pytest.approx(
         float(unit[i] @ unit[j]), abs=1e-4
     )
+
+    # without a corpus each matrix's tokens take its side
+    assert embeddings.embeddings_main(args(tmp_path, model=str(pkg), corpus=None, top=20)) == 0
+    report = json.loads((tmp_path / "map.json").read_text(encoding="utf-8"))
+    assert report["language_rule"] == "the side of the embedding matrix it belongs to"
+    assert {t["language"] for t in report["tokens"]} == {"es", "en"}
 
 
 @pytest.mark.parametrize(
