@@ -319,6 +319,12 @@ def _add_explain(sub) -> None:
     p = sub.add_parser(
         "embeddings",
         help="t-SNE map of the embeddings + nearest neighbours (explain extra)",
+        description="Map the most frequent tokens of a model's embedding matrix with t-SNE (PNG) "
+        "and list their nearest neighbours (JSON). The model package alone is enough: without "
+        "--corpus its tokenizer ranks the tokens (a BPE vocabulary by its merge order, which the "
+        "trainer writes in order of pair frequency; a Unigram one by its piece probabilities), "
+        "and the map has one colour unless the package has a tokenizer or a matrix per language. "
+        "With --corpus the tokens are counted on it and coloured by the side they occur on more.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
@@ -328,7 +334,9 @@ def _add_explain(sub) -> None:
     p.add_argument("--out", required=True, help="the map, a .png file")
     p.add_argument("--json", help="nearest neighbours as JSON (default: next to --out, .json)")
     p.add_argument(
-        "--corpus", help="source<TAB>target file to count tokens on (default: data/bible/train.tsv)"
+        "--corpus",
+        help="source<TAB>target file to count tokens on and split them by language; "
+        "without it the model's tokenizer ranks them",
     )
     p.add_argument(
         "--top", type=int, default=300, help="how many of the most frequent tokens to map"
