@@ -236,7 +236,10 @@ def test_auto_detects_among_the_loaded_sources(server):
 
 
 def test_html_keeps_every_tag_and_attribute(server):
-    doc = '<div class="a" data-x="1"><p>sol <b title="t">luna</b> &amp; perro</p><!-- note --><script>var x = "sol";</script><br/>casa</div>'
+    doc = (
+        '<div class="a" data-x="1"><p>sol <b title="t">luna</b> &amp; perro</p><!-- note -->'
+        '<script>var x = "sol";</script><br/>casa</div>'
+    )
     status, body = server.post_form(
         "/translate", {"q": doc, "source": "es", "target": "en", "format": "html"}
     )
@@ -527,6 +530,21 @@ def test_serve_refuses_bad_settings_with_one_line(tmp_path):
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_serve_flags_default_to_the_settings_defaults():
+    """`traductor serve` with no flags runs on Settings() as a library user gets it (the page and
+    the API keys aside: the CLI finds web/ in a checkout and reads keys from a file)."""
+    from dataclasses import fields
+
+    from traductor.cli import build_parser
+    from traductor.runtime.serve import Settings
+    from traductor.runtime.serve.main import settings_from_args
+
+    from_cli = settings_from_args(build_parser().parse_args(["serve"]))
+    for f in fields(Settings):
+        if f.name != "web_dir":
+            assert getattr(from_cli, f.name) == getattr(Settings(), f.name), f.name
+
+
 def test_model_files_are_served_with_isolation_headers_and_nothing_else(server):
     req = urllib.request.Request(server.url + "/models/tiny-model/config.json")
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -578,10 +596,10 @@ def test_two_workers_split_a_crowd_of_requests_evenly():
     """A crowd that arrives together is shared between the workers (each batch takes 1/N of the
     requests in play), not taken whole by the worker that happens to be free.
 
-    Timing is taken out of it: the wait is long (a batch closes at its share, not at the deadline, so a
-    slow test thread still fills it) and the first two batches decode only once both have been
-    gathered, so the first cannot finish and leave play while the second gathers. If one worker took
-    the whole crowd there would be no second batch and the barrier breaks."""
+    Timing is taken out of it: the wait is long (a batch closes at its share, not at the deadline,
+    so a slow test thread still fills it) and the first two batches decode only once both have been
+    gathered, so the first cannot finish and leave play while the second gathers. If one worker
+    took the whole crowd there would be no second batch and the barrier breaks."""
     from traductor.runtime.serve import Batcher, Settings
 
     tr = Translator(TINY_MODEL, intra_threads=1)
@@ -619,9 +637,10 @@ def _verses(n: int) -> list[str]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_continuous_batching_lets_requests_join_a_running_batch(workers):
-    """With continuous batching a request that arrives while a batch decodes joins it at the next step.
-    Requests are submitted from inside the decoder steps (so they arrive mid-batch whatever the
-    timing): each must still get the answer it gets alone, greedy and other beam options included."""
+    """With continuous batching a request that arrives while a batch decodes joins it at the next
+    step. Requests are submitted from inside the decoder steps (so they arrive mid-batch whatever
+    the timing): each must still get the answer it gets alone, greedy and other beam options
+    included."""
     from traductor.runtime import continuous
     from traductor.runtime.serve import Batcher, Settings
 
