@@ -3,9 +3,10 @@
 
     python3 web/serve.py --port 8000          # then open http://127.0.0.1:8000/
 
-Serves web/ at / (the page, traductor.js, node_modules/...) and the repository's models/ at /models/,
-with the headers that make the page cross-origin isolated (COOP same-origin, COEP require-corp), so
-onnxruntime-web may run on several threads. `traductor serve` serves the same URL layout.
+Serves web/ at / (the page, traductor.js, src/, node_modules/...) and the repository's models/ at
+/models/, with the headers that make the page cross-origin isolated (COOP same-origin, COEP
+require-corp), so onnxruntime-web may run on several threads. `traductor serve` serves the same URL
+layout.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ ISOLATION = {
 
 
 def resolve(url_path: str, web: Path, models: Path) -> Path | None:
-    """URL path -> file: /models/<...> under `models`, everything else under `web`. None outside both."""
+    """URL path -> file: /models/<...> under `models`, everything else under `web`; None outside
+    both."""
     path = posixpath.normpath(urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0]))
     parts = [p for p in path.split("/") if p and p not in (".", "..")]
     if parts[:1] == ["models"]:
@@ -68,9 +70,8 @@ def make_handler(web: Path, models: Path, quiet: bool, isolation: bool = True):
 
         def translate_path(self, path: str) -> str:
             target = resolve(path, web, models)
-            return (
-                str(target) if target else str(web / ".no-such-file" / "404")
-            )  # the stdlib answers 404
+            # No such file: a path that does not exist, so that the stdlib answers 404.
+            return str(target) if target else str(web / ".no-such-file" / "404")
 
         def list_directory(self, path):  # no listings
             self.send_error(404)
