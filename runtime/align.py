@@ -30,7 +30,7 @@ def token_words(offsets: list[tuple[int, int]], text: str) -> list[int]:
 
 
 def target_words(tokenizer, ids: list[int]) -> list[int]:
-    """Word index (in translation.split()) of each generated token: the last word of the decoded prefix."""
+    """Each generated token's word index in translation.split(): its decoded prefix's last word."""
     out = []
     for i in range(len(ids)):
         n = len(tokenizer.decode(ids[: i + 1]).split())

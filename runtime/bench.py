@@ -185,7 +185,8 @@ def _variants(asked: str | None, model: Path, cfg) -> list[str]:
     absent = [v for v in variants if v not in present]
     if absent:
         raise InputError(
-            f"--variants: {', '.join(absent)} not installed in {model} (it has {', '.join(present)})"
+            f"--variants: {', '.join(absent)} not installed in {model} (it has "
+            f"{', '.join(present)})"
         )
     return variants
 
@@ -280,18 +281,23 @@ def _write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=1))
     lines = [
-        f"Model `{report['model']}`, {report['sentences']} sentences; medians of repeated runs after warm-up.",
+        f"Model `{report['model']}`, {report['sentences']} sentences; medians of repeated runs "
+        "after warm-up.",
         "",
-        "| provider | variant | threads | beam | batch | tokens/s | sentences/s | latency p50 / p90 / p99 (ms) | first token (ms) | load (ms) | peak RSS (MB) |",
+        "| provider | variant | threads | beam | batch | tokens/s | sentences/s | latency p50 / "
+        "p90 / p99 (ms) | first token (ms) | load (ms) | peak RSS (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         short = {v: k for k, v in PROVIDER_ALIASES.items()}.get(r["provider"], r["provider"])
         for s in r["settings"]:
             lines.append(
-                f"| {short} | {r['variant']} | {r['threads'] or 'auto'} | {s['beam']} | {s['batch']} | {s['tokens_per_s']:,.0f} | {s['sentences_per_s']:.1f} | "
-                f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / {s['latency_p99_ms']:.1f} | "
-                f"{r['first_token_ms_p50']:.1f} | {1000 * r['load_s']:.0f} | {r['peak_rss_mb']:.0f} |"
+                f"| {short} | {r['variant']} | {r['threads'] or 'auto'} | {s['beam']} | "
+                f"{s['batch']} | {s['tokens_per_s']:,.0f} | {s['sentences_per_s']:.1f} | "
+                f"{s['latency_p50_ms']:.1f} / {s['latency_p90_ms']:.1f} / "
+                f"{s['latency_p99_ms']:.1f} | "
+                f"{r['first_token_ms_p50']:.1f} | {1000 * r['load_s']:.0f} | "
+                f"{r['peak_rss_mb']:.0f} |"
             )
     if report["skipped"]:
         lines.append("")
@@ -313,7 +319,8 @@ def _chart(report: dict, png: Path) -> None:
         return
     short = {v: k for k, v in PROVIDER_ALIASES.items()}
     configs = [
-        f"{short.get(r['provider'], r['provider'])} {r['variant']} {'auto' if r['threads'] is None else 't' + str(r['threads'])}"
+        f"{short.get(r['provider'], r['provider'])} {r['variant']} "
+        f"{'auto' if r['threads'] is None else 't' + str(r['threads'])}"
         for r in report["results"]
     ]
     settings = sorted({(s["beam"], s["batch"]) for r in report["results"] for s in r["settings"]})

@@ -32,7 +32,8 @@ def _read_lines(stream, name: str):
             yield raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as e:
             raise ModelError(
-                f"{name} line {n} is not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r}); convert the input to UTF-8"
+                f"{name} line {n} is not valid UTF-8 (byte {e.start}: "
+                f"{raw[e.start : e.start + 1]!r}); convert the input to UTF-8"
             ) from e
 
 
@@ -163,7 +164,8 @@ def _describe(model_dir: Path, name: str, origin: str) -> None:
     if cfg.converted_from:
         print(f"  converted from {cfg.converted_from}")
     print(
-        f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab {d.vocab_size}"
+        f"  d_model {d.d_model}, {d.n_encoder_layers}+{d.n_decoder_layers} layers, vocab "
+        f"{d.vocab_size}"
     )
     default = choose_variant(cfg, ["CPUExecutionProvider"], present) if present else None
     for vname, v in cfg.variants.items():
@@ -178,5 +180,6 @@ def _describe(model_dir: Path, name: str, origin: str) -> None:
         bleu = v.bleu
         mark = " (default)" if vname == default else ""
         print(
-            f"  {vname:<5}{mark:<10} {size / 1e6:6.1f} MB  test BLEU {'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}"
+            f"  {vname:<5}{mark:<10} {size / 1e6:6.1f} MB  test BLEU "
+            f"{'-' if bleu is None else f'{bleu:.2f} (beam {cfg.decoding.beam_size})'}"
         )

@@ -1,4 +1,4 @@
-"""Continuous (in-flight) batching for beam search: sentences join a running decoder batch at any step.
+"""Continuous (in-flight) batching for beam search: sentences join a running batch at any step.
 
 A static batch decodes its sentences together from the first step to the last: a sentence that
 arrives meanwhile waits for the whole batch, and the batch thins out as its sentences finish.
@@ -9,11 +9,11 @@ hands back the sentences that are done. A server calls `add()` between steps as 
 Rows at different steps need a decoder graph whose `position` input holds one entry per row: graphs
 exported by this version declare it with a dynamic dimension; packages exported earlier take one
 position for all rows (`supports_rows_at_different_steps()` is False) and keep static batches. Each
-row picks its own positional encoding and writes its new self-attention K/V at its own position in caches that
-are right-padded to the longest; the cross K/V of sentences with shorter sources are zero-padded,
-and masked. Rows are computed independently (batch invariance, see Translator.translate_ids), and
-the beam update of a sentence depends only on its own candidates (`BeamSearch.advance`), so every
-sentence gets exactly the hypotheses `BeamSearch.search` gives it alone.
+row picks its own positional encoding and writes its new self-attention K/V at its own position in
+caches that are right-padded to the longest; the cross K/V of sentences with shorter sources are
+zero-padded, and masked. Rows are computed independently (batch invariance, see
+Translator.translate_ids), and the beam update of a sentence depends only on its own candidates
+(`BeamSearch.advance`), so each sentence gets exactly the hypotheses `BeamSearch.search` gives it.
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ class ContinuousBeams:
     The batch lives in buffers allocated for a capacity and grown by doubling: each layer's self K/V
     (rows, heads, steps, head_dim), bound through IOBinding as both the `past` input and the
     `present` output, so GroupQueryAttention writes each row's new K/V in place at its position and
-    copies nothing; the cross K/V (sentences, heads, source width, head_dim) and the mask. Sentence j
-    holds rows j*k .. j*k+k-1, in any order: `_Running.rows` maps its beams (in the search's order)
-    to them, so a beam that continues itself stays where it is. After a step only the rows that
-    changed move: beams that continue another beam of their sentence (dead padding beams take any
-    free row, uncopied: their score is -inf, so nothing they compute is ever chosen), and the blocks
-    of the last sentences, which move into the slots of those that finished (nothing else shifts).
+    copies nothing; the cross K/V (sentences, heads, source width, head_dim) and the mask. Sentence
+    j holds rows j*k .. j*k+k-1, in any order: `_Running.rows` maps its beams (in the search's
+    order) to them, so a beam that continues itself stays where it is. After a step only the rows
+    that changed move: beams that continue another beam of their sentence (dead padding beams take
+    any free row, uncopied: their score is -inf, so nothing they compute is ever chosen), and the
+    blocks of the last sentences, which move into the slots of those that finished (no other moves).
     """
 
     def __init__(
@@ -75,7 +75,8 @@ class ContinuousBeams:
         """capacity: sentences the buffers hold at first (they double when more join)."""
         if not supports_rows_at_different_steps(model):
             raise ValueError(
-                "this package's decoder graph takes one position for all rows: re-export it for continuous batching"
+                "this package's decoder graph takes one position for all rows: re-export it for "
+                "continuous batching"
             )
         import onnxruntime as ort
 
@@ -291,8 +292,8 @@ class ContinuousBeams:
                     c[dst, :, :filled] = c[src, :, :filled]  # the right side is gathered first
 
     def _rows_in_place(self, s: _Running, parents: list[int]) -> np.ndarray:
-        """The rows within its block of a sentence that keeps its slot: a live beam continuing a beam
-        whose row is not taken yet stays in that row; the others take the free rows."""
+        """The rows within its block of a sentence that keeps its slot: a live beam continuing a
+        beam whose row is not taken yet stays in that row; the others take the free rows."""
         old, new = s.rows, np.full(self.k, -1)
         taken = np.zeros(self.k, dtype=bool)
         for i, p in enumerate(parents):

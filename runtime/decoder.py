@@ -35,7 +35,7 @@ class OnnxStepDecoder:
     def __init__(
         self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1
     ):
-        """input_ids/attention_mask (batch, src_len); repeat > 1 gives each sentence `repeat` rows (beams).
+        """input_ids, attention_mask: (batch, src_len); repeat: rows (beams) per sentence.
 
         Cross K/V stay one per sentence: the decoder graph lets each group of `repeat` consecutive
         rows share them, so beams never copy them.
@@ -115,10 +115,10 @@ class CachedStepDecoder:
     decoder graph writes in place, and no per-step allocation.
 
     Each layer's self K/V live in one buffer (rows, heads, capacity, head_dim), bound through
-    IOBinding as both the `past` input and the `present` output of the decoder graph, whose attention
-    (GroupQueryAttention) then writes the new token's K/V at `position` instead of copying the past
-    into a new tensor. Token ids, position, top_k and the outputs are preallocated numpy buffers,
-    bound once and rewritten in place, so a step is one `run_with_iobinding`.
+    IOBinding as both the `past` input and the `present` output of the decoder graph, whose
+    attention (GroupQueryAttention) then writes the new token's K/V at `position` instead of copying
+    the past into a new tensor. Token ids, position, top_k and the outputs are preallocated numpy
+    buffers, bound once and rewritten in place, so a step is one `run_with_iobinding`.
 
     The capacity is the most steps the search will run (`max_steps`): the cache is allocated once
     (np.zeros: pages are only touched as they fill) and doubles if a caller steps past it.
@@ -360,9 +360,9 @@ class DroppingRows:
     the in-place cache, rebinds every buffer. In a batch of sentences of mixed lengths they finish
     one by one, so dropping each at once costs more than it saves. This wrapper keeps finished
     sentences' rows in the decoder's batch (fed a dummy token, their outputs ignored) until at least
-    `slack` of the batch is dead, then drops them all in one `keep`. Rows are computed independently,
-    so the live rows' results are exactly those of dropping at once. Beam reorders within live
-    sentences pass straight through.
+    `slack` of the batch is dead, then drops them all in one `keep`. Rows are computed
+    independently, so the live rows' results are exactly those of dropping at once. Beam reorders
+    within live sentences pass straight through.
     """
 
     def __init__(self, inner, repeat: int = 1, slack: float = 0.25, filler: int = 0):

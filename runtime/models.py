@@ -5,9 +5,10 @@ Three places, looked up in this order:
 1. a path: any argument that names an existing directory (or looks like a path) is used as it is;
 2. user models: packages copied by `traductor models add DIR` into the user's data directory,
    `$XDG_DATA_HOME/traductor/models/NAME` (default `~/.local/share/traductor/models`; on macOS
-   `~/Library/Application Support/traductor/models`, on Windows `%LOCALAPPDATA%\\traductor\\models`);
-3. built-in models: the packages inside the installed `traductor.models` package. The wheel holds the
-   default es->en model's int8 variant; a source checkout holds every variant that was built.
+   `~/Library/Application Support/traductor/models`, on Windows
+   `%LOCALAPPDATA%\\traductor\\models`);
+3. built-in models: the packages inside the installed `traductor.models` package. The wheel holds
+   the default es->en model's int8 variant; a source checkout holds every variant that was built.
 
 With no model given, `$TRADUCTOR_MODEL` (a name or a path) wins, then the built-in `es-en`.
 """
@@ -38,14 +39,14 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def builtin_root() -> Path:
-    """The folder of the built-in packages: `traductor/models` in the install (models/ in a checkout)."""
+    """The built-in packages' folder: `traductor/models` in the install (models/ in a checkout)."""
     from importlib.resources import files
 
     return Path(str(files("traductor.models")))
 
 
 def user_root() -> Path:
-    """The folder `traductor models add` copies packages into (the platform's user data directory)."""
+    """Where `traductor models add` copies packages to (the platform's user data directory)."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     elif sys.platform == "darwin":
@@ -73,7 +74,7 @@ def _packages(root: Path, origin: str) -> list[ModelEntry]:
 
 
 def list_models() -> list[ModelEntry]:
-    """Every named model: user models first (a user model shadows a built-in one of the same name)."""
+    """Every named model: user models first (a user model shadows a built-in one of its name)."""
     return _packages(user_root(), "user") + _packages(builtin_root(), "built-in")
 
 
@@ -106,7 +107,8 @@ def resolve_model(spec: str | os.PathLike | None = None) -> Path:
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ModelError(
-            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')"
+            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, not "
+            "starting with '.' or '-')"
         )
     return name
 
@@ -146,7 +148,8 @@ def add_model(src: str | os.PathLike, name: str | None = None, force: bool = Fal
     dest = root / name
     if dest.exists() and not force:
         raise ModelError(
-            f"a user model named {name!r} already exists at {dest}; pass --force to replace it, or --name to pick another"
+            f"a user model named {name!r} already exists at {dest}; pass --force to replace it, or "
+            "--name to pick another"
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{name}.partial"

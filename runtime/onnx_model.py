@@ -72,11 +72,13 @@ def resolve_providers(
         have = ", ".join(f"{short.get(a, a)} ({a})" if a in short else a for a in available)
         if not fallback:
             raise ModelError(
-                f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; available: {have}"
+                f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; "
+                f"available: {have}"
             )
         chosen_fb = resolve_providers(list(fallback), provider_options)
         warnings.warn(
-            f"execution provider(s) {', '.join(missing)} not available; falling back to {[c[0] for c in chosen_fb]}",
+            f"execution provider(s) {', '.join(missing)} not available; falling back to "
+            f"{[c[0] for c in chosen_fb]}",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -86,9 +88,9 @@ def resolve_providers(
     return chosen
 
 
-# Execution providers that cannot load the int8 graphs: OpenVINO's ONNX reader rejects QuantizeLinear
-# with a per-row block over a dynamic number of rows ("Cannot get length of dynamic dimension",
-# onnxruntime-openvino 1.24). Its fp32 ran 3-4x faster than int8 there anyway (benchmarks/results).
+# Execution providers that cannot load the int8 graphs: OpenVINO's ONNX reader rejects
+# QuantizeLinear with a per-row block over a dynamic number of rows ("Cannot get length of dynamic
+# dimension", onnxruntime-openvino 1.24). Its fp32 ran 3-4x faster than int8 there anyway.
 NO_INT8 = {"OpenVINOExecutionProvider"}
 
 
@@ -97,7 +99,7 @@ def choose_variant(
 ) -> str:
     """The variant to load when none is asked for: int8 if the package has it and the first provider
     can run it, else the package's default (fp32 where int8 is the default). `available` limits the
-    choice to the variants whose files are present (a wheel ships only int8, see installed_variants)."""
+    choice to the variants whose files are present (a wheel ships int8 only: installed_variants)."""
     have = [v for v in config.variants if available is None or v in available]
     if not have:
         raise ModelError(
@@ -122,12 +124,15 @@ def check_variant(
     if available is not None and variant not in available:
         files = config.variants[variant]
         raise ModelError(
-            f"this copy of the model has only the {', '.join(available) or 'no'} variant(s): {variant} is not installed "
-            f"({files.encoder} and {files.decoder} are not here; in a source checkout, `make fp32` rebuilds fp32)"
+            f"this copy of the model has only the {', '.join(available) or 'no'} variant(s): "
+            f"{variant} is not installed "
+            f"({files.encoder} and {files.decoder} are not here; in a source checkout, `make fp32` "
+            "rebuilds fp32)"
         )
     if config.variants[variant].quantization == INT8_ROWS and providers[0] in NO_INT8:
         raise ModelError(
-            f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is not supported "
+            f"the {variant} variant does not run on {providers[0]} (its per-row QuantizeLinear is "
+            "not supported "
             "there); use variant 'fp32'"
         )
 
@@ -142,9 +147,9 @@ class SessionSettings:
 
 
 # Automatic threads (intra_threads=None): a run over less work than this stays on one thread, more
-# goes to a session on all cores. Measured on 2 cores, int8, 1 vs 2 threads:
-# decoder step: 1 row 0.20 vs 0.35 ms, 16 rows 1.10 vs 1.10, 32 rows 2.79 vs 2.14, 128 rows 10.2 vs 7.1;
-# encoder: 36 tokens 0.85 vs 0.68 ms, 640 tokens (16 x 40) 13.1 vs 7.3 ms. The encoder's gain on one
+# goes to a session on all cores. Measured on 2 cores, int8, 1 vs 2 threads, in ms:
+# decoder step: 1 row 0.20 vs 0.35, 16 rows 1.10 vs 1.10, 32 rows 2.79 vs 2.14, 128 rows 10.2 vs 7.1
+# encoder: 36 tokens 0.85 vs 0.68, 640 tokens (16 x 40) 13.1 vs 7.3. The encoder's gain on one
 # short sentence is lost twice over to its idle workers spinning beside the decoder (greedy batch 1:
 # 7% slower end to end), so it also waits for some work.
 WIDE_DECODER_ROWS = 24
@@ -221,8 +226,8 @@ class OnnxSeq2Seq:
         self.encoder = self._load(files.encoder, settings, verify, settings.intra_threads or 1)
         self.decoder = self._load(files.decoder, settings, verify, settings.intra_threads or 1)
         self._wide_sessions: dict[str, ort.InferenceSession] = {}
-        # Only where ORT's CPU kernels do the work: other providers (OpenVINO, CUDA) run their own threads,
-        # and a second session would only compile the graph twice.
+        # Only where ORT's CPU kernels do the work: other providers (OpenVINO, CUDA) run their own
+        # threads, and a second session would only compile the graph twice.
         cpu_first = settings.providers[0][0] == "CPUExecutionProvider"
         self._wide = settings.intra_threads is None and cpu_first and (os.cpu_count() or 1) > 1
         self._lock = threading.Lock()
@@ -240,7 +245,8 @@ class OnnxSeq2Seq:
         """The alignment graph (loaded on first use: only when alignments are asked for)."""
         if not self._files.align:
             raise ModelError(
-                f"this package has no alignment graph for its {self.variant} variant: re-export it with this traductor"
+                f"this package has no alignment graph for its {self.variant} variant: re-export it "
+                "with this traductor"
             )
         if self._align is None:
             with self._lock:
@@ -303,7 +309,8 @@ class OnnxSeq2Seq:
             ]
             if hashlib.sha256(data).hexdigest() != expected:
                 raise ModelError(
-                    f"{name} does not match its sha256 in manifest.json: the file is corrupt or was changed"
+                    f"{name} does not match its sha256 in manifest.json: the file is corrupt or "
+                    "was changed"
                 )
         check_external_data(data, name, self.model_dir)
         return _session(data, name, self.model_dir, settings, threads)
@@ -325,12 +332,13 @@ class OnnxSeq2Seq:
         return self.decoder.get_providers()
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
-        """(batch, src_len) int64 ids and mask -> [key_cross_0, value_cross_0, ...], each (batch, heads, src_len, head_dim).
+        """(batch, src_len) int64 ids and mask -> [key_cross_0, value_cross_0, ...], each
+        (batch, heads, src_len, head_dim).
 
         Rows are encoded in groups of one padded length (their own length rounded up to
-        source_pad_multiple), so a short source in a batch with a long one costs what it costs alone;
-        each group's K/V are written into the batch's tensors, zero beyond its padded length (those
-        positions are masked in the decoder).
+        source_pad_multiple), so a short source in a batch with a long one costs what it costs
+        alone; each group's K/V are written into the batch's tensors, zero beyond its padded length
+        (those positions are masked in the decoder).
         """
         io = self.config.io
         width = input_ids.shape[1]
@@ -376,9 +384,9 @@ class OnnxSeq2Seq:
         cross: list[np.ndarray],
         top_k: int | None = None,
     ):
-        """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V), or with
-        top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position` may be an
-        int64 array with one position per row (see continuous.supports_rows_at_different_steps)."""
+        """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V),
+        or with top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position`
+        may be an int64 array, a position per row (continuous.supports_rows_at_different_steps)."""
         position = (
             position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
         )

@@ -23,8 +23,8 @@ FORMAT = "traductor-model"
 # 2: beams share cross K/V; 3: TopK output in the decoder; 4: decoder on ORT's fused attention
 # operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present;
 # 5: int8 with per-row activation scales (opset 21, MatMulIntegerToFloat), sources padded to
-# decoding.source_pad_multiple; 6: a source and a target tokenizer (converted OPUS-MT models), target
-# vocabulary size, language tags, decoding.min_length, suppressed tokens. Version 5 packages still load.
+# decoding.source_pad_multiple; 6: a source and a target tokenizer (converted OPUS-MT models),
+# target vocabulary size, language tags, decoding.min_length, suppressed tokens. Version 5 loads.
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (5, 6)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = (
@@ -41,8 +41,9 @@ INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row acti
 
 
 class TraductorError(Exception):
-    """Base of every error a user causes and can fix: bad input, options, files or models. Front ends
-    map the family, not class names: the CLI prints one line and exits 2, the server answers 400."""
+    """Base of every error a user causes and can fix: bad input, options, files or models. Front
+    ends map the family, not class names: the CLI prints one line and exits 2, the server says 400.
+    """
 
 
 class ModelError(TraductorError):
@@ -91,9 +92,9 @@ class IONames:
         "key_cross_{i}"  # encoder output / decoder input, (batch, heads, src_len, head_dim)
     )
     value_cross: str = "value_cross_{i}"
-    # Self-attention cache, two ways: past (rows, heads, past_len, head_dim) -> present with past_len + 1
-    # entries; or one preallocated buffer (rows, heads, capacity, head_dim) bound as both past and
-    # present, in which the step writes entry `position` in place (entries after it are ignored).
+    # Self-attention cache, two ways: past (rows, heads, past_len, head_dim) -> present with
+    # past_len + 1 entries; or one preallocated buffer (rows, heads, capacity, head_dim) bound as
+    # both past and present, where the step writes entry `position` in place (later ones ignored).
     past_key_self: str = "past_key_self_{i}"  # decoder input
     past_value_self: str = "past_value_self_{i}"
     present_key_self: str = (
@@ -153,8 +154,8 @@ class DecodingDefaults:
     length_penalty: float = 1.0
     max_length_ratio: float = 2.0  # target may be up to ratio * source subwords ...
     max_length_extra: int = 10  # ... plus this many
-    # Sources are padded to a multiple of this: alone, to their own length rounded up; in a batch, to
-    # the batch's longest, which is exact (see Translator.translate_ids).
+    # Sources are padded to a multiple of this: alone, to their own length rounded up; in a batch,
+    # to the batch's longest, which is exact (see Translator.translate_ids).
     source_pad_multiple: int = 8
     # 1: the end token may not come first (no empty translations); 0: it may (as transformers'
     # generate() for converted models).
@@ -251,7 +252,8 @@ class ModelPackageConfig:
             name = getattr(cfg.tokenizers, side)
             if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
                 raise ModelError(
-                    f"config.json: tokenizers.{side} must be a file name inside the package, got {name!r}"
+                    f"config.json: tokenizers.{side} must be a file name inside the package, got "
+                    f"{name!r}"
                 )
         m = cfg.decoding.min_length
         if not isinstance(m, int) or isinstance(m, bool) or m not in (0, 1):
@@ -259,7 +261,8 @@ class ModelPackageConfig:
         multiple = cfg.decoding.source_pad_multiple
         if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
             raise ModelError(
-                f"config.json: decoding.source_pad_multiple must be an integer >= 1, got {multiple!r}"
+                "config.json: decoding.source_pad_multiple must be an integer >= 1, got "
+                f"{multiple!r}"
             )
         return cfg
 
@@ -330,11 +333,13 @@ def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> 
         size = path.stat().st_size
         if size != entry["size"]:
             raise ModelError(
-                f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated or was changed"
+                f"{name} is {size} bytes, the manifest says {entry['size']}: the file is truncated "
+                "or was changed"
             )
         if check_hash and sha256_of(path) != entry["sha256"]:
             raise ModelError(
-                f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was changed"
+                f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was "
+                "changed"
             )
 
 
@@ -447,7 +452,7 @@ def _graph_locations(graph) -> list[str]:
 
 
 def external_data_locations(model_bytes: bytes) -> list[str]:
-    """Every external-data file an ONNX model refers to (initializers, node attributes, subgraphs)."""
+    """Every external-data file an ONNX model names (initializers, node attributes, subgraphs)."""
     out = []
     for f, w, v in _fields(model_bytes):
         if f == _MODEL_GRAPH and w == 2:
@@ -469,8 +474,7 @@ def check_external_data(model_bytes: bytes, name: str, model_dir: Path) -> None:
 
 
 def graph_contents(model_bytes: bytes) -> tuple[list[tuple[str, list[str]]], dict[str, memoryview]]:
-    """-> ([(op_type, inputs)] of the main graph's nodes, {initializer name: its TensorProto
-    bytes})."""
+    """-> ([(op_type, inputs)] of the main graph's nodes, {initializer name: TensorProto bytes})."""
     nodes, inits = [], {}
     for f, w, v in _fields(model_bytes):
         if f != _MODEL_GRAPH or w != 2:

@@ -40,8 +40,8 @@ def ort_greedy(
 def forced_token_agreement(
     ort_model: OnnxSeq2Seq, src: list[list[int]], targets: list[list[int]]
 ) -> float:
-    """Share of positions where ort_model's argmax equals the given target token (end token included),
-    feeding the target itself as the prefix, so one early difference does not cascade."""
+    """Share of positions where ort_model's argmax equals the given target token (end token
+    included), feeding the target itself as the prefix, so one early difference does not cascade."""
     st = ort_model.config.special_tokens
     same = total = 0
     for start in range(0, len(src), 16):

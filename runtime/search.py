@@ -1,8 +1,8 @@
 """Decoding strategies: small classes behind one interface. They know nothing about ONNX Runtime.
 
 A search drives a `StepDecoder`: something that, given one token per running row, returns the
-next-token log-probabilities of each row, and that can keep (select and reorder) rows of its
-running batch. The ONNX Runtime ones are in `decoder` (make_step_decoder picks one); tests use others.
+next-token log-probabilities of each row, and that can keep (select and reorder) rows of its running
+batch. The ONNX Runtime ones are in `decoder` (make_step_decoder picks one); tests use others.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class GreedySearch:
         self.bos_id, self.eos_id, self.min_length = bos_id, eos_id, min_length
 
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
-        """limits[i]: the most tokens sentence i may produce. Returns one hypothesis per sentence."""
+        """limits[i]: the most tokens sentence i may produce -> one hypothesis per sentence."""
         hyps = [Hypothesis([], 0.0, False) for _ in limits]
         for _ in self.generate(decoder, limits, hyps):
             pass
@@ -206,7 +206,7 @@ class BeamSearch:
         ]
 
     def search(self, decoder: StepDecoder, limits: list[int]) -> list[list[Hypothesis]]:
-        """The decoder's running batch must hold `beam_size` rows per sentence (row = sentence * k + beam)."""
+        """The decoder's batch holds k = beam_size rows per sentence (row = sentence * k + beam)."""
         k, n = self.k, len(limits)
         state = [_Beams(k) for _ in range(n)]
         live = list(range(n))  # sentences still running, in row-block order

@@ -7,14 +7,16 @@ import unicodedata
 
 # Abbreviations after which a period does not end a sentence (lower-cased, without the period).
 ABBREVIATIONS = frozenset(
-    "sr sra srta dr dra ud uds vd vds etc pág cap vol núm art av mr mrs ms st jr vs prof gen lt col sgt no fig ch vv cf ca".split()
+    "sr sra srta dr dra ud uds vd vds etc pág cap vol núm art av mr mrs ms st jr vs prof gen "
+    "lt col sgt no fig ch vv cf ca".split()
 )
-# A sentence ends at . ! ? … (plus closing quotes/brackets) followed by space and a capital or opening mark.
+# A sentence ends at . ! ? … (plus closing quotes/brackets) followed by space and a capital or
+# opening mark.
 _BOUNDARY = re.compile(r"([.!?…]+[\"'”’»)\]]*)(\s+)(?=[¿¡\"'“‘«(\[]*[A-ZÁÉÍÓÚÑÜ0-9])")
 
 
 def clean_text(text: str) -> str:
-    """Drop control and format characters (keeping tabs/newlines as spaces); NFC; collapse spaces."""
+    """Drop control and format characters (tabs/newlines become spaces); NFC; collapse spaces."""
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
@@ -28,7 +30,7 @@ def clean_text(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split at sentence-final punctuation followed by a capitalised word; keeps abbreviations whole."""
+    """Split at sentence-final punctuation before a capitalised word; abbreviations stay whole."""
     pieces, start = [], 0
     for m in _BOUNDARY.finditer(text):
         before = text[start : m.start(1)]

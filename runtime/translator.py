@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from .align import align_words, target_words, token_words
 from .continuous import ContinuousBeams
 from .decoder import make_step_decoder, pad_sources
-from .models import DEFAULT_MODEL_ENV, resolve_model  # noqa: F401  (DEFAULT_MODEL_ENV: re-exported)
+from .models import resolve_model
 from .onnx_model import OnnxSeq2Seq, SessionSettings, resolve_providers
 from .package import InputError, ModelError, read_config
 from .search import BeamSearch, GreedySearch, Hypothesis, max_target_length
@@ -170,14 +170,16 @@ class Translator:
         )
         if self.tokenizer.get_vocab_size() > config.dims.vocab_size:
             raise ModelError(
-                f"{config.tokenizers.source} has {self.tokenizer.get_vocab_size()} tokens, the model only {config.dims.vocab_size}"
+                f"{config.tokenizers.source} has {self.tokenizer.get_vocab_size()} tokens, the "
+                f"model only {config.dims.vocab_size}"
             )
         self._tags = {}
         for lang, tag in config.language_tags.items():
             tag_id = self.tokenizer.token_to_id(tag)
             if tag_id is None:
                 raise ModelError(
-                    f"config.json: language tag {tag!r} ({lang}) is not a token of {config.tokenizers.source}"
+                    f"config.json: language tag {tag!r} ({lang}) is not a token of "
+                    f"{config.tokenizers.source}"
                 )
             self._tags[lang] = tag_id
 
@@ -265,16 +267,19 @@ class Translator:
         if not self._tags:
             if lang not in (None, cfg.target_language):
                 raise InputError(
-                    f"invalid option target_language={lang!r}: this model translates into {cfg.target_language} only"
+                    f"invalid option target_language={lang!r}: this model translates into "
+                    f"{cfg.target_language} only"
                 )
             return []
         if lang is None:
             raise InputError(
-                f"this model translates into several languages: pass target_language (--to on the command line), one of {', '.join(sorted(self._tags))}"
+                "this model translates into several languages: pass target_language (--to on the "
+                f"command line), one of {', '.join(sorted(self._tags))}"
             )
         if lang not in self._tags:
             raise InputError(
-                f"invalid option target_language={lang!r}: this model offers {', '.join(sorted(self._tags))}"
+                f"invalid option target_language={lang!r}: this model offers "
+                f"{', '.join(sorted(self._tags))}"
             )
         return [self._tags[lang]]
 
@@ -317,7 +322,8 @@ class Translator:
                     chunks = [ids[k : k + max_src] for k in range(0, len(ids), max_src)] or [[]]
                     if len(chunks) > 1:
                         warnings.warn(
-                            f"input {i}: a sentence of {len(ids)} subwords exceeds the model's {max_src}; translated in {len(chunks)} pieces",
+                            f"input {i}: a sentence of {len(ids)} subwords exceeds the model's "
+                            f"{max_src}; translated in {len(chunks)} pieces",
                             RuntimeWarning,
                             stacklevel=4,
                         )
@@ -360,11 +366,11 @@ class Translator:
         Batch invariance: a sentence's result does not depend on what it is batched with. Every
         source is padded to a multiple of source_pad_multiple (8): alone, to its own length rounded
         up; in a batch, to the batch's longest. Padding beyond a sentence's own multiple of 8 is
-        exact: masked positions add exact zeros to the attention sums, and ONNX Runtime's CPU kernels
-        (AVX-512, AVX2 and SSE alike) add a sentence's real positions in the same order at any padded
-        length that is a multiple of 8 (tests/runtime/test_batch_invariance.py checks it bit for bit).
-        int8 scales are per row, and rows are computed independently. So sentences of any lengths
-        share a batch; sorting by length keeps the padding small.
+        exact: masked positions add exact zeros to the attention sums, and ONNX Runtime's CPU
+        kernels (AVX-512, AVX2 and SSE alike) add a sentence's real positions in the same order at
+        any padded length that is a multiple of 8 (tests/runtime/test_batch_invariance.py checks it
+        bit for bit). int8 scales are per row, and rows are computed independently. So sentences of
+        any lengths share a batch; sorting by length keeps the padding small.
         """
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out: list[list[Hypothesis]] = [[] for _ in seqs]
@@ -393,7 +399,7 @@ class Translator:
         return Plan(self, texts, opts, segments, [s for s in segments if s.ids])
 
     def continuous_beams(self, **options) -> ContinuousBeams:
-        """A running beam-search batch for these options that plans' sentences can join at any step."""
+        """A running beam-search batch for these options; plans' sentences join it at any step."""
         st = self._specials
         return ContinuousBeams(
             self.model,
@@ -442,7 +448,7 @@ class Translator:
                 continue
             nbest = []
             for r in range(n):
-                # Rank r of a multi-part text joins rank r of each part (or its best, if it has fewer).
+                # Rank r of a multi-part text joins rank r of each part (or its best, if fewer).
                 chosen = [c[min(r, len(c) - 1)] for c in parts[i]]
                 text = "".join(j + c.text for j, c in zip(joiners[i], chosen))
                 alignment = token_lps = None
@@ -472,7 +478,7 @@ class Translator:
     def _align(
         self, seg: _Segment, hyps: list[Hypothesis], cands: list[Candidate]
     ) -> list[Candidate]:
-        """Word alignments of a segment's candidates, from one forced pass of the alignment graph."""
+        """Word alignments of a segment's candidates, from one forced run of the alignment graph."""
         st, a = self._specials, self.config.alignment
         rows = max(len(h.tokens) for h in hyps) + 1
         target = np.full((len(hyps), rows), st.eos_id, dtype=np.int64)
@@ -509,7 +515,7 @@ class Translator:
 
 
 class Plan:
-    """What Translator.plan returns: the sentences of some texts, and how to rejoin their translations."""
+    """What Translator.plan returns: some texts' sentences, and how to rejoin their translations."""
 
     def __init__(
         self,

@@ -51,7 +51,8 @@ def check_contents(wheel: Path) -> None:
     extra = [f for f in MUST_NOT_HAVE if MODEL + f in names]
     if extra:
         fail(
-            f"{wheel.name} carries the fp32 variant ({', '.join(extra)}); it belongs in the repository only"
+            f"{wheel.name} carries the fp32 variant ({', '.join(extra)}); it belongs in the "
+            "repository only"
         )
     for pkg in (
         "traductor/runtime/translator.py",
@@ -118,7 +119,8 @@ def _check_builtin_model(bin_dir: Path, tmp: Path, env: dict) -> None:
             py,
             "-c",
             "from traductor.runtime import Translator; t = Translator(); "
-            "import json; print(json.dumps([t.translate('Hola'), t.variant, t.model.available, str(t.model_dir)]))",
+            "import json; print(json.dumps([t.translate('Hola'), t.variant, t.model.available, "
+            "str(t.model_dir)]))",
         ],
         tmp,
         env,
@@ -144,7 +146,8 @@ def _check_builtin_model(bin_dir: Path, tmp: Path, env: dict) -> None:
     )
     if asked.returncode != 2 or "only the int8" not in asked.stderr:
         fail(
-            f"--variant fp32 on the wheel's model should fail clearly, got {asked.returncode}: {asked.stderr}"
+            f"--variant fp32 on the wheel's model should fail clearly, got {asked.returncode}: "
+            f"{asked.stderr}"
         )
 
 

@@ -1,3 +1,4 @@
-"""traductor: offline Transformer translation. Train in PyTorch, export to ONNX, run with ONNX Runtime."""
+"""traductor: offline Transformer translation. Trained in PyTorch, exported to ONNX, run on ONNX
+Runtime."""
 
 __version__ = "0.1.0"

@@ -70,7 +70,8 @@ def _add_bench(sub) -> None:
     )
     p.add_argument(
         "--input",
-        help="sentences, one per line (default: benchmarks/test-books.es.txt, the held-out test books)",
+        help="sentences, one per line (default: benchmarks/test-books.es.txt, the held-out test "
+        "books)",
     )
     p.add_argument("--limit", type=int, default=100, help="use the first N sentences (0 = all)")
     p.add_argument(
@@ -497,7 +498,8 @@ def _add_translate(sub) -> None:
         "--threads",
         type=int,
         default=None,
-        help="intra-op threads for everything (default: automatic: encoder on all cores, decoder on one thread below 24 running rows)",
+        help="intra-op threads for everything (default: automatic: encoder on all cores, decoder "
+        "on one thread below 24 running rows)",
     )
     p.add_argument(
         "--json",
@@ -516,8 +518,8 @@ def _add_models(sub) -> None:
     p = sub.add_parser(
         "models",
         help="list, add or remove model packages (default: list)",
-        description="Models are addressed by name (--model es-en) or by path. `traductor models` lists the built-in "
-        "and user models with their variants, sizes and BLEU.",
+        description="Models are addressed by name (--model es-en) or by path. `traductor models` "
+        "lists the built-in and user models with their variants, sizes and BLEU.",
     )
     p.set_defaults(run="traductor.runtime.cli:models_main", action="list", path=[])
     acts = p.add_subparsers(dest="action", metavar="ACTION")

@@ -1,4 +1,4 @@
-"""Word alignments from the alignment graph (torch-free, on the tiny test model, which reverses words)."""
+"""Word alignments from the alignment graph (torch-free; the tiny test model reverses words)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`traductor bench`: runs every available provider, skips missing ones, writes JSON and Markdown."""
+"""`traductor bench` runs every available provider, skips missing ones, writes JSON and Markdown."""
 
 import json
 import subprocess

@@ -154,7 +154,7 @@ def test_external_data_outside_the_model_dir_is_refused(model_copy):
 def _graph_with_external_data(location: str, where: str) -> bytes:
     """A small ONNX graph whose one float tensor lives in external data at `location`, held by an
     initializer, a Constant node's attribute or an If node's subgraph (`where`)."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     def tensor(name):
@@ -277,9 +277,7 @@ def _cli(*args, stdin: bytes = b""):
 
 
 def test_cli_reads_stdin_line_by_line():
-    proc = _cli(
-        "translate", "--model", str(TINY_MODEL), stdin=b"casa perro\n\nsol luna agua\n"
-    )
+    proc = _cli("translate", "--model", str(TINY_MODEL), stdin=b"casa perro\n\nsol luna agua\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().split("\n") == ["perro casa", "", "agua luna sol", ""]
 

@@ -1,4 +1,4 @@
-"""Models by name: built-in, user (XDG data dir) and paths; packages that ship only some variants."""
+"""Models by name: built-in, user (XDG data dir) and paths; packages shipping only some variants."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def data_home(tmp_path, monkeypatch) -> Path:
 
 
 def int8_only(tmp_path: Path) -> Path:
-    """The tiny package as the wheel ships a model: int8 graphs only, config and manifest untouched."""
+    """The tiny package as the wheel ships a model: int8 graphs only, config and manifest as is."""
     pkg = tmp_path / "int8-only"
     shutil.copytree(TINY_MODEL, pkg)
     for f in ("encoder.onnx", "decoder.onnx", "align.onnx"):
@@ -161,7 +161,7 @@ def test_models_cli_lists_adds_and_removes(data_home, tmp_path, capsys):
 
 
 def test_a_format_5_package_still_loads(tmp_path):
-    """Packages written before format 6 (one joint tokenizer, no alignment graph) load and translate alike."""
+    """Format 5 packages (one joint tokenizer, no alignment graph) load and translate alike."""
     old = tmp_path / "v5"
     shutil.copytree(TINY_MODEL, old)
     cfg = json.loads((old / "config.json").read_text())
