@@ -2,50 +2,57 @@
 
     .venv/bin/python benchmarks/marian_engines.py --out benchmarks/results/marian-engines
     # options: --sentences 64 (greedy b16 and beam4 b32) --b1-sentences 24 (greedy b1) --repeats 4
-    #          --skip-optimum --engines pytorch,optimum,ct2-fp32,ct2-int8,traductor-fp32,traductor-int8
-    #          --work /tmp/marian-bench (models, packages, venvs: never inside the repository) --rebuild
+    #          --skip-optimum
+    #          --engines pytorch,optimum,ct2-fp32,ct2-int8,traductor-fp32,traductor-int8
+    #          --work /tmp/marian-bench (models, packages, venvs: never inside the repository)
+    #          --rebuild
+
+Writes results.md and results.json to --out (default benchmarks/results/marian-engines) and prints
+the table; the model, the converted engines and every conversion's log go to --work.
 
 What it measures
 ----------------
 A random-weight MarianMT at OPUS-MT's size (d_model 512, 6+6 layers, 8 heads, ffn 2048, swish,
 shared vocabulary of 58,101 entries, as opus-mt-es-en) is built in --work (config.json,
-model.safetensors, source.spm, target.spm, vocab.json, tokenizer_config.json). Its SentencePiece
-models are small trained ones (source: trained on benchmarks/test-books.es.txt so Spanish sources get
-realistic piece counts; target: the test fixture's synthetic English corpus); vocab.json is padded with
-placeholder pieces to 58,101 entries, `<pad>` last (id 58,100) as in OPUS-MT, so the embedding and
-output-projection matrices have OPUS-MT's shape, which is what decides speed. Weights as in
-tests/marian_fixture.py (perturbed LayerNorms, random final_logits_bias, init_std raised as the
-fixture's but scaled to d_model 512: 0.075) so logits are not flat; the pad embedding row is zero (as
-in converted OPUS-MT checkpoints, and as CTranslate2's start-from-zero-embedding assumes), and
-final_logits_bias of the end token (id 0) is -100, so no engine
-ever ends a sentence early: every engine is given 32 new tokens and must produce exactly 32 per
-sentence (counted and reported). (-100, not -1e4: log-probs near -1e4 lose the 1e-4 precision
-traductor's converter gate checks against transformers; -100 is still ~15 logit std below anything.)
+model.safetensors, source.spm, target.spm, vocab.json, tokenizer_config.json; marian_model.py).
+Its SentencePiece models are small trained ones (source: trained on benchmarks/test-books.es.txt so
+Spanish sources get realistic piece counts; target: the test fixture's synthetic English corpus);
+vocab.json is padded with placeholder pieces to 58,101 entries, `<pad>` last (id 58,100) as in
+OPUS-MT, so the embedding and output-projection matrices have OPUS-MT's shape, which is what decides
+speed. Weights as in tests/marian_fixture.py (perturbed LayerNorms, random final_logits_bias,
+init_std raised as the fixture's but scaled to d_model 512: 0.075) so logits are not flat; the pad
+embedding row is zero (as in converted OPUS-MT checkpoints, and as CTranslate2's
+start-from-zero-embedding assumes), and final_logits_bias of the end token (id 0) is -100, so no
+engine ever ends a sentence early: every engine is given 32 new tokens and must produce exactly 32
+per sentence (counted and reported). (-100, not -1e4: log-probs near -1e4 lose the 1e-4 precision
+traductor's converter gate checks against transformers; -100 is still ~15 logit std below
+anything.)
 
 Engines, all on those weights, all with one thread:
   pytorch         transformers `generate` (eager, use_cache=True), torch.set_num_threads(1)
-  optimum         Optimum's ONNX export (`ORTModelForSeq2SeqLM.from_pretrained(dir, export=True)`) run with
-                  `generate`, ORT SessionOptions intra/inter_op_num_threads=1, in its own venv
-                  (--work/venv-optimum: optimum-onnx pins transformers 4.57)
+  optimum         Optimum's ONNX export (`ORTModelForSeq2SeqLM.from_pretrained(dir, export=True)`)
+                  run with `generate`, ORT SessionOptions intra/inter_op_num_threads=1, in its own
+                  venv (--work/venv-optimum: optimum-onnx pins transformers 4.57)
   ct2-fp32/int8   `ct2-transformers-converter` float32 / --quantization int8,
                   Translator(device="cpu", intra_threads=1, inter_threads=1), OMP_WAIT_POLICY=ACTIVE
-  traductor-*     `traductor convert marian DIR --out PKG --int8`, Translator(variant=..., intra_threads=1).
-                  On these random weights the converter's int8 gate refuses (94.5% next-token agreement < 98%,
-                  and --accept-mismatch does not override that gate), so traductor-fp32 is the gated fp32
-                  package (convert without --int8) and traductor-int8 a copy of it with the int8 graphs added
-                  by the converter's own quantize_int8 (the call --int8 makes before its gate), labelled
-                  "ungated" in the table. Every attempt's log lies in --work; logs of identical earlier
-                  commands are reused (pass --rebuild to redo everything: about 20 more minutes).
+  traductor-*     `traductor convert marian DIR --out PKG --int8`, Translator(variant=...,
+                  intra_threads=1). On these random weights the converter's int8 gate refuses (94.5%
+                  next-token agreement < 98%, and --accept-mismatch does not override that gate), so
+                  traductor-fp32 is the gated fp32 package (convert without --int8) and
+                  traductor-int8 a copy of it with the int8 graphs added by the converter's own
+                  quantize_int8 (the call --int8 makes before its gate), labelled "ungated" in the
+                  table. Every attempt's log lies in --work; logs of identical earlier commands are
+                  reused (pass --rebuild to redo everything: about 20 more minutes).
 
 Every engine decodes the same source ids (MarianTokenizer, end token included; CTranslate2 gets the
 same ids as pieces) in the same length-sorted batches, with max 32 new tokens, pad never generated,
 forced end token off (transformers' ForcedEOS would spend step 32 on a forced `</s>`). Workloads:
-greedy batch 1, greedy batch 16, beam 4 batch 32. Each measurement runs in a fresh child process; load
-and one warm-up batch are excluded from the timing. Engines are interleaved (for each repeat, each
-workload, each engine, the engine order rotated every repeat); the median of the repeats is reported
-as tokens/s = generated tokens (32 per sentence; the best hypothesis for beam search) / wall time.
-traductor's translate_ids splits a batch into buckets of equal padded source length (its batch
-invariance), so its effective batches can be smaller than the others'.
+greedy batch 1, greedy batch 16, beam 4 batch 32. Each measurement runs in a fresh child process;
+load and one warm-up batch are excluded from the timing. Engines are interleaved (for each repeat,
+each workload, each engine, the engine order rotated every repeat); the median of the repeats is
+reported as tokens/s = generated tokens (32 per sentence; the best hypothesis for beam search) /
+wall time. traductor's translate_ids splits a batch into buckets of equal padded source length (its
+batch invariance), so its effective batches can be smaller than the others'.
 """
 
 from __future__ import annotations
@@ -62,132 +69,21 @@ import sys
 import time
 from pathlib import Path
 
+# A sibling module (this script's folder is first on sys.path), standard library only at import,
+# so the children run in the Optimum venv can import this script too.
+from marian_model import DIMS, EOS_BIAS, INIT_STD, VOCAB_SIZE, build_marian
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ENGINES = ["pytorch", "optimum", "ct2-fp32", "ct2-int8", "traductor-fp32", "traductor-int8"]
 WORKLOADS = {"greedy b1": (1, 1), "greedy b16": (1, 16), "beam4 b32": (4, 32)}
 NEW_TOKENS = 32
-VOCAB_SIZE = 58_101  # opus-mt-es-en's
-DIMS = dict(d_model=512, layers=6, heads=8, ffn=2048, activation="swish")
-EOS_BIAS = -100.0
-# tests/marian_fixture.py uses init_std 0.3 at d_model 32; the same regime at d_model 512 is 0.3 * sqrt(32 / 512)
-# = 0.075 (q/k, FFN and logit magnitudes as in the fixture). 0.3 itself at d_model 512 makes the random net
-# chaotic: its fp32 log-probs differ from fp64 by 0.16, so no two engines agree and traductor's converter
-# refuses it (fp32 log-probs 5.6e-2 from PyTorch); at 0.075 fp32 is within 1e-5 of fp64.
-INIT_STD = 0.3 * (32 / DIMS["d_model"]) ** 0.5
-DEV_SENTENCES = (
-    12  # for the converter's gates: short lines not among the benchmark sources (its beam-4
-)
-# transformers reference runs one sentence at a time to 2 x source + 10 tokens, slow at this size)
+# For the converter's gates: short lines not among the benchmark sources (its beam-4 transformers
+# reference runs one sentence at a time to 2 x source + 10 tokens, slow at this size).
+DEV_SENTENCES = 12
 
 
-# -- the model -------------------------------------------------------------------------------------
-
-
-def build_marian(out: Path, seed: int = 0) -> Path:
-    """A random-weight MarianMT directory at OPUS-MT's size (see the module docstring)."""
-    import torch
-    from transformers import GenerationConfig, MarianConfig, MarianMTModel
-
-    sys.path.insert(0, str(REPO / "tests"))
-    from marian_fixture import ENGLISH, corpus, pieces, train_spm
-
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / "_spm"
-    work.mkdir(exist_ok=True)
-    spanish = [
-        line
-        for line in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    src_model = train_spm(spanish, work / "source", 2000)
-    tgt_model = train_spm(corpus(ENGLISH, 3000, seed + 1), work / "target", 180)
-    shutil.copyfile(src_model, out / "source.spm")
-    shutil.copyfile(tgt_model, out / "target.spm")
-    vocab = {"</s>": 0, "<unk>": 1}
-    for p in pieces(src_model) + pieces(tgt_model):
-        if p != "<unk>":
-            vocab.setdefault(p, len(vocab))
-    n = 0
-    while (
-        len(vocab) < VOCAB_SIZE - 1
-    ):  # placeholder pieces: no SentencePiece model ever produces them
-        vocab.setdefault(f"\u2581zzph{n:05d}", len(vocab))
-        n += 1
-    vocab["<pad>"] = len(
-        vocab
-    )  # last, as in OPUS-MT (CTranslate2's Marian loader drops a final <pad>)
-    assert len(vocab) == VOCAB_SIZE
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tok_cfg = {
-        "source_lang": "es",
-        "target_lang": "en",
-        "separate_vocabs": False,
-        "model_max_length": 512,
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "tokenizer_class": "MarianTokenizer",
-    }
-    (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg), encoding="utf-8")
-
-    pad = vocab["<pad>"]
-    d = DIMS
-    cfg = MarianConfig(
-        vocab_size=VOCAB_SIZE,
-        decoder_vocab_size=VOCAB_SIZE,
-        share_encoder_decoder_embeddings=True,
-        d_model=d["d_model"],
-        encoder_layers=d["layers"],
-        decoder_layers=d["layers"],
-        encoder_attention_heads=d["heads"],
-        decoder_attention_heads=d["heads"],
-        encoder_ffn_dim=d["ffn"],
-        decoder_ffn_dim=d["ffn"],
-        max_position_embeddings=512,
-        activation_function=d["activation"],
-        scale_embedding=True,
-        pad_token_id=pad,
-        decoder_start_token_id=pad,
-        eos_token_id=0,
-        forced_eos_token_id=0,
-        init_std=INIT_STD,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-    )
-    torch.manual_seed(seed)
-    model = MarianMTModel(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        bias = torch.randn(model.final_logits_bias.shape, generator=g)
-        bias[0, 0] = (
-            EOS_BIAS  # the end token never wins: every engine decodes exactly its token limit
-        )
-        model.final_logits_bias.copy_(bias)
-        for name, p in model.named_parameters():
-            if "layer_norm" in name:
-                p.copy_(
-                    (1.0 if name.endswith("weight") else 0.0)
-                    + 0.3 * torch.randn(p.shape, generator=g)
-                )
-        model.get_input_embeddings().weight[pad].zero_()
-    model.generation_config = GenerationConfig(
-        bad_words_ids=[[pad]],
-        decoder_start_token_id=pad,
-        eos_token_id=0,
-        forced_eos_token_id=0,
-        max_length=512,
-        num_beams=4,
-        pad_token_id=pad,
-    )
-    model.save_pretrained(str(out))
-    shutil.rmtree(work)
-    (out / "BUILT").write_text("ok\n")
-    return out
-
-
-# -- children: one engine, one workload -------------------------------------------------------------
+# -- children: one engine, one workload ----------------------------------------------------------
 
 
 def _generation_config(beam: int, pad: int):
@@ -215,7 +111,7 @@ def _hf_runner(model, beam: int, pad: int):
     import torch
 
     gc = _generation_config(beam, pad)
-    # generate() merges the model's generation config into ours, so the forced end token goes there too
+    # generate() merges the model's generation config into ours: the forced end token goes there too
     model.generation_config.forced_eos_token_id = None
     model.config.forced_eos_token_id = None
 
@@ -231,10 +127,8 @@ def _hf_runner(model, beam: int, pad: int):
         out = []
         for row in seqs.tolist():
             row = row[1:]  # the decoder start token
-            if 0 in row:
-                row = row[
-                    : row.index(0) + 1
-                ]  # the end token counts as generated (it never comes: bias)
+            if 0 in row:  # the end token counts as generated (it never comes: bias)
+                row = row[: row.index(0) + 1]
             out.append([t for t in row if t != pad])
         return out
 
@@ -242,15 +136,26 @@ def _hf_runner(model, beam: int, pad: int):
 
 
 def _child(spec: dict) -> dict:
-    engine, beam, batches, pad = spec["engine"], spec["beam"], spec["batches"], spec["pad"]
+    """Time one engine on one workload's batches: load, one warm-up batch, then every batch."""
+    run = _runner(spec)
+    batches = spec["batches"]
+    run(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    out = [h for b in batches for h in run(b)]
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "lengths": [len(h) for h in out], "hyps": out}
+
+
+def _runner(spec: dict):
+    """The engine of spec loaded, as a function from a batch of source ids to token lists."""
+    engine, beam, pad = spec["engine"], spec["beam"], spec["pad"]
     if engine == "pytorch":
         import torch
         from transformers import MarianMTModel
 
         torch.set_num_threads(1)
-        model = MarianMTModel.from_pretrained(spec["model_dir"]).eval()
-        run = _hf_runner(model, beam, pad)
-    elif engine == "optimum":
+        return _hf_runner(MarianMTModel.from_pretrained(spec["model_dir"]).eval(), beam, pad)
+    if engine == "optimum":
         import onnxruntime as ort
         import torch
         from optimum.onnxruntime import ORTModelForSeq2SeqLM
@@ -262,48 +167,53 @@ def _child(spec: dict) -> dict:
         model = ORTModelForSeq2SeqLM.from_pretrained(
             spec["optimum_dir"], session_options=so, provider="CPUExecutionProvider"
         )
-        run = _hf_runner(model, beam, pad)
-    elif engine.startswith("traductor"):
-        from traductor.runtime import Translator
-        from traductor.runtime.translator import TranslationOptions
+        return _hf_runner(model, beam, pad)
+    if engine.startswith("traductor"):
+        return _traductor_runner(spec)
+    if engine.startswith("ct2"):
+        return _ct2_runner(spec)
+    raise ValueError(f"unknown engine {engine}")
 
-        tr = Translator(
-            spec["package_int8" if engine == "traductor-int8" else "package"],
-            variant=engine.split("-")[1],
-            intra_threads=1,
+
+def _traductor_runner(spec: dict):
+    from traductor.runtime import TranslationOptions, Translator
+
+    engine = spec["engine"]
+    tr = Translator(
+        spec["package_int8" if engine == "traductor-int8" else "package"],
+        variant=engine.split("-")[1],
+        intra_threads=1,
+    )
+    opts = TranslationOptions(beam_size=spec["beam"], batch_size=10_000, max_length=NEW_TOKENS)
+
+    def run(batch):
+        return [h[0].tokens for h in tr.translate_ids(batch, opts)]
+
+    return run
+
+
+def _ct2_runner(spec: dict):
+    import ctranslate2
+
+    ct = ctranslate2.Translator(
+        spec["ct2_dir"][spec["engine"]], device="cpu", intra_threads=1, inter_threads=1
+    )
+    pieces = spec["pieces"]
+    index = {p: i for i, p in enumerate(pieces)}
+
+    def run(batch):
+        toks = [[pieces[i] for i in s] for s in batch]
+        res = ct.translate_batch(
+            toks,
+            beam_size=spec["beam"],
+            max_batch_size=0,
+            max_decoding_length=NEW_TOKENS,
+            length_penalty=1.0,
+            return_scores=False,
         )
-        opts = TranslationOptions(beam_size=beam, batch_size=10_000, max_length=NEW_TOKENS)
+        return [[index[t] for t in r.hypotheses[0]] for r in res]
 
-        def run(batch):
-            return [h[0].tokens for h in tr.translate_ids(batch, opts)]
-    elif engine.startswith("ct2"):
-        import ctranslate2
-
-        ct = ctranslate2.Translator(
-            spec["ct2_dir"][engine], device="cpu", intra_threads=1, inter_threads=1
-        )
-        pieces = spec["pieces"]
-        index = {p: i for i, p in enumerate(pieces)}
-
-        def run(batch):
-            toks = [[pieces[i] for i in s] for s in batch]
-            res = ct.translate_batch(
-                toks,
-                beam_size=beam,
-                max_batch_size=0,
-                max_decoding_length=NEW_TOKENS,
-                length_penalty=1.0,
-                return_scores=False,
-            )
-            return [[index[t] for t in r.hypotheses[0]] for r in res]
-    else:
-        raise ValueError(f"unknown engine {engine}")
-
-    run(batches[0])  # warm-up
-    t0 = time.perf_counter()
-    out = [h for b in batches for h in run(b)]
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "lengths": [len(h) for h in out], "hyps": out}
+    return run
 
 
 def _versions_child() -> dict:
@@ -328,7 +238,7 @@ def _versions_child() -> dict:
     return got
 
 
-# -- parent -----------------------------------------------------------------------------------------
+# -- parent ---------------------------------------------------------------------------------------
 
 
 def _python_for(engine: str, optimum_python: Path) -> str:
@@ -371,13 +281,17 @@ def _run(
 ) -> tuple[int, str]:
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    text = f"$ {' '.join(cmd)}\n(exit {proc.returncode}, {time.time() - t0:.0f} s)\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n"
+    text = (
+        f"$ {' '.join(cmd)}\n(exit {proc.returncode}, {time.time() - t0:.0f} s)\n"
+        f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n"
+    )
     log.write_text(text)
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def _cached_run(cmd: list[str], log: Path, rebuild: bool, done) -> tuple[int, str, bool]:
-    """Run cmd, or reuse its log when the same command ran before (and, if it succeeded, its output is there)."""
+    """Run cmd, or reuse its log when the same command ran before (and, if it succeeded, its
+    output is there)."""
     if not rebuild and log.is_file():
         text = log.read_text()
         m = re.match(r"\$ (.*)\n\(exit (-?\d+),", text)
@@ -388,8 +302,9 @@ def _cached_run(cmd: list[str], log: Path, rebuild: bool, done) -> tuple[int, st
 
 
 def add_int8(pkg: Path, out: Path, dev: Path) -> dict:
-    """A copy of the fp32 package with the int8 variant added by the converter's own quantize_int8 (what
-    `convert --int8` writes before its agreement gate), and that gate's agreement, measured again."""
+    """A copy of the fp32 package with the int8 variant added by the converter's own quantize_int8
+    (what `convert --int8` writes before its agreement gate), and that gate's agreement, measured
+    again."""
     from dataclasses import replace
 
     from traductor.export.quantize import quantize_int8
@@ -440,7 +355,8 @@ print(sorted(p.name for p in __import__('pathlib').Path(sys.argv[2]).glob('*.onn
 
 
 def prepare(args, notes: dict) -> dict:
-    """Build the model and every engine's files in --work; returns their paths (None where it failed)."""
+    """Build the model and every engine's files in --work; returns their paths (None where it
+    failed) and records what each step did in `notes`."""
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     model_dir = work / "opus-size-es-en"
@@ -457,96 +373,115 @@ def prepare(args, notes: dict) -> dict:
         build_marian(model_dir)
         print(f"built {model_dir} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     engines = set(args.engines)
-
-    # traductor: `convert marian --int8`; if the int8 gate refuses (random weights), `--int8 --accept-mismatch`;
-    # if that is refused too (--accept-mismatch does not cover the int8 gate), the gated fp32 package
-    # without --int8, plus a copy of it to which the int8 variant is added by the converter's own
-    # quantize_int8 (the same call, outside the gate), timed and labelled as such.
     if engines & {"traductor-fp32", "traductor-int8"}:
-        pkg = work / "traductor-pkg"
-        dev = work / "dev.es.txt"
-        lines = [
-            x
-            for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
-            if x.strip()
-        ]
-        short = [x for x in lines[max(args.sentences, 100) :] if len(x.split()) <= 15][
-            :DEV_SENTENCES
-        ]
-        dev.write_text("\n".join(short) + "\n", encoding="utf-8")
-        pre = [
-            str(Path(sys.executable).parent / "traductor"),
-            "convert",
-            "marian",
-            str(model_dir),
-            "--out",
-            str(pkg),
-        ]
-        post = ["--force", "--dev", str(dev), "--dev-sentences", str(DEV_SENTENCES)]
-        attempts = [
-            ("int8", pre + ["--int8"] + post, "convert-traductor.log"),
-            (
-                "int8 --accept-mismatch",
-                pre + ["--int8"] + post + ["--accept-mismatch"],
-                "convert-traductor-accept-mismatch.log",
-            ),
-            ("fp32 only", pre + post, "convert-traductor-fp32.log"),
-            (
-                "fp32 only --accept-mismatch",
-                pre + post + ["--accept-mismatch"],
-                "convert-traductor-fp32-accept-mismatch.log",
-            ),
-        ]
-        notes["traductor_convert"] = []
-        for label, cmd, log in attempts:
-            rc, out, cached = _cached_run(
-                cmd, work / log, args.rebuild, lambda: (pkg / "config.json").is_file()
-            )
-            notes["traductor_convert"].append(
-                {
-                    "attempt": label,
-                    "command": " ".join(cmd),
-                    "exit": rc,
-                    "reused_log": cached,
-                    "output_tail": out.strip()[-2000:],
-                }
-            )
-            print(
-                f"traductor convert ({label}): exit {rc}{' (reused)' if cached else ''}",
-                file=sys.stderr,
-                flush=True,
-            )
-            if rc == 0:
-                notes["traductor_package_from"] = label
-                break
-        if (pkg / "config.json").is_file():
-            paths["package"] = paths["package_int8"] = str(pkg)
-            cfg = json.loads((pkg / "config.json").read_text())
-            notes["traductor_package_variants"] = {
-                k: {f: v.get(f) for f in ("quantization", "greedy_agreement") if f in v}
-                for k, v in cfg.get("variants", {}).items()
-            }
-            if "int8" not in cfg.get("variants", {}) and "traductor-int8" in engines:
-                ungated = work / "traductor-pkg-int8-ungated"
-                if args.rebuild or not (ungated / "BUILT").is_file():
-                    try:
-                        notes["traductor_int8_ungated"] = _call(
-                            sys.executable,
-                            ["--add-int8", str(pkg), str(ungated), str(dev)],
-                            "",
-                            _env_for("pytorch"),
-                            3600,
-                        )
-                    except Exception as e:  # noqa: BLE001
-                        notes["traductor_int8_ungated"] = {"error": str(e)[-800:]}
-                else:
-                    notes["traductor_int8_ungated"] = json.loads((ungated / "BUILT").read_text())
-                paths["package_int8"] = str(ungated) if (ungated / "BUILT").is_file() else None
+        _prepare_traductor(args, work, model_dir, paths, notes)
+    _prepare_ct2(args, work, model_dir, paths, notes)
+    if "optimum" in engines:
+        _prepare_optimum(args, work, model_dir, paths, notes)
+    return paths
 
-    # CTranslate2: its own converter, float32 and int8.
+
+def _prepare_traductor(args, work: Path, model_dir: Path, paths: dict, notes: dict) -> None:
+    """`convert marian --int8`; if the int8 gate refuses (random weights), `--int8
+    --accept-mismatch`; if that is refused too (--accept-mismatch does not cover the int8 gate), the
+    gated fp32 package without --int8, plus a copy of it to which the int8 variant is added by the
+    converter's own quantize_int8 (the same call, outside the gate), timed and labelled as such."""
+    pkg = work / "traductor-pkg"
+    dev = _write_dev_sources(work / "dev.es.txt", args.sentences)
+    _convert_to_traductor(args, work, model_dir, pkg, dev, notes)
+    if not (pkg / "config.json").is_file():
+        return
+    paths["package"] = paths["package_int8"] = str(pkg)
+    cfg = json.loads((pkg / "config.json").read_text())
+    notes["traductor_package_variants"] = {
+        k: {f: v.get(f) for f in ("quantization", "greedy_agreement") if f in v}
+        for k, v in cfg.get("variants", {}).items()
+    }
+    if "int8" in cfg.get("variants", {}) or "traductor-int8" not in args.engines:
+        return
+    ungated = work / "traductor-pkg-int8-ungated"
+    if args.rebuild or not (ungated / "BUILT").is_file():
+        try:
+            notes["traductor_int8_ungated"] = _call(
+                sys.executable,
+                ["--add-int8", str(pkg), str(ungated), str(dev)],
+                "",
+                _env_for("pytorch"),
+                3600,
+            )
+        except Exception as e:  # noqa: BLE001
+            notes["traductor_int8_ungated"] = {"error": str(e)[-800:]}
+    else:
+        notes["traductor_int8_ungated"] = json.loads((ungated / "BUILT").read_text())
+    paths["package_int8"] = str(ungated) if (ungated / "BUILT").is_file() else None
+
+
+def _write_dev_sources(dev: Path, sentences: int) -> Path:
+    """DEV_SENTENCES short test-book verses past the benchmark's sources, for the converter."""
+    lines = [
+        x
+        for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    short = [x for x in lines[max(sentences, 100) :] if len(x.split()) <= 15][:DEV_SENTENCES]
+    dev.write_text("\n".join(short) + "\n", encoding="utf-8")
+    return dev
+
+
+def _convert_to_traductor(args, work: Path, model_dir: Path, pkg: Path, dev: Path, notes: dict):
+    """Try the converter's attempts in order until one writes the package."""
+    pre = [
+        str(Path(sys.executable).parent / "traductor"),
+        "convert",
+        "marian",
+        str(model_dir),
+        "--out",
+        str(pkg),
+    ]
+    post = ["--force", "--dev", str(dev), "--dev-sentences", str(DEV_SENTENCES)]
+    attempts = [
+        ("int8", pre + ["--int8"] + post, "convert-traductor.log"),
+        (
+            "int8 --accept-mismatch",
+            pre + ["--int8"] + post + ["--accept-mismatch"],
+            "convert-traductor-accept-mismatch.log",
+        ),
+        ("fp32 only", pre + post, "convert-traductor-fp32.log"),
+        (
+            "fp32 only --accept-mismatch",
+            pre + post + ["--accept-mismatch"],
+            "convert-traductor-fp32-accept-mismatch.log",
+        ),
+    ]
+    notes["traductor_convert"] = []
+    for label, cmd, log in attempts:
+        rc, out, cached = _cached_run(
+            cmd, work / log, args.rebuild, lambda: (pkg / "config.json").is_file()
+        )
+        notes["traductor_convert"].append(
+            {
+                "attempt": label,
+                "command": " ".join(cmd),
+                "exit": rc,
+                "reused_log": cached,
+                "output_tail": out.strip()[-2000:],
+            }
+        )
+        print(
+            f"traductor convert ({label}): exit {rc}{' (reused)' if cached else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if rc == 0:
+            notes["traductor_package_from"] = label
+            break
+
+
+def _prepare_ct2(args, work: Path, model_dir: Path, paths: dict, notes: dict) -> None:
+    """CTranslate2: its own converter, float32 and int8."""
     converter = str(Path(sys.executable).parent / "ct2-transformers-converter")
     for name, quant in (("ct2-fp32", None), ("ct2-int8", "int8")):
-        if name not in engines:
+        if name not in args.engines:
             continue
         d = work / name
         if args.rebuild or not (d / "model.bin").is_file():
@@ -564,29 +499,31 @@ def prepare(args, notes: dict) -> dict:
         if (d / "model.bin").is_file():
             paths["ct2_dir"][name] = str(d)
 
-    # Optimum: its own venv (transformers 4.57), export once.
-    if "optimum" in engines:
-        py = Path(args.work) / "venv-optimum" / "bin" / "python"
-        d = work / "optimum-onnx"
-        if not py.is_file():
-            notes["optimum"] = (
-                f"no venv at {py.parent.parent}: python3 -m venv, pip install torch==2.13.0, then 'optimum-onnx[onnxruntime]' sentencepiece"
-            )
-        else:
-            if args.rebuild or not any(d.glob("*.onnx")):
-                shutil.rmtree(d, ignore_errors=True)
-                cmd = [str(py), "-c", OPTIMUM_EXPORT, str(model_dir), str(d)]
-                rc, out = _run(cmd, work / "export-optimum.log", env=_env_for("optimum"))
-                notes["optimum_export"] = {
-                    "command": f"{py} -c <ORTModelForSeq2SeqLM.from_pretrained(dir, export=True).save_pretrained(out)>",
-                    "exit": rc,
-                    "output_tail": out.strip()[-1500:],
-                }
-            else:
-                notes["optimum_export"] = {"reused": str(d)}
-            if any(d.glob("*.onnx")):
-                paths["optimum_dir"] = str(d)
-    return paths
+
+def _prepare_optimum(args, work: Path, model_dir: Path, paths: dict, notes: dict) -> None:
+    """Optimum: its own venv (transformers 4.57), export once."""
+    py = Path(args.work) / "venv-optimum" / "bin" / "python"
+    d = work / "optimum-onnx"
+    if not py.is_file():
+        notes["optimum"] = (
+            f"no venv at {py.parent.parent}: python3 -m venv, pip install torch==2.13.0, then "
+            "'optimum-onnx[onnxruntime]' sentencepiece"
+        )
+        return
+    if args.rebuild or not any(d.glob("*.onnx")):
+        shutil.rmtree(d, ignore_errors=True)
+        cmd = [str(py), "-c", OPTIMUM_EXPORT, str(model_dir), str(d)]
+        rc, out = _run(cmd, work / "export-optimum.log", env=_env_for("optimum"))
+        notes["optimum_export"] = {
+            "command": f"{py} -c <ORTModelForSeq2SeqLM.from_pretrained(dir, export=True)"
+            ".save_pretrained(out)>",
+            "exit": rc,
+            "output_tail": out.strip()[-1500:],
+        }
+    else:
+        notes["optimum_export"] = {"reused": str(d)}
+    if any(d.glob("*.onnx")):
+        paths["optimum_dir"] = str(d)
 
 
 def _cpu() -> dict:
@@ -612,7 +549,7 @@ def _batches(src: list[list[int]], size: int) -> list[list[list[int]]]:
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -645,15 +582,14 @@ def main() -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--add-int8", nargs=3, help=argparse.SUPPRESS)
+    return p
+
+
+def main() -> int:
+    p = _parser()
     args = p.parse_args()
-    if args.add_int8:
-        print(json.dumps(add_int8(*map(Path, args.add_int8))))
-        return 0
-    if args.child:
-        print(json.dumps(_child(json.loads(sys.stdin.read()))))
-        return 0
-    if args.versions:
-        print(json.dumps(_versions_child()))
+    if args.add_int8 or args.child or args.versions:
+        print(json.dumps(_in_child(args)))
         return 0
     args.engines = [
         e for e in args.engines.split(",") if e and not (args.skip_optimum and e == "optimum")
@@ -665,22 +601,73 @@ def main() -> int:
     notes: dict = {}
     paths = prepare(args, notes)
     optimum_python = Path(args.work) / "venv-optimum" / "bin" / "python"
+    src, pad, pieces = _sources(paths, args.sentences, notes)
+    versions = _versions(args.engines, optimum_python)
+    errors = _setup_errors(args.engines, paths, notes)
+    workloads = {
+        name: (beam, size, src[: args.b1_sentences] if size == 1 else src)
+        for name, (beam, size) in WORKLOADS.items()
+    }
+    common = {  # what every child is told besides its engine and workload
+        "pad": pad,
+        "model_dir": paths["model_dir"],
+        "optimum_dir": paths["optimum_dir"],
+        "package": paths["package"],
+        "package_int8": paths["package_int8"],
+        "ct2_dir": paths["ct2_dir"],
+    }
+    measured = _run_interleaved(args, workloads, common, pieces, errors, optimum_python)
+    result = {
+        "engines": list(args.engines),
+        "workloads": {
+            k: {"beam": b, "batch": s, "sentences": len(w)} for k, (b, s, w) in workloads.items()
+        },
+        "new_tokens": NEW_TOKENS,
+        "repeats": args.repeats,
+        "model": {
+            "vocab_size": VOCAB_SIZE,
+            **DIMS,
+            "eos_bias": EOS_BIAS,
+            "init_std": INIT_STD,
+            "dir": paths["model_dir"],
+        },
+        "paths": paths,
+        "cpu": _cpu(),
+        "versions": versions,
+        "errors": errors,
+        "notes": notes,
+        "rows": _rows(workloads, list(args.engines), *measured, errors),
+        "wall_minutes": (time.time() - started) / 60,
+        "command": "$ .venv/bin/python benchmarks/marian_engines.py " + " ".join(sys.argv[1:]),
+    }
+    _report(result, Path(args.out))
+    return 0
 
+
+def _in_child(args) -> dict:
+    """The work this script does when it runs itself as a child (the hidden flags)."""
+    if args.add_int8:
+        return add_int8(*map(Path, args.add_int8))
+    if args.child:
+        return _child(json.loads(sys.stdin.read()))
+    return _versions_child()
+
+
+def _sources(paths: dict, sentences: int, notes: dict) -> tuple[list[list[int]], int, list[str]]:
+    """The benchmark's source ids (MarianTokenizer, end token included), the pad id and every
+    piece by id (CTranslate2 takes pieces). Also notes whether traductor's own tokenizer agrees."""
     from transformers import MarianTokenizer
 
     tok = MarianTokenizer.from_pretrained(paths["model_dir"])
-    pad = tok.pad_token_id
     pieces = tok.convert_ids_to_tokens(list(range(VOCAB_SIZE)))
     lines = [
         x
         for x in (HERE / "test-books.es.txt").read_text(encoding="utf-8").splitlines()
         if x.strip()
-    ][: args.sentences]
+    ][:sentences]
     src = [tok(x).input_ids for x in lines]
     assert all(s[-1] == 0 for s in src)
-    if paths[
-        "package"
-    ]:  # the package's own tokenizer must give the same ids (it is what translate() uses)
+    if paths["package"]:  # the package's own tokenizer must give the same ids (translate() uses it)
         from traductor.runtime import Translator
 
         tr = Translator(paths["package"], variant="fp32", intra_threads=1)
@@ -688,9 +675,12 @@ def main() -> int:
             tr.tokenizer.encode(x).ids == s for x, s in zip(lines, src)
         )
         del tr
+    return src, tok.pad_token_id, pieces
 
+
+def _versions(engines: list[str], optimum_python: Path) -> dict:
     versions = {"main venv": _call(sys.executable, ["--versions"], "", _env_for("pytorch"), 120)}
-    if "optimum" in args.engines and optimum_python.is_file():
+    if "optimum" in engines and optimum_python.is_file():
         try:
             versions["optimum venv"] = _call(
                 str(optimum_python), ["--versions"], "", _env_for("optimum"), 120
@@ -703,32 +693,39 @@ def main() -> int:
         ).stdout.strip()
     except OSError:
         pass
+    return versions
 
+
+def _setup_errors(engines: list[str], paths: dict, notes: dict) -> dict[str, str]:
+    """{engine: why} for the engines that could not be set up (they are not timed)."""
     errors: dict[str, str] = {}
-    if "optimum" in args.engines and not paths["optimum_dir"]:
+    if "optimum" in engines and not paths["optimum_dir"]:
         errors["optimum"] = (
             notes.get("optimum")
             or "export failed: "
             + str(notes.get("optimum_export", {}).get("output_tail", ""))[-400:]
         )
     for e in ("ct2-fp32", "ct2-int8"):
-        if e in args.engines and e not in paths["ct2_dir"]:
+        if e in engines and e not in paths["ct2_dir"]:
             errors[e] = (
                 "conversion failed: "
                 + str(notes.get(f"{e}_convert", {}).get("output_tail", ""))[-400:]
             )
     for e in ("traductor-fp32", "traductor-int8"):
-        if e in args.engines and not paths["package"]:
+        if e in engines and not paths["package"]:
             errors[e] = "conversion failed (see notes)"
-    if "traductor-int8" in args.engines and paths["package"] and not paths["package_int8"]:
+    if "traductor-int8" in engines and paths["package"] and not paths["package_int8"]:
         errors["traductor-int8"] = (
-            f"no int8 variant: the converter's int8 gate refused it; adding it failed: {notes.get('traductor_int8_ungated')}"
+            "no int8 variant: the converter's int8 gate refused it; adding it failed: "
+            f"{notes.get('traductor_int8_ungated')}"
         )
+    return errors
 
-    workloads = {
-        name: (beam, size, src[: args.b1_sentences] if size == 1 else src)
-        for name, (beam, size) in WORKLOADS.items()
-    }
+
+def _run_interleaved(args, workloads: dict, common: dict, pieces, errors: dict, optimum_python):
+    """Every repeat runs every workload on every engine (order rotated each repeat), each in a
+    child. Returns seconds per run, tokens per sentence and the hypotheses, keyed (workload,
+    engine); an engine failing at a workload is recorded in `errors` and not run there again."""
     times: dict[tuple, list[float]] = {}
     lengths: dict[tuple, list[int]] = {}
     hyps: dict[tuple, list[list[int]]] = {}
@@ -736,28 +733,19 @@ def main() -> int:
     total = args.repeats * len(workloads) * len(engines)
     done = 0
     for rep in range(args.repeats):
-        order = (
-            engines[rep % len(engines) :] + engines[: rep % len(engines)]
-        )  # rotated every repeat
+        order = engines[rep % len(engines) :] + engines[: rep % len(engines)]
         for wname, (beam, size, wsrc) in workloads.items():
             batches = _batches(wsrc, size)
             for engine in order:
                 done += 1
                 key = (wname, engine)
-                if (
-                    engine in errors or f"{engine} @ {wname}" in errors
-                ):  # could not be set up, or failed at this workload
-                    continue
+                if engine in errors or f"{engine} @ {wname}" in errors:
+                    continue  # could not be set up, or failed at this workload
                 spec = {
                     "engine": engine,
                     "beam": beam,
                     "batches": batches,
-                    "pad": pad,
-                    "model_dir": paths["model_dir"],
-                    "optimum_dir": paths["optimum_dir"],
-                    "package": paths["package"],
-                    "package_int8": paths["package_int8"],
-                    "ct2_dir": paths["ct2_dir"],
+                    **common,
                     "pieces": pieces if engine.startswith("ct2") else None,
                 }
                 try:
@@ -781,12 +769,17 @@ def main() -> int:
                 hyps.setdefault(key, r["hyps"])
                 tps = sum(r["lengths"]) / r["seconds"]
                 print(
-                    f"[{done}/{total}] {wname:<11} {engine:<15} {tps:8.1f} tokens/s ({r['seconds']:.1f} s, "
-                    f"{len(r['lengths'])} sentences, {min(r['lengths'])}-{max(r['lengths'])} tokens each)",
+                    f"[{done}/{total}] {wname:<11} {engine:<15} {tps:8.1f} tokens/s "
+                    f"({r['seconds']:.1f} s, {len(r['lengths'])} sentences, "
+                    f"{min(r['lengths'])}-{max(r['lengths'])} tokens each)",
                     file=sys.stderr,
                     flush=True,
                 )
+    return times, lengths, hyps
 
+
+def _rows(workloads: dict, engines: list[str], times, lengths, hyps, errors: dict) -> list[dict]:
+    """One row per workload and engine: medians and token counts, or the error."""
     rows = []
     for wname, (beam, size, wsrc) in workloads.items():
         order = sorted(wsrc, key=len)
@@ -825,31 +818,7 @@ def main() -> int:
                     engine, "not measured"
                 )
             rows.append(row)
-    result = {
-        "engines": engines,
-        "workloads": {
-            k: {"beam": b, "batch": s, "sentences": len(w)} for k, (b, s, w) in workloads.items()
-        },
-        "new_tokens": NEW_TOKENS,
-        "repeats": args.repeats,
-        "model": {
-            "vocab_size": VOCAB_SIZE,
-            **DIMS,
-            "eos_bias": EOS_BIAS,
-            "init_std": INIT_STD,
-            "dir": paths["model_dir"],
-        },
-        "paths": paths,
-        "cpu": _cpu(),
-        "versions": versions,
-        "errors": errors,
-        "notes": notes,
-        "rows": rows,
-        "wall_minutes": (time.time() - started) / 60,
-        "command": "$ .venv/bin/python benchmarks/marian_engines.py " + " ".join(sys.argv[1:]),
-    }
-    _report(result, Path(args.out))
-    return 0
+    return rows
 
 
 RATIOS = [
@@ -872,28 +841,66 @@ TARGETS = {
 
 def _report(res: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rows, engines, workloads = res["rows"], res["engines"], list(res["workloads"])
-    get = {(r["workload"], r["engine"]): r for r in rows}
-
-    def tps(w, e):
-        r = get.get((w, e))
-        return r.get("tokens_per_s") if r else None
-
-    cpu = res["cpu"]
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu.get("flags", {}).items())
-    wl = "; ".join(f"{k}: {v['sentences']} sentences" for k, v in res["workloads"].items())
-    m = res["model"]
+    workloads = list(res["workloads"])
+    get = {(r["workload"], r["engine"]): r for r in res["rows"]}
+    ratio_lines, res["ratios"] = _ratio_table(get, res["engines"], workloads)
     lines = [
         "# Marian (OPUS-MT size) on five engines, same weights",
         "",
-        f"Random-weight MarianMT, d_model {m['d_model']}, {m['layers']}+{m['layers']} layers, {m['heads']} heads, ffn {m['ffn']}, "
-        f"{m['activation']}, shared vocabulary {m['vocab_size']:,}; end-token logit bias {m['eos_bias']:g} so every engine "
-        f"generates exactly {res['new_tokens']} tokens per sentence. Spanish sources from benchmarks/test-books.es.txt ({wl}). "
-        f"One thread everywhere; tokens/s = generated tokens / wall time, median of {res['repeats']} interleaved repeats "
-        "(engine order rotated each repeat; load and one warm-up batch excluded).",
+        *_setup_lines(res),
         "",
-        f"CPU: {cpu.get('model_name', '?')} ({cpu.get('cpus', '?')} CPUs, shared machine), {flags}.",
+        *_engine_table(get, res["engines"], workloads, res["notes"]),
+        *ratio_lines,
+    ]
+    if res["errors"]:
+        lines += ["", "Failures:", ""] + [
+            f"- {e}: {msg.strip().splitlines()[-1] if msg.strip() else msg}"
+            for e, msg in res["errors"].items()
+        ]
+    lines += _traductor_notes(res["notes"])
+    lines += ["", "Versions:", ""]
+    for where, v in res["versions"].items():
+        lines.append(
+            f"- {where}: "
+            + (", ".join(f"{k} {x}" for k, x in v.items()) if isinstance(v, dict) else str(v))
+        )
+    lines += [
         "",
+        f"Total wall time {res['wall_minutes']:.0f} min. Command:",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+    ]
+    text = "\n".join(lines)
+    (out / "results.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
+    (out / "results.md").write_text(text)
+    print(text)
+
+
+def _setup_lines(res: dict) -> list[str]:
+    """The model, the sources, how tokens/s is counted, and the CPU."""
+    cpu, m = res["cpu"], res["model"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu.get("flags", {}).items())
+    wl = "; ".join(f"{k}: {v['sentences']} sentences" for k, v in res["workloads"].items())
+    return [
+        f"Random-weight MarianMT, d_model {m['d_model']}, {m['layers']}+{m['layers']} layers, "
+        f"{m['heads']} heads, ffn {m['ffn']}, {m['activation']}, shared vocabulary "
+        f"{m['vocab_size']:,}; end-token logit bias {m['eos_bias']:g} so every engine generates "
+        f"exactly {res['new_tokens']} tokens per sentence. Spanish sources from "
+        f"benchmarks/test-books.es.txt ({wl}). One thread everywhere; tokens/s = generated tokens "
+        f"/ wall time, median of {res['repeats']} interleaved repeats (engine order rotated each "
+        "repeat; load and one warm-up batch excluded).",
+        "",
+        f"CPU: {cpu.get('model_name', '?')} ({cpu.get('cpus', '?')} CPUs, shared machine), "
+        f"{flags}.",
+    ]
+
+
+def _engine_table(get: dict, engines: list[str], workloads: list[str], notes: dict) -> list[str]:
+    """tokens/s per engine and workload, tokens per sentence, agreement with transformers."""
+    lines = [
         "| engine | "
         + " | ".join(f"{w} tok/s" for w in workloads)
         + " | tokens per sentence | same tokens as transformers |",
@@ -915,10 +922,10 @@ def _report(res: dict, out: Path) -> None:
                 same.append("-")
         ok = all(get[(w, e)].get("all_exactly_32") for w in workloads)
         label = e
-        if e == "traductor-int8" and res["notes"].get("traductor_int8_ungated"):
+        if e == "traductor-int8" and notes.get("traductor_int8_ungated"):
             label = "traductor-int8 (ungated: int8 gate refused, see below)"
         elif e.startswith("traductor") and "accept-mismatch" in str(
-            res["notes"].get("traductor_package_from")
+            notes.get("traductor_package_from")
         ):
             label = f"{e} (package written with --accept-mismatch)"
         lines.append(
@@ -926,13 +933,24 @@ def _report(res: dict, out: Path) -> None:
             + " | ".join(cells)
             + f" | {' / '.join(counts)}{' (all exactly 32)' if ok else ''} | {' / '.join(same)} |"
         )
-    lines += [
+    return lines
+
+
+def _ratio_table(get: dict, engines: list[str], workloads: list[str]) -> tuple[list[str], dict]:
+    """RATIOS at every workload, with TARGETS marked met or missed; also {name: ratio}."""
+    lines = [
         "",
-        "Ratios (tokens/s of the first engine / the second; targets at greedy b1: traductor int8 >= 1.2x CT2 int8, >= 3x Optimum):",
+        "Ratios (tokens/s of the first engine / the second; targets at greedy b1: traductor int8 "
+        ">= 1.2x CT2 int8, >= 3x Optimum):",
         "",
         "| ratio | " + " | ".join(workloads) + " |",
         "|---|" + "---:|" * len(workloads),
     ]
+
+    def tps(w, e):
+        r = get.get((w, e))
+        return r.get("tokens_per_s") if r else None
+
     ratios = {}
     for a, b in RATIOS:
         if a not in engines or b not in engines:
@@ -952,19 +970,18 @@ def _report(res: dict, out: Path) -> None:
             else:
                 cells.append("-")
         lines.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
-    res["ratios"] = ratios
-    if res["errors"]:
-        lines += ["", "Failures:", ""] + [
-            f"- {e}: {msg.strip().splitlines()[-1] if msg.strip() else msg}"
-            for e, msg in res["errors"].items()
-        ]
-    notes = res["notes"]
+    return lines, ratios
+
+
+def _traductor_notes(notes: dict) -> list[str]:
+    """What traductor's converter did, the ungated int8 copy, the tokenizer check, the variants."""
+    lines = []
     attempts = notes.get("traductor_convert") or []
     if attempts:
         lines += [
             "",
-            "traductor's converter, in order (`traductor convert marian MODEL --out PKG --force --dev DEV --dev-sentences "
-            f"{DEV_SENTENCES}` plus the flags named):",
+            "traductor's converter, in order (`traductor convert marian MODEL --out PKG --force "
+            f"--dev DEV --dev-sentences {DEV_SENTENCES}` plus the flags named):",
             "",
         ]
         for a in attempts:
@@ -974,7 +991,8 @@ def _report(res: dict, out: Path) -> None:
             )
         used = notes.get("traductor_package_from")
         lines.append(
-            f"- package timed as traductor-fp32: written by the '{used}' attempt ({notes.get('traductor_package_variants')})"
+            f"- package timed as traductor-fp32: written by the '{used}' attempt "
+            f"({notes.get('traductor_package_variants')})"
             if used
             else "- no package was written"
         )
@@ -982,41 +1000,25 @@ def _report(res: dict, out: Path) -> None:
     if ungated:
         lines += [
             "",
-            "traductor-int8 is NOT a gated package: the converter refused its int8 variant, so the int8 graphs were added to a "
-            "copy of the fp32 package by the converter's own `quantize_int8` (the very call `--int8` makes before its gate), "
-            f"measured again on the dev sentences: {json.dumps(ungated)}. Its speed is what `--int8` would ship; its "
+            "traductor-int8 is NOT a gated package: the converter refused its int8 variant, so the "
+            "int8 graphs were added to a copy of the fp32 package by the converter's own "
+            "`quantize_int8` (the very call `--int8` makes before its gate), measured again on the "
+            f"dev sentences: {json.dumps(ungated)}. Its speed is what `--int8` would ship; its "
             "agreement with fp32 is below the converter's 98% bar on these random weights.",
         ]
     if "traductor_tokenizer_same_ids_as_MarianTokenizer" in notes:
+        same = "yes" if notes["traductor_tokenizer_same_ids_as_MarianTokenizer"] else "NO"
         lines += [
             "",
-            "traductor's own source tokenizer gives MarianTokenizer's ids on every benchmark source: "
-            f"{'yes' if notes['traductor_tokenizer_same_ids_as_MarianTokenizer'] else 'NO'} (all engines are fed those ids).",
+            "traductor's own source tokenizer gives MarianTokenizer's ids on every benchmark "
+            f"source: {same} (all engines are fed those ids).",
         ]
     if notes.get("traductor_package_variants"):
         lines += [
             "",
             f"traductor package variants: {json.dumps(notes['traductor_package_variants'])}",
         ]
-    lines += ["", "Versions:", ""]
-    for where, v in res["versions"].items():
-        lines.append(
-            f"- {where}: "
-            + (", ".join(f"{k} {x}" for k, x in v.items()) if isinstance(v, dict) else str(v))
-        )
-    lines += [
-        "",
-        f"Total wall time {res['wall_minutes']:.0f} min. Command:",
-        "",
-        "```",
-        res["command"],
-        "```",
-        "",
-    ]
-    text = "\n".join(lines)
-    (out / "results.json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    (out / "results.md").write_text(text)
-    print(text)
+    return lines
 
 
 if __name__ == "__main__":
