@@ -1,6 +1,7 @@
 """Which cross-attention gives the best word alignments? Names as a gold standard.
 
-    .venv/bin/python benchmarks/alignment_names.py --model models/es-en --out benchmarks/results/alignment_names.md
+    .venv/bin/python benchmarks/experiments/alignment_names.py --model models/es-en \\
+        --out benchmarks/results/alignment_names.md
 
 Bible names are spelled differently in the two languages (Booz / Boaz, Jonás / Jonah, Nínive /
 Nineveh) but must link to each other. For every test verse whose source contains a Spanish name and
@@ -99,8 +100,8 @@ def word(w: str) -> str:
 
 
 def cases(tr: Translator, sources: list[str], beam: int):
-    """Per verse: (weights (layers, heads, tokens, src), source word of each source id, target word of
-    each token, source words, target words)."""
+    """Per verse: (weights (layers, heads, tokens, src), source word of each source id, target word
+    of each token, source words, target words)."""
     results = tr.translate_batch(sources, beam_size=beam)
     for src, r in zip(sources, results):
         segs = tr._segments([src], tr._options({"return_alignments": True}))
@@ -164,8 +165,9 @@ def main() -> int:
     best = max(rows, key=lambda r: r[1])
     chosen = tr.config.alignment
     lines = [
-        f"Name links on {len(items)} test verses ({args.test}), {tr.variant}, beam {args.beam or tr.defaults.beam_size}; "
-        f"a name counts when its Spanish form is in the source and its English form in the translation.",
+        f"Name links on {len(items)} test verses ({args.test}), {tr.variant}, "
+        f"beam {args.beam or tr.defaults.beam_size}; a name counts when its Spanish form is in the "
+        "source and its English form in the translation.",
         "",
         "| attention | names linked | rate |",
         "|---|---|---|",
@@ -176,7 +178,8 @@ def main() -> int:
     ]
     lines += [
         "",
-        f"best: {best[0]} ({100 * best[1] / max(best[2], 1):.1f}%); the package uses layer {chosen.layer}, "
+        f"best: {best[0]} ({100 * best[1] / max(best[2], 1):.1f}%); "
+        f"the package uses layer {chosen.layer}, "
         f"heads {'all' if chosen.heads is None else chosen.heads}",
     ]
     report = "\n".join(lines) + "\n"

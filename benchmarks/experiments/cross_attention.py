@@ -1,7 +1,8 @@
 """Cross-attention of one decoder step: ONNX Runtime's MultiHeadAttention against plain
 MatMul / Softmax / MatMul, the two ways export/fused.py could write it.
 
-    .venv/bin/python benchmarks/cross_attention.py [--out benchmarks/results/cross_attention.md]
+    .venv/bin/python benchmarks/experiments/cross_attention.py \\
+        [--out benchmarks/results/cross_attention.md]
 
 Each graph holds just the cross-attention of one layer (d_model 256, 4 heads of 64, as the shipped
 model): queries (sentences, rows per sentence, 256), the encoder's K/V (sentences, 4, src_len, 64),
@@ -126,10 +127,12 @@ def main() -> int:
     }
     rng = np.random.default_rng(0)
     lines = [
-        f"cross-attention of one layer, microseconds per call (median of {args.cycles} cycles over 8 input sets), 1 thread; "
+        f"cross-attention of one layer, microseconds per call (median of {args.cycles} cycles "
+        "over 8 input sets), 1 thread; "
         f"{cpu_summary()}; onnxruntime {ort.__version__}",
         "",
-        "| sentences x rows each | src_len | MultiHeadAttention | MatMul/Softmax/MatMul | ratio | max abs diff |",
+        "| sentences x rows each | src_len | MultiHeadAttention | MatMul/Softmax/MatMul | ratio "
+        "| max abs diff |",
         "|---|---|---|---|---|---|",
     ]
     for b, g, length in SHAPES:
@@ -148,7 +151,8 @@ def main() -> int:
         outs = [s.run(None, feeds[0])[0].reshape(b * g, D) for s in sessions.values()]
         us = [_per_call_us(s, feeds, args.cycles) for s in sessions.values()]
         lines.append(
-            f"| {b} x {g} | {length} | {us[0]:.1f} | {us[1]:.1f} | {us[0] / us[1]:.2f}x | {np.abs(outs[0] - outs[1]).max():.1e} |"
+            f"| {b} x {g} | {length} | {us[0]:.1f} | {us[1]:.1f} | {us[0] / us[1]:.2f}x "
+            f"| {np.abs(outs[0] - outs[1]).max():.1e} |"
         )
     text = "\n".join(lines)
     print(text)

@@ -1,12 +1,18 @@
 """Does the int8 variant give the same tokens on another CPU? The browser test's es-en inputs (20
 test-book verses and 11 odd inputs), greedy and beam 4, through the Python runtime.
 
-    .venv/bin/python benchmarks/int8_across_cpus.py run avx512.json
-    qemu-x86_64 -cpu Haswell,-hle,-rtm,-invpcid,-pcid,-x2apic,-tsc-deadline .venv/bin/python benchmarks/int8_across_cpus.py run haswell.json
-    qemu-x86_64 -cpu Nehalem .venv/bin/python benchmarks/int8_across_cpus.py run nehalem.json
-    .venv/bin/python benchmarks/int8_across_cpus.py compare avx512.json haswell.json nehalem.json
+Run as a module from the repository root (it imports the browser test's inputs from tests/):
 
-`compare` counts, per search, the inputs whose tokens equal the first file's. The browser test
+    .venv/bin/python -m benchmarks.experiments.int8_across_cpus run avx512.json
+    qemu-x86_64 -cpu Haswell,-hle,-rtm,-invpcid,-pcid,-x2apic,-tsc-deadline \\
+        .venv/bin/python -m benchmarks.experiments.int8_across_cpus run haswell.json
+    qemu-x86_64 -cpu Nehalem .venv/bin/python -m benchmarks.experiments.int8_across_cpus \\
+        run nehalem.json
+    .venv/bin/python -m benchmarks.experiments.int8_across_cpus compare avx512.json haswell.json \\
+        nehalem.json
+
+`run` writes the tokens of every input to the JSON file named; `compare` prints a markdown table
+counting, per search, the inputs whose tokens equal the first file's. The browser test
 (tests/test_web.py) prints the same count for onnxruntime-web's wasm kernels.
 """
 
@@ -16,12 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run(out: str, variant: str = "int8") -> None:
-    sys.path.insert(0, str(ROOT))
-    from tests.test_web import MODEL, N_VERSES, odd_inputs, verses
+    from tests.test_web import MODEL, N_VERSES, odd_inputs, verses  # needs `-m` from the root
     from traductor.runtime import Translator
 
     tr = Translator(MODEL, variant=variant, intra_threads=1)

@@ -1,7 +1,8 @@
 """int8 quality on this CPU, through the runtime alone (no torch), so it also runs under emulation:
 
-    .venv/bin/python benchmarks/int8_check.py --model models/es-en
-    qemu-x86_64 -cpu Haswell .venv/bin/python benchmarks/int8_check.py --cpu "qemu -cpu Haswell (AVX2, no AVX-512, no VNNI)"
+    .venv/bin/python benchmarks/experiments/int8_check.py --model models/es-en
+    qemu-x86_64 -cpu Haswell .venv/bin/python benchmarks/experiments/int8_check.py \\
+        --cpu "qemu -cpu Haswell (AVX2, no AVX-512, no VNNI)"
 
 Prints the int8 variant's next-token agreement with fp32 (teacher-forced on fp32's greedy output, as
 the exporter's gate) on dev sentences, and test BLEU/chrF of the chosen variants and beams.
@@ -75,7 +76,8 @@ def main() -> None:
         report["agreement"] = forced_token_agreement(int8, src, ref)
         report["greedy_identical"] = f"{sum(a == b for a, b in zip(ref, got))}/{len(src)}"
         print(
-            f"int8 next-token agreement with fp32: {100 * report['agreement']:.2f}% ({len(src)} dev sentences); "
+            f"int8 next-token agreement with fp32: {100 * report['agreement']:.2f}% "
+            f"({len(src)} dev sentences); "
             f"greedy identical {report['greedy_identical']}",
             flush=True,
         )
@@ -102,7 +104,8 @@ def main() -> None:
                     }
                 )
                 print(
-                    f"{variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} ({len(sources)} sentences, {time.time() - t0:.0f} s)",
+                    f"{variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} "
+                    f"({len(sources)} sentences, {time.time() - t0:.0f} s)",
                     flush=True,
                 )
     if args.out:

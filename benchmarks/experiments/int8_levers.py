@@ -1,6 +1,8 @@
-"""Which int8 scheme: the candidate levers for per-row activation scales, side by side on one package.
+"""Which int8 scheme: the candidate levers for per-row activation scales, side by side on one
+package.
 
-    .venv/bin/python benchmarks/int8_levers.py --model models/es-en --out benchmarks/results/int8_levers.md
+    .venv/bin/python benchmarks/experiments/int8_levers.py --model models/es-en \\
+        --out benchmarks/results/int8_levers.md
 
 Each candidate re-quantizes the package's fp32 encoder and decoder. Reported: decoder step time at
 1, 16 and 128 rows (one thread, medians of interleaved repeats, random past of 10 positions and 24
@@ -222,7 +224,8 @@ def main() -> None:
             "size": size,
         }
         print(
-            f"{kind}: agreement {100 * agreement:.2f}%, row alone == in batch: {rows_out[kind]['invariant']}",
+            f"{kind}: agreement {100 * agreement:.2f}%, "
+            f"row alone == in batch: {rows_out[kind]['invariant']}",
             file=sys.stderr,
             flush=True,
         )
@@ -235,21 +238,25 @@ def main() -> None:
                 times[kind][rows].append(time.perf_counter() - t0)
     med = {k: {r: 1e3 * statistics.median(v) for r, v in t.items()} for k, t in times.items()}
     lines = [
-        f"int8 levers on {cpu_summary()}, onnxruntime {ort.__version__}; decoder step ms (1 thread, median of {args.repeats}), "
+        f"int8 levers on {cpu_summary()}, onnxruntime {ort.__version__}; "
+        f"decoder step ms (1 thread, median of {args.repeats}), "
         f"next-token agreement with fp32 on {len(src)} dev sentences",
         "",
-        "| scheme | step 1 row | step 16 rows | step 128 rows | row alone == in batch | agreement | int8 size |",
+        "| scheme | step 1 row | step 16 rows | step 128 rows | row alone == in batch | agreement "
+        "| int8 size |",
         "|---|---|---|---|---|---|---|",
     ]
     for kind in sessions:
         r = rows_out.get(kind)
         extra = (
-            f"{'yes' if r['invariant'] else 'no'} | {100 * r['agreement']:.2f}% | {r['size'] / 1e6:.1f} MB"
+            f"{'yes' if r['invariant'] else 'no'} | {100 * r['agreement']:.2f}% "
+            f"| {r['size'] / 1e6:.1f} MB"
             if r
             else "yes | - | -"
         )
         lines.append(
-            f"| {kind} | {med[kind][1]:.3f} | {med[kind][16]:.3f} | {med[kind][128]:.3f} | {extra} |"
+            f"| {kind} | {med[kind][1]:.3f} | {med[kind][16]:.3f} | {med[kind][128]:.3f} "
+            f"| {extra} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

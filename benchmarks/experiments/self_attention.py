@@ -1,25 +1,27 @@
 """Self-attention of one decoder step with its cache: where its time goes as rows grow, and whether
 another way of writing it is cheaper per row.
 
-    .venv/bin/python benchmarks/self_attention.py [--out benchmarks/results/self_attention.md]
+    .venv/bin/python benchmarks/experiments/self_attention.py \\
+        [--out benchmarks/results/self_attention.md]
 
 One layer of the shipped model's shape (4 heads of 64), one new token per row over `past` cached
 ones, written four ways:
 
 - GroupQueryAttention on a growing cache, as the decoder graph runs in beam search: past K/V in,
   present K/V (past + 1) out; ONNX Runtime clears the present buffers and copies the past into them;
-- GroupQueryAttention in place: one buffer per tensor (rows, heads, capacity, head_dim) bound as both
-  past and present (IOBinding), the step writing only the new position, as greedy search runs; with
-  no spare position after the new one (capacity past + 1), two spare, and the model's max_len;
+- GroupQueryAttention in place: one buffer per tensor (rows, heads, capacity, head_dim) bound as
+  both past and present (IOBinding), the step writing only the new position, as greedy search runs;
+  with no spare position after the new one (capacity past + 1), two spare, and the model's max_len;
 - Concat + MatMul / Softmax / MatMul with the key cache stored transposed (rows, heads, head_dim,
   past), so both products are matrix-vector products without a transposing copy;
 - a plain copy of the past K and V (numpy copyto into reused arrays): one pass over the cache, what
   beam search's reorder of the cache costs per layer, for scale.
 
 A step runs this once per layer on other K/V, so every timed call cycles through 4 input sets (one
-per layer of the shipped decoder, each with its own K and V). Median microseconds per call over --repeats cycles, 1 intra-op thread, the forms
-interleaved; outputs are checked against each other. How much of the cache stays in the last-level
-cache between calls decides much of each form's time, so read the table as this machine's.
+per layer of the shipped decoder, each with its own K and V). Median microseconds per call over
+--repeats cycles, 1 intra-op thread, the forms interleaved; outputs are checked against each other.
+How much of the cache stays in the last-level cache between calls decides much of each form's time,
+so read the table as this machine's.
 """
 
 from __future__ import annotations
@@ -147,11 +149,13 @@ class Case:
             diff = float(np.abs(out - want).max())
             if diff > 1e-4:
                 raise SystemExit(
-                    f"{name} differs from GroupQueryAttention by {diff:.2e} at {rows} rows, past {past}"
+                    f"{name} differs from GroupQueryAttention by {diff:.2e} at {rows} rows, "
+                    f"past {past}"
                 )
 
     def _bind(self, gqa, rows: int, past: int, capacity: int):
-        """-> (IOBinding, its two buffers) for GroupQueryAttention writing the new position in place."""
+        """-> (IOBinding, its two buffers) for GroupQueryAttention writing the new position in
+        place."""
         bufs = []
         b = gqa.io_binding()
         for name in ("qkv", "seqlens_k", "total"):
@@ -210,8 +214,9 @@ def main() -> int:
         speedups = [f"{base / med[n]:.2f}x" for n in names[1:-1]]
         rows_out.append(f"| {rows} | {past} | " + " | ".join(cells + speedups) + " |")
     lines = [
-        f"Self-attention of one layer at a decoder step (4 heads of 64), microseconds per call and per row, "
-        f"median of {args.repeats} cycles over {SETS} input sets, 1 thread; {cpu_summary()}; onnxruntime {ort.__version__}.",
+        f"Self-attention of one layer at a decoder step (4 heads of 64), microseconds per call and "
+        f"per row, median of {args.repeats} cycles over {SETS} input sets, 1 thread; "
+        f"{cpu_summary()}; onnxruntime {ort.__version__}.",
         "The last columns: each form's speed against the growing cache.",
         "",
         "| rows | past | " + " | ".join(names + [f"{n}, speed" for n in names[1:-1]]) + " |",
