@@ -66,51 +66,67 @@ def main() -> None:
     report = {"cpu": args.cpu or cpu_summary(), "model": str(model), "bleu": []}
     print(f"cpu: {report['cpu']}", flush=True)
     if not args.no_agreement:
-        fp32, int8 = OnnxSeq2Seq(model, "fp32"), OnnxSeq2Seq(model, "int8")
-        tok = Tokenizer.from_file(str(model / "tokenizer.json"))
-        cfg = fp32.config
-        sources, _ = read_pairs(Path(args.dev), args.dev_sentences)
-        src = encode_sources(tok, sources, cfg.special_tokens.eos_id, cfg.dims.max_len)
-        ref = ort_greedy(fp32, src)
-        got = ort_greedy(int8, src)
-        report["agreement"] = forced_token_agreement(int8, src, ref)
-        report["greedy_identical"] = f"{sum(a == b for a, b in zip(ref, got))}/{len(src)}"
-        print(
-            f"int8 next-token agreement with fp32: {100 * report['agreement']:.2f}% "
-            f"({len(src)} dev sentences); "
-            f"greedy identical {report['greedy_identical']}",
-            flush=True,
-        )
+        report.update(_agreement(model, Path(args.dev), args.dev_sentences))
     if args.test:
-        import sacrebleu
-
         sources, refs = read_pairs(Path(args.test), args.test_sentences)
         for variant in args.variants.split(","):
-            tr = Translator(model, variant=variant)
-            for beam in (int(b) for b in args.beams.split(",")):
-                t0 = time.time()
-                hyps = tr.translate(sources, beam_size=beam)
-                bleu, chrf = (
-                    sacrebleu.corpus_bleu(hyps, [refs]).score,
-                    sacrebleu.corpus_chrf(hyps, [refs]).score,
-                )
-                report["bleu"].append(
-                    {
-                        "variant": variant,
-                        "beam": beam,
-                        "bleu": round(bleu, 2),
-                        "chrf": round(chrf, 2),
-                        "sentences": len(sources),
-                    }
-                )
-                print(
-                    f"{variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} "
-                    f"({len(sources)} sentences, {time.time() - t0:.0f} s)",
-                    flush=True,
-                )
+            beams = [int(b) for b in args.beams.split(",")]
+            report["bleu"] += _bleu(Translator(model, variant=variant), sources, refs, beams)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _agreement(model: Path, dev: Path, n: int) -> dict:
+    """int8's next-token agreement with fp32, teacher-forced on fp32's greedy output (the
+    exporter's gate), and how many greedy outputs are identical."""
+    fp32, int8 = OnnxSeq2Seq(model, "fp32"), OnnxSeq2Seq(model, "int8")
+    tok = Tokenizer.from_file(str(model / "tokenizer.json"))
+    cfg = fp32.config
+    sources, _ = read_pairs(dev, n)
+    src = encode_sources(tok, sources, cfg.special_tokens.eos_id, cfg.dims.max_len)
+    ref = ort_greedy(fp32, src)
+    got = ort_greedy(int8, src)
+    out = {
+        "agreement": forced_token_agreement(int8, src, ref),
+        "greedy_identical": f"{sum(a == b for a, b in zip(ref, got))}/{len(src)}",
+    }
+    print(
+        f"int8 next-token agreement with fp32: {100 * out['agreement']:.2f}% "
+        f"({len(src)} dev sentences); "
+        f"greedy identical {out['greedy_identical']}",
+        flush=True,
+    )
+    return out
+
+
+def _bleu(tr: Translator, sources: list[str], refs: list[str], beams: list[int]) -> list[dict]:
+    """Test BLEU and chrF of one variant at each beam size."""
+    import sacrebleu
+
+    rows = []
+    for beam in beams:
+        t0 = time.time()
+        hyps = tr.translate(sources, beam_size=beam)
+        bleu, chrf = (
+            sacrebleu.corpus_bleu(hyps, [refs]).score,
+            sacrebleu.corpus_chrf(hyps, [refs]).score,
+        )
+        rows.append(
+            {
+                "variant": tr.variant,
+                "beam": beam,
+                "bleu": round(bleu, 2),
+                "chrf": round(chrf, 2),
+                "sentences": len(sources),
+            }
+        )
+        print(
+            f"{tr.variant} beam {beam}: BLEU {bleu:.2f} chrF {chrf:.2f} "
+            f"({len(sources)} sentences, {time.time() - t0:.0f} s)",
+            flush=True,
+        )
+    return rows
 
 
 if __name__ == "__main__":
