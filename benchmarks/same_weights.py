@@ -133,6 +133,27 @@ def to_ctranslate2(
         activation=common_spec.Activation.RELU,
     )
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    _set_stacks(spec, sd, cfg)
+    spec.decoder.projection.weight = sd["embed.weight"]
+    spec.decoder.projection.bias = np.zeros(cfg.vocab_size, dtype=np.float32)
+    spec.register_source_vocabulary(tokens)
+    spec.register_target_vocabulary(tokens)
+    spec.config.bos_token, spec.config.eos_token, spec.config.unk_token = (
+        tokens[cfg.bos_id],
+        tokens[cfg.eos_id],
+        tokens[cfg.unk_id],
+    )
+    spec.config.decoder_start_token = tokens[cfg.bos_id]
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec.save(str(out_dir))
+    del ctranslate2
+    return out_dir
+
+
+def _set_stacks(spec, sd: dict[str, np.ndarray], cfg: ModelConfig) -> None:
+    """The encoder's and decoder's embeddings, positions, norms and layers, from the state dict."""
     pos = sinusoidal_positions(torch.arange(cfg.max_len), cfg.d_model).numpy()
 
     def linear(s, prefix):
@@ -171,22 +192,6 @@ def to_ctranslate2(
             linear(layer.ffn.linear_0, f"{p}.ffn.fc1")
             linear(layer.ffn.linear_1, f"{p}.ffn.fc2")
             norm(layer.ffn.layer_norm, f"{p}.ffn_block.norm")
-    spec.decoder.projection.weight = sd["embed.weight"]
-    spec.decoder.projection.bias = np.zeros(cfg.vocab_size, dtype=np.float32)
-    spec.register_source_vocabulary(tokens)
-    spec.register_target_vocabulary(tokens)
-    spec.config.bos_token, spec.config.eos_token, spec.config.unk_token = (
-        tokens[cfg.bos_id],
-        tokens[cfg.eos_id],
-        tokens[cfg.unk_id],
-    )
-    spec.config.decoder_start_token = tokens[cfg.bos_id]
-    spec.validate()
-    spec.optimize(quantization=quantization)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec.save(str(out_dir))
-    del ctranslate2
-    return out_dir
 
 
 def to_checkpoint(model_dir: Path, out: Path, data: str = "data/bible") -> Path:
