@@ -3,29 +3,14 @@ runtime must reproduce token for token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from traductor.runtime.search import Hypothesis, max_target_length
+
 from .model import DecoderCache, Transformer
 
-
-@dataclass
-class Hypothesis:
-    tokens: list[int]  # generated ids, without the start token, without the end token
-    score: float  # sum of token log-probabilities (end token included when the hypothesis finished)
-    finished: bool
-
-    def normalized(self, length_penalty: float) -> float:
-        # Lengths count the end token, so a hypothesis that stopped at once still has length 1.
-        length = len(self.tokens) + (1 if self.finished else 0)
-        return self.score / (max(length, 1) ** length_penalty)
-
-
-def max_target_length(src_len: int, model_max: int, ratio: float = 2.0, extra: int = 10) -> int:
-    """How many tokens the decoder may produce for a source of src_len subwords."""
-    return max(1, min(model_max - 1, int(src_len * ratio) + extra))
+__all__ = ["Hypothesis", "beam_search", "greedy", "max_target_length", "pad_batch"]
 
 
 def pad_batch(
@@ -97,7 +82,8 @@ def beam_search(
 
     Each step every live beam proposes its continuations; of the 2*beam best, those ending in the
     end token become finished hypotheses and the others (up to beam) live on. A sentence is done
-    once it holds `beam` finished hypotheses, or at its length limit, where its live beams count too.
+    once it holds `beam` finished hypotheses, or at its length limit, where its live beams count
+    too.
     """
     cfg = model.cfg
     device = next(model.parameters()).device
@@ -120,48 +106,19 @@ def beam_search(
 
     for step in range(max(limits)):
         logits, cache = model.decode(tokens, memory, src_mask, cache)
-        logp = logits[:, -1].float().log_softmax(-1)  # (batch*k, vocab)
-        if step == 0:
-            logp[:, cfg.eos_id] = float("-inf")  # no empty translations (as the runtime)
-        vocab = logp.shape[-1]
-        total = (scores.view(-1, 1) + logp).view(batch, k * vocab)
-        top_scores, top_index = total.topk(2 * k, dim=-1)  # (batch, 2k), best first
-        top_scores, top_index = top_scores.tolist(), top_index.tolist()
+        top_scores, top_index, vocab = _best_continuations(logits, scores, cfg.eos_id, step == 0)
         rows, next_tokens = [], []
         for b in range(batch):
-            kept_scores, kept_seqs, kept_rows = [], [], []
+            kept: tuple[list, list, list] = ([], [], [])
             if not done[b]:
-                for score, index in zip(top_scores[b], top_index[b]):
-                    if score == float("-inf"):
-                        break
-                    beam, token = divmod(index, vocab)
-                    if token == cfg.eos_id:
-                        if len(finished[b]) < k:
-                            finished[b].append(Hypothesis(list(seqs[b][beam]), score, True))
-                    elif len(kept_seqs) < k:
-                        kept_scores.append(score)
-                        kept_seqs.append(seqs[b][beam] + [token])
-                        kept_rows.append(beam)
-                        next_tokens.append(token)
-                    if len(kept_seqs) == k and len(finished[b]) >= k:
-                        break
-                if len(finished[b]) < k and step + 1 >= limits[b]:
-                    finished[b].extend(
-                        Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores)
-                    )
-                if len(finished[b]) >= k or step + 1 >= limits[b] or not kept_seqs:
-                    done[b] = True
-            if done[b]:  # placeholder rows keep the batch's shape
-                del next_tokens[len(next_tokens) - len(kept_seqs) :]
-                kept_scores, kept_seqs, kept_rows = [], [], []
-            while len(kept_seqs) < k:
-                kept_scores.append(float("-inf"))
-                kept_seqs.append([])
-                kept_rows.append(0)
-                next_tokens.append(cfg.eos_id)
+                top = zip(top_scores[b], top_index[b])
+                kept = _advance(top, vocab, k, cfg.eos_id, seqs[b], finished[b])
+                done[b] = _sentence_done(kept, finished[b], k, at_limit=step + 1 >= limits[b])
+            kept_scores, kept_seqs, kept_rows = _placeholders(([], [], []) if done[b] else kept, k)
             scores[b] = torch.tensor(kept_scores, device=device)
             seqs[b] = kept_seqs
             rows.extend(b * k + r for r in kept_rows)
+            next_tokens.extend(s[-1] if s else cfg.eos_id for s in kept_seqs)
         if all(done):
             break
         cache = cache.reorder(torch.tensor(rows, device=device))
@@ -171,3 +128,61 @@ def beam_search(
         sorted(f, key=lambda h: h.normalized(length_penalty), reverse=True)[:num_hypotheses]
         for f in finished
     ]
+
+
+def _best_continuations(
+    logits: Tensor, scores: Tensor, eos_id: int, first_step: bool
+) -> tuple[list[list[float]], list[list[int]], int]:
+    """logits (batch*k, steps, vocab), scores (batch, k) -> each sentence's 2k best
+    continuations, best first: their total scores and flat indices beam * vocab + token; and the
+    vocabulary size."""
+    batch, k = scores.shape
+    logp = logits[:, -1].float().log_softmax(-1)  # (batch*k, vocab)
+    if first_step:
+        logp[:, eos_id] = float("-inf")  # no empty translations (as the runtime)
+    vocab = logp.shape[-1]
+    total = (scores.view(-1, 1) + logp).view(batch, k * vocab)
+    top_scores, top_index = total.topk(2 * k, dim=-1)  # (batch, 2k), best first
+    return top_scores.tolist(), top_index.tolist(), vocab
+
+
+def _advance(
+    top, vocab: int, k: int, eos_id: int, seqs: list[list[int]], finished: list[Hypothesis]
+) -> tuple[list[float], list[list[int]], list[int]]:
+    """One sentence's step. `top`: its 2k best (score, beam * vocab + token), best first. Those
+    ending in the end token join `finished` (up to k); the others live on (up to k).
+    -> the live beams' scores, sequences and the rows (beams) they continue."""
+    kept_scores, kept_seqs, kept_rows = [], [], []
+    for score, index in top:
+        if score == float("-inf"):
+            break
+        beam, token = divmod(index, vocab)
+        if token == eos_id:
+            if len(finished) < k:
+                finished.append(Hypothesis(list(seqs[beam]), score, True))
+        elif len(kept_seqs) < k:
+            kept_scores.append(score)
+            kept_seqs.append(seqs[beam] + [token])
+            kept_rows.append(beam)
+        if len(kept_seqs) == k and len(finished) >= k:
+            break
+    return kept_scores, kept_seqs, kept_rows
+
+
+def _sentence_done(kept: tuple, finished: list[Hypothesis], k: int, at_limit: bool) -> bool:
+    """At the length limit the live beams count as (unfinished) hypotheses too."""
+    kept_scores, kept_seqs, _ = kept
+    if len(finished) < k and at_limit:
+        finished.extend(Hypothesis(s, sc, False) for s, sc in zip(kept_seqs, kept_scores))
+    return len(finished) >= k or at_limit or not kept_seqs
+
+
+def _placeholders(kept: tuple, k: int) -> tuple[list[float], list[list[int]], list[int]]:
+    """Fill up to k beams with dead rows (-inf, empty, row 0), so the batch keeps its shape."""
+    kept_scores, kept_seqs, kept_rows = (list(part) for part in kept)
+    missing = k - len(kept_seqs)
+    return (
+        kept_scores + [float("-inf")] * missing,
+        kept_seqs + [[] for _ in range(missing)],
+        kept_rows + [0] * missing,
+    )
