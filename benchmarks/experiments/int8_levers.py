@@ -205,48 +205,66 @@ def main() -> None:
     feeds = {rows: step_feeds(fp32, rows) for rows in (1, 16, 128)}
     sessions, rows_out = {"fp32": session(model / fp32.config.variants["fp32"].decoder)}, {}
     for kind in args.candidates.split(","):
-        pkg = work / kind
-        shutil.copytree(model, pkg)
-        for graph in ("encoder", "decoder"):
-            quantize(kind, model / f"{graph}.onnx", pkg / f"{graph}.int8.onnx")
-        write_manifest(pkg)
-        agreement = forced_token_agreement(OnnxSeq2Seq(pkg, "int8"), src, ref)
-        sessions[kind] = session(pkg / "decoder.int8.onnx")
-        batch = sessions[kind].run(["log_probs"], feeds[128])[0]
-        alone = sessions[kind].run(
-            ["log_probs"],
-            {k: v[:1] if k in feeds[128] and v.ndim > 1 else v for k, v in feeds[128].items()},
-        )[0]
-        size = sum((pkg / f).stat().st_size for f in ("encoder.int8.onnx", "decoder.int8.onnx"))
-        rows_out[kind] = {
-            "agreement": agreement,
-            "invariant": bool(np.array_equal(alone[0], batch[0])),
-            "size": size,
-        }
-        print(
-            f"{kind}: agreement {100 * agreement:.2f}%, "
-            f"row alone == in batch: {rows_out[kind]['invariant']}",
-            file=sys.stderr,
-            flush=True,
-        )
+        sessions[kind], rows_out[kind] = _candidate(kind, model, work / kind, src, ref, feeds[128])
+    med = _step_medians(sessions, feeds, args.repeats)
+    text = "\n".join(_table(med, rows_out, args.repeats, len(src))) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    shutil.rmtree(work)
+
+
+def _candidate(kind: str, model: Path, pkg: Path, src, ref, feeds_128: dict):
+    """The package re-quantized with one scheme: its decoder session, and its next-token
+    agreement with fp32, whether a row alone equals the same row in a batch of 128, its size."""
+    shutil.copytree(model, pkg)
+    for graph in ("encoder", "decoder"):
+        quantize(kind, model / f"{graph}.onnx", pkg / f"{graph}.int8.onnx")
+    write_manifest(pkg)
+    agreement = forced_token_agreement(OnnxSeq2Seq(pkg, "int8"), src, ref)
+    sess = session(pkg / "decoder.int8.onnx")
+    batch = sess.run(["log_probs"], feeds_128)[0]
+    alone = sess.run(
+        ["log_probs"],
+        {k: v[:1] if k in feeds_128 and v.ndim > 1 else v for k, v in feeds_128.items()},
+    )[0]
+    size = sum((pkg / f).stat().st_size for f in ("encoder.int8.onnx", "decoder.int8.onnx"))
+    info = {
+        "agreement": agreement,
+        "invariant": bool(np.array_equal(alone[0], batch[0])),
+        "size": size,
+    }
+    print(
+        f"{kind}: agreement {100 * agreement:.2f}%, row alone == in batch: {info['invariant']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return sess, info
+
+
+def _step_medians(sessions: dict, feeds: dict, repeats: int) -> dict:
+    """Median ms of a decoder step per scheme and row count, the sessions interleaved."""
     times = {k: {r: [] for r in feeds} for k in sessions}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for rows, f in feeds.items():
             for kind, s in sessions.items():
                 t0 = time.perf_counter()
                 s.run(["top_ids"], f)
                 times[kind][rows].append(time.perf_counter() - t0)
-    med = {k: {r: 1e3 * statistics.median(v) for r, v in t.items()} for k, t in times.items()}
+    return {k: {r: 1e3 * statistics.median(v) for r, v in t.items()} for k, t in times.items()}
+
+
+def _table(med: dict, rows_out: dict, repeats: int, n_dev: int) -> list[str]:
     lines = [
         f"int8 levers on {cpu_summary()}, onnxruntime {ort.__version__}; "
-        f"decoder step ms (1 thread, median of {args.repeats}), "
-        f"next-token agreement with fp32 on {len(src)} dev sentences",
+        f"decoder step ms (1 thread, median of {repeats}), "
+        f"next-token agreement with fp32 on {n_dev} dev sentences",
         "",
         "| scheme | step 1 row | step 16 rows | step 128 rows | row alone == in batch | agreement "
         "| int8 size |",
         "|---|---|---|---|---|---|---|",
     ]
-    for kind in sessions:
+    for kind in med:
         r = rows_out.get(kind)
         extra = (
             f"{'yes' if r['invariant'] else 'no'} | {100 * r['agreement']:.2f}% "
@@ -258,11 +276,7 @@ def main() -> None:
             f"| {kind} | {med[kind][1]:.3f} | {med[kind][16]:.3f} | {med[kind][128]:.3f} "
             f"| {extra} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    shutil.rmtree(work)
+    return lines
 
 
 if __name__ == "__main__":
