@@ -796,7 +796,7 @@ _LABEL_OFFSETS = [
 ]
 
 
-def _place_labels(fig, ax, renderer, texts: list, avoid: list) -> None:
+def _place_labels(renderer, texts: list, avoid: list) -> None:
     """Greedy placement: each label (most frequent first) takes the first offset where its box
     overlaps no label placed before it nor the legend; else the offset with the least overlap."""
     placed = np.array([[b.x0, b.y0, b.x1, b.y1] for b in avoid] or np.zeros((0, 4)))
@@ -906,7 +906,7 @@ def _draw(
     fig.tight_layout()
     texts = _annotate(ax, xy, items, [colours[lang] for lang in languages])
     renderer = canvas.get_renderer()
-    _place_labels(fig, ax, renderer, texts, [leg.get_window_extent(renderer)])
+    _place_labels(renderer, texts, [leg.get_window_extent(renderer)])
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, metadata={"Software": None})
 

@@ -8,8 +8,6 @@ from traductor.training import data
 from traductor.training.data import DataError, clean_osis, read_tsv
 from traductor.training.tokenizer import SPECIAL_TOKENS, train_tokenizer
 
-CANON_BOOKS = None
-
 
 def _canon_books():
     canons = pytest.importorskip("pysword.canons").canons
@@ -45,7 +43,10 @@ def test_bible_extraction_writes_disjoint_aligned_splits(tmp_path):
 
 
 def test_markup_removal_does_not_glue_words():
-    raw = '<w lemma="x">God</w><note placement="foot">The Hebrew word is “Elohim”.</note><w lemma="y">created</w> <w>the</w> earth<l eID="a"/><l sID="b"/>And'
+    raw = (
+        '<w lemma="x">God</w><note placement="foot">The Hebrew word is “Elohim”.</note>'
+        '<w lemma="y">created</w> <w>the</w> earth<l eID="a"/><l sID="b"/>And'
+    )
     assert clean_osis(raw) == "God created the earth And"
 
 

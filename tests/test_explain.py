@@ -18,7 +18,8 @@ from .conftest import TINY_MODEL  # noqa: E402
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_explain_writes_translation_png_and_json(tmp_path, capsys):
+def test_explain_writes_translation_png_and_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a folder with no data/: explain needs the model alone
     out = tmp_path / "explain"
     assert (
         cli_main(

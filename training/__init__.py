@@ -1,1 +1,4 @@
-"""Training in PyTorch: corpus, tokenizer, model, training loop, evaluation. Needs the `train` extra."""
+"""Training in PyTorch: corpus, tokenizer, model, training loop, evaluation.
+
+Needs the `train` extra.
+"""

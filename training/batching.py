@@ -36,7 +36,8 @@ def make_batches(data: Encoded, max_tokens: int, seed: int, epoch: int) -> list[
     """Group example indices into batches of at most max_tokens padded tokens (source or target).
 
     Examples are sorted by length after a seeded shuffle (random tie order), cut into batches, and
-    the batches shuffled again, so each epoch differs but the same (seed, epoch) gives the same list.
+    the batches shuffled again, so each epoch differs but the same (seed, epoch) gives the same
+    list.
     """
     rng = np.random.default_rng([seed, epoch])
     n = len(data.src)
@@ -58,7 +59,8 @@ def make_batches(data: Encoded, max_tokens: int, seed: int, epoch: int) -> list[
 
 
 def collate(data: Encoded, index: list[int], pad_id: int, bos_id: int, eos_id: int):
-    """-> src (batch, S), src_mask (batch, S), tgt_in (batch, T) = <s> y, tgt_out (batch, T) = y </s>."""
+    """-> src (batch, S), src_mask (batch, S), tgt_in (batch, T) = <s> y,
+    tgt_out (batch, T) = y </s>."""
     src = [data.src[i] for i in index]
     tgt = [data.tgt[i] for i in index]
     s_width, t_width = max(map(len, src)), max(map(len, tgt)) + 1

@@ -1,4 +1,4 @@
-"""Checkpoints: plain dicts of tensors and primitives, so `torch.load(weights_only=True)` reads them.
+"""Checkpoints: plain dicts of tensors and primitives, which `torch.load(weights_only=True)` reads.
 
 A checkpoint can also be kept compact (`save_compact`, a `.npz`): the model weights in float16 plus
 the model config, tokenizer and training facts, without optimizer state. It is how the repository
@@ -36,7 +36,8 @@ _FACTS = (
 
 
 def save_compact(state: dict, path: Path | str) -> Path:
-    """Checkpoint dict -> .npz with float16 weights (what the model card and export need, no optimizer)."""
+    """Checkpoint dict -> .npz with float16 weights (what the model card and export need, no
+    optimizer state)."""
     path = Path(path)
     meta = {
         "format": COMPACT_FORMAT,
@@ -83,7 +84,8 @@ def load_compact(path: Path) -> dict:
             tokenizer = z[_TOKENIZER].tobytes().decode("utf-8")
     except (OSError, ValueError, KeyError) as e:
         raise DataError(
-            f"{path} is not a readable traductor weights file: {e.__class__.__name__}: {str(e)[:200]}"
+            f"{path} is not a readable traductor weights file: "
+            f"{e.__class__.__name__}: {str(e)[:200]}"
         ) from e
     return {
         "model_config": meta["model_config"],

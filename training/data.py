@@ -137,7 +137,10 @@ class TsvReport:
     def __str__(self) -> str:
         msg = f"{self.path}: {self.used} pairs"
         if self.skipped:
-            msg += f", skipped {self.skipped} malformed lines ({self.no_tab} without a tab, {self.empty_side} with an empty side)"
+            msg += (
+                f", skipped {self.skipped} malformed lines ({self.no_tab} without a tab, "
+                f"{self.empty_side} with an empty side)"
+            )
         return msg
 
 

@@ -94,7 +94,8 @@ def main(args) -> int:
     }
     engine = info["engine"] + (f" {info['variant']}" if "variant" in info else "")
     print(
-        f"BLEU {bleu.score:.2f}  chrF {chrf.score:.2f}  ({len(pairs)} sentences, beam {args.beam}, {engine}, {seconds:.1f} s) -> {out}"
+        f"BLEU {bleu.score:.2f}  chrF {chrf.score:.2f}  "
+        f"({len(pairs)} sentences, beam {args.beam}, {engine}, {seconds:.1f} s) -> {out}"
     )
     if args.json:
         print(json.dumps(result))

@@ -65,7 +65,8 @@ class ModelConfig:
             raise InputError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
             raise InputError(
-                f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+                f"ModelConfig.activation must be one of {', '.join(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
             )
         if self.positions not in ("interleaved", "halves"):
             raise InputError(
@@ -126,8 +127,9 @@ class MultiHeadAttention(nn.Module):
         (batch, heads, q_len, k_len) and holds 0 where attention is allowed, NEG_INF elsewhere."""
         q = self.split_heads(self.q_proj(x))
         if q.shape[2] == 1:
-            # One query (a decoding step): k @ q^T reads K as stored. q @ k^T would make ONNX Runtime
-            # fuse a transpose of the whole K cache into the MatMul, ~8x slower at batch 128.
+            # One query (a decoding step): k @ q^T reads K as stored. q @ k^T would make ONNX
+            # Runtime fuse a transpose of the whole K cache into the MatMul: ~8x slower at
+            # batch 128.
             scores = (k @ (q / math.sqrt(self.head_dim)).transpose(-1, -2)).transpose(-1, -2) + bias
         else:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
@@ -247,7 +249,8 @@ class DecoderLayer(nn.Module):
 class DecoderCache:
     """What incremental decoding keeps between steps.
 
-    self_kv: per layer (key, value) of the tokens decoded so far, (batch, heads, past_len, head_dim).
+    self_kv: per layer (key, value) of the tokens decoded so far,
+    (batch, heads, past_len, head_dim).
     cross_kv: per layer (key, value) of the encoder output, (batch, heads, src_len, head_dim),
     computed once from the memory and never again.
     """
@@ -270,7 +273,8 @@ def source_bias(src_mask: Tensor) -> Tensor:
 
 
 def causal_bias(new_len: int, past_len: int, device: torch.device) -> Tensor:
-    """(1, 1, new_len, past_len + new_len): query t (at absolute position past_len + t) sees keys <= it."""
+    """(1, 1, new_len, past_len + new_len): query t (at absolute position past_len + t) sees the
+    keys up to itself."""
     q = torch.arange(new_len, device=device)[:, None] + past_len
     k = torch.arange(past_len + new_len, device=device)[None, :]
     return ((k > q).to(torch.float32) * NEG_INF)[None, None]
@@ -282,7 +286,8 @@ class Transformer(nn.Module):
         self.cfg = cfg
         # One matrix for source embedding, target embedding and output projection (section 3.4).
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
-        # Converted models may keep a separate target vocabulary; the output projection is tied to it.
+        # Converted models may keep a separate target vocabulary; the output projection is tied to
+        # it.
         self.decoder_embed = (
             nn.Embedding(cfg.target_vocab_size, cfg.d_model) if cfg.target_vocab_size else None
         )
@@ -322,7 +327,8 @@ class Transformer(nn.Module):
         return self.dropout(x)
 
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
-        """src_ids (batch, src_len) int64, src_mask (batch, src_len) bool -> memory (batch, src_len, d_model)."""
+        """src_ids (batch, src_len) int64, src_mask (batch, src_len) bool
+        -> memory (batch, src_len, d_model)."""
         positions = torch.arange(src_ids.shape[1], device=src_ids.device)
         x = self.embed_tokens(src_ids, positions)
         bias = source_bias(src_mask)
@@ -331,7 +337,8 @@ class Transformer(nn.Module):
         return self.encoder_norm(x)
 
     def cross_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """Cross-attention keys and values of every decoder layer, each (batch, heads, src_len, head_dim)."""
+        """Cross-attention keys and values of every decoder layer, each
+        (batch, heads, src_len, head_dim)."""
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder_layers]
 
     def logits(self, h: Tensor) -> Tensor:
@@ -339,8 +346,8 @@ class Transformer(nn.Module):
         return F.linear(h, self.target_embed.weight, bias)  # tied output projection
 
     def log_probs(self, logits: Tensor) -> Tensor:
-        """Next-token log-probabilities as the decoder graph outputs them: suppressed tokens get -inf
-        after the softmax (the others keep the probability mass the softmax gave them)."""
+        """Next-token log-probabilities as the decoder graph outputs them: suppressed tokens get
+        -inf after the softmax (the others keep the probability mass the softmax gave them)."""
         out = logits.log_softmax(-1)
         if self.cfg.suppress_ids:
             out = out.clone()
@@ -359,7 +366,8 @@ class Transformer(nn.Module):
 
         tgt_ids (batch, new_len); positions (new_len,) absolute positions of those tokens;
         self_kv per layer (batch, heads, past_len, head_dim) or None for an empty past.
-        Returns logits (batch, new_len, vocab) and the present self-attention K/V (past_len + new_len).
+        Returns logits (batch, new_len, vocab) and the present self-attention K/V
+        (past_len + new_len).
         """
         past_len = 0 if self_kv is None else self_kv[0][0].shape[2]
         x = self.embed_tokens(tgt_ids, positions, self.target_embed)

@@ -21,7 +21,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> Tokenizer:
     """
     if vocab_size <= 256 + len(SPECIAL_TOKENS):
         raise InputError(
-            f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), got {vocab_size}"
+            f"vocab_size must exceed {256 + len(SPECIAL_TOKENS)} (256 byte tokens + specials), "
+            f"got {vocab_size}"
         )
     tok = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True))
     # Leave room for the 256 byte tokens added after training.
@@ -48,7 +49,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> Tokenizer:
 
 
 def _with_byte_tokens(tok: Tokenizer) -> Tokenizer:
-    """Put every <0xNN> byte token into the model's own vocabulary so byte fallback never hits <unk>.
+    """Put every <0xNN> byte token into the model's own vocabulary, so that byte fallback never
+    hits <unk>.
 
     The trainers do not add them, and tokens added with `add_tokens` are not used for fallback.
     """

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -178,7 +179,7 @@ class Trainer:
                 )
             )
             sync = j == len(micro) - 1 or self.world == 1
-            ctx = self.ddp.no_sync() if not sync else _nullcontext()
+            ctx = self.ddp.no_sync() if not sync else nullcontext()
             with (
                 ctx,
                 torch.autocast(
@@ -247,7 +248,8 @@ class Trainer:
             (self.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
         n_params = sum(p.numel() for p in self.model.parameters())
         self.log_print(
-            f"model: {n_params / 1e6:.1f}M parameters, {self.model_cfg}; device {self.device}, {self.world} process(es)"
+            f"model: {n_params / 1e6:.1f}M parameters, {self.model_cfg}; "
+            f"device {self.device}, {self.world} process(es)"
         )
         bar = _progress(cfg.progress and self.rank == 0, self.step, cfg.steps)
         start, window_tokens, window_start, losses = time.time(), 0, time.time(), []
@@ -317,14 +319,6 @@ class Trainer:
             print(msg, file=sys.stderr, flush=True)
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -350,8 +344,10 @@ def _progress(enabled: bool, initial: int, total: int):
 
 def _fmt(r: dict) -> str:
     return (
-        f"step {r['step']:>6}  train {r['train_loss']:.3f}  dev {r['dev_loss']:.3f}  BLEU {r['dev_bleu']:5.2f}  "
-        f"chrF {r['dev_chrf']:5.2f}  {r['tgt_tokens_per_s']:,.0f} tgt tok/s  {r['elapsed_s'] / 60:.1f} min  | {r['dev_example'][:70]}"
+        f"step {r['step']:>6}  train {r['train_loss']:.3f}  dev {r['dev_loss']:.3f}  "
+        f"BLEU {r['dev_bleu']:5.2f}  chrF {r['dev_chrf']:5.2f}  "
+        f"{r['tgt_tokens_per_s']:,.0f} tgt tok/s  {r['elapsed_s'] / 60:.1f} min  "
+        f"| {r['dev_example'][:70]}"
     )
 
 
@@ -401,7 +397,8 @@ def main(args) -> int:
     cfg, model_cfg = config_from_args(args)
     if not args.resume and (Path(cfg.out) / "last.pt").exists() and not args.force:
         raise DataError(
-            f"{cfg.out} already holds a run; pass --resume {cfg.out}/last.pt to continue it or --force to start over"
+            f"{cfg.out} already holds a run; pass --resume {cfg.out}/last.pt to continue it "
+            "or --force to start over"
         )
     trainer = Trainer(cfg, model_cfg, resume=args.resume)
     result = trainer.run()
