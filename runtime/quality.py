@@ -1,6 +1,6 @@
 """Quality checks through the runtime alone (no torch): greedy ids and int8 next-token agreement.
 
-The exporter gates the int8 variant with them; benchmarks/int8_check.py runs them on any CPU,
+The exporter gates the int8 variant with them; benchmarks/experiments/int8_check.py runs them on any CPU,
 emulated ones included.
 """
 
