@@ -1,7 +1,7 @@
 """Quality checks through the runtime alone (no torch): greedy ids and int8 next-token agreement.
 
-The exporter gates the int8 variant with them; benchmarks/experiments/int8_check.py runs them on any CPU,
-emulated ones included.
+The exporter gates the int8 variant with them; benchmarks/experiments/int8_check.py runs them on
+any CPU, emulated ones included.
 """
 
 from __future__ import annotations
