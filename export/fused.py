@@ -17,7 +17,8 @@ has ~130 (4 layers), because self-attention and its cache are one com.microsoft 
   does the same arithmetic, but measured inside a step (the K/V of four layers no longer in cache)
   it took 2.4x as long as these standard ops at 16 rows of one sentence each, and as long at 32
   sentences x 4 beams (benchmarks/cross_attention.py).
-- residual + LayerNorm: SkipLayerNormalization, which also adds the bias of the projection before it.
+- residual + LayerNorm: two Adds (the projection's bias, the stream) and a LayerNormalization; ORT's
+  fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (see _skip_norm).
 
 The graph keeps the decoder contract of `runtime.package.IONames`. Initializer names follow the
 PyTorch parameter names (`.weight_t` = a Linear weight stored transposed for MatMul; `qkv` = the
@@ -27,6 +28,7 @@ three self-attention projections side by side), so the weights can be read back.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -85,10 +87,7 @@ def _top_k_block(vocab: int) -> int:
     (at 64 rows of a 65,001-token vocabulary the Pad alone is most of the top-k's time)."""
     if vocab % TOP_K_BLOCK == 0:
         return TOP_K_BLOCK
-    larger, smaller = (
-        range(TOP_K_BLOCK + 1, 161),
-        range(TOP_K_BLOCK - 1, 31, -1),
-    )  # 65..160, then 63..32
+    larger, smaller = range(TOP_K_BLOCK + 1, 161), range(TOP_K_BLOCK - 1, 31, -1)  # 65..160, 63..32
     return next((b for b in (*larger, *smaller) if vocab % b == 0), TOP_K_BLOCK)
 
 
@@ -97,12 +96,12 @@ def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> No
     values in vocabulary order, exactly as one TopK over the row.
 
     ONNX Runtime's TopK scans a row element by element (~6 us per row of 8,000 on one core), while
-    ReduceMax is vectorized. So the row is cut into blocks of ~TOP_K_BLOCK: the k best entries lie in
-    the k blocks with the highest maxima (a block ranked below k has k blocks whose maxima are higher
-    or equal and come first), those blocks are gathered in vocabulary order, and one TopK over their
-    k blocks' entries finishes. Ties keep TopK's rule (the lower index first): a tied entry's
-    block ranks no lower than the blocks of the tied entries after it. A vocabulary that is not a
-    multiple of the block is padded with -inf, which never outranks a real entry.
+    ReduceMax is vectorized. So the row is cut into blocks of ~TOP_K_BLOCK: the k best entries lie
+    in the k blocks with the highest maxima (a block ranked below k has k blocks whose maxima are
+    higher or equal and come first), those blocks are gathered in vocabulary order, and one TopK
+    over their k blocks' entries finishes. Ties keep TopK's rule (the lower index first): a tied
+    entry's block ranks no lower than the blocks of the tied entries after it. A vocabulary that is
+    not a multiple of the block is padded with -inf, which never outranks a real entry.
     """
     b = _top_k_block(vocab)
     if vocab < 4 * b:  # a small vocabulary: one TopK is as fast
@@ -122,12 +121,10 @@ def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> No
     peaks = g.one("ReduceMax", [blocks, axis2], keepdims=0)  # (rows, n_blocks)
     n_best = g.one("Min", [k, g.init("top_k_n_blocks", np.array([n_blocks], dtype=np.int64))])
     best = g.op("TopK", [peaks, n_best], n_out=2, axis=-1, largest=1, sorted=1)[1]
-    best = g.op("TopK", [best, n_best], n_out=2, axis=-1, largest=0, sorted=1)[
-        0
-    ]  # block ids, ascending
-    picked = g.one(
-        "GatherND", [blocks, g.one("Unsqueeze", [best, axis2])], batch_dims=1
-    )  # (rows, n_best, b)
+    # the block ids, ascending
+    best = g.op("TopK", [best, n_best], n_out=2, axis=-1, largest=0, sorted=1)[0]
+    # (rows, n_best, b)
+    picked = g.one("GatherND", [blocks, g.one("Unsqueeze", [best, axis2])], batch_dims=1)
     flat = g.one("Reshape", [picked, g.init("top_k_flat_shape", np.array([0, -1], dtype=np.int64))])
     where = g.op(
         "TopK", [flat, k], outputs=[outputs[0], "top_k_where"], axis=-1, largest=1, sorted=1
@@ -140,15 +137,60 @@ def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> No
 def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     """The decoder step of `model` as an ONNX graph (see the module docstring)."""
     cfg = model.cfg
-    d, n_heads, n_layers = cfg.d_model, cfg.n_heads, cfg.n_decoder_layers
     g = _Graph()
-    f32 = TensorProto.FLOAT
+    step = _step_tensors(g, io, cfg)
+    x, pe, embed_name = _embedding(g, model, io)
 
-    # -- shared by every layer ------------------------------------------------------------------
-    # `position` is (1,) for a batch whose rows are all at one step, or (rows,) for rows at different
-    # steps (continuous batching: a sentence joins a running batch at its step 0). Each row's own
-    # position picks its positional encoding and where its new K/V go; the caches are right-padded
-    # and the attention's total length is the largest position + 1.
+    # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream, and the
+    # feed-forward output of a layer is added to the stream by the next layer's (or the final) norm.
+    # Post-LN: the residual stream is normalized after each sublayer, h == x.
+    ffn_out = ffn_bias = ""
+    for i, layer in enumerate(model.decoder_layers):
+        p = f"decoder_layers.{i}"
+        ln = [
+            _norm(g, layer.self_block.norm, f"{p}.self_block.norm"),
+            _norm(g, layer.cross_block.norm, f"{p}.cross_block.norm"),
+            _norm(g, layer.ffn_block.norm, f"{p}.ffn_block.norm"),
+        ]
+        if cfg.pre_norm and i == 0:
+            h, x = _skip_norm(g, x, pe, ln[0], None)  # pe (1, 1, d) broadcasts over the rows
+        elif cfg.pre_norm:
+            h, x = _skip_norm(g, ffn_out, x, ln[0], ffn_bias)
+        elif i == 0:
+            x = h = g.one("Add", [x, pe])
+        o, bias = _self_attention_block(g, layer.self_attn, h, i, p, io, step, cfg.n_heads)
+        h, x = _residual(g, cfg.pre_norm, o, bias, x, ln[0], ln[1])
+        o, bias = _cross_attention_block(g, layer.cross_attn, h, i, p, io, step)
+        h, x = _residual(g, cfg.pre_norm, o, bias, x, ln[1], ln[2])
+        o, bias = _feed_forward_block(g, layer.ffn, h, p, cfg.activation)
+        if cfg.pre_norm:
+            ffn_out, ffn_bias = o, bias
+        else:
+            x = h = _skip_norm(g, o, x, ln[2], bias)[0]
+
+    if cfg.pre_norm:  # the final norm takes the last residual add
+        h, _ = _skip_norm(g, ffn_out, x, _norm(g, model.decoder_norm, "decoder_norm"), ffn_bias)
+    _output_head(g, model, h, embed_name, io)
+    return _model(g, io, cfg)
+
+
+@dataclass(frozen=True)
+class _StepTensors:
+    """Names of the tensors every layer reads, built once per step."""
+
+    seqlens_k: str  # (rows,) each row's past length: where its new K/V go
+    total: str  # (1,) the self-attention's total length: the largest position + 1
+    grouped: str  # the shape (batch, group, heads, head_dim): a sentence's rows side by side
+    per_row: str  # the shape (rows, 1, d)
+    mask_bias: str  # (batch, 1, 1, src_len): 0 at a source token, the lowest float32 at padding
+    score_scale: str  # 1 / sqrt(head_dim), applied to the cross-attention queries
+
+
+def _step_tensors(g: _Graph, io: IONames, cfg) -> _StepTensors:
+    # `position` is (1,) for a batch whose rows are all at one step, or (rows,) for rows at
+    # different steps (continuous batching: a sentence joins a running batch at its step 0). Each
+    # row's own position picks its positional encoding and where its new K/V go; the caches are
+    # right-padded and the attention's total length is the largest position + 1.
     pos32 = g.one("Cast", [io.position], to=TensorProto.INT32)  # (1,) or (rows,)
     total = g.one(
         "Add",
@@ -157,16 +199,13 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     rows = g.one("Shape", [io.input_ids], end=1)
     seqlens_k = g.one("Expand", [pos32, rows])  # (rows,) index of the new token = past length
     batch = g.one("Shape", [io.attention_mask], end=1)
-    hd = cfg.head_dim
-    # (batch, group, heads, head_dim): a sentence's rows (its beams) side by side
     grouped = g.one(
         "Concat",
-        [batch, g.init("group_heads", np.array([-1, n_heads, hd], dtype=np.int64))],
+        [batch, g.init("group_heads", np.array([-1, cfg.n_heads, cfg.head_dim], dtype=np.int64))],
         axis=0,
     )
-    per_row = g.init("row_1_d", np.array([-1, 1, d], dtype=np.int64))
-    # The source padding mask as a bias on the attention scores, (batch, 1, 1, src_len): 0 where
-    # there is a token, the lowest float32 where there is padding (exp() of it is exactly 0).
+    per_row = g.init("row_1_d", np.array([-1, 1, cfg.d_model], dtype=np.int64))
+    # exp() of the lowest float32 is exactly 0: padding gets no attention at all
     real = g.one("Cast", [io.attention_mask], to=TensorProto.BOOL)
     lowest = np.array(np.finfo(np.float32).min, dtype=np.float32)
     mask_bias = g.one(
@@ -179,129 +218,119 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
             g.init("axes_1_2", np.array([1, 2], dtype=np.int64)),
         ],
     )
-    score_scale = g.init("cross_scale", np.array(1.0 / math.sqrt(hd), dtype=np.float32))
+    scale = np.array(1.0 / math.sqrt(cfg.head_dim), dtype=np.float32)
+    score_scale = g.init("cross_scale", scale)
+    return _StepTensors(seqlens_k, total, grouped, per_row, mask_bias, score_scale)
 
-    # The target embedding: the shared table, or a converted model's separate decoder vocabulary.
+
+def _embedding(g: _Graph, model: Transformer, io: IONames) -> tuple[str, str, str]:
+    """-> (the token embeddings (rows, 1, d), the positional encodings (1 or rows, 1, d), the name
+    of the embedding table). The table is the shared one, or a converted model's separate decoder
+    vocabulary."""
+    cfg, d = model.cfg, model.cfg.d_model
     embed_name = "decoder_embed.weight" if model.decoder_embed is not None else "embed.weight"
-    emb = g.one(
-        "Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids]
-    )  # (rows, 1, d)
+    emb = g.one("Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids])
     if cfg.scale_embedding:
         emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
-    table = sinusoidal_positions(
-        torch.arange(cfg.max_len + 1), d, cfg.positions
-    )  # (max_len + 1, d)
-    pe = g.one(
-        "Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position]
-    )  # (1 or rows, 1, d)
+    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d, cfg.positions)
+    pe = g.one("Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position])
+    return emb, pe, embed_name
 
-    def norm(layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
-        return (
-            g.init(f"{prefix}.weight", layer_norm.weight),
-            g.init(f"{prefix}.bias", layer_norm.bias),
-            layer_norm.eps,
-        )
 
-    def skip_norm(
-        x: str, skip: str, ln: tuple[str, str, float], bias: str | None
-    ) -> tuple[str, str]:
-        """-> (LayerNorm(x + skip + bias), x + skip + bias). Two Adds and a LayerNormalization: ORT's
-        fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
-        total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
-        return g.one("LayerNormalization", [total, ln[0], ln[1]], axis=-1, epsilon=ln[2]), total
+def _norm(g: _Graph, layer_norm: torch.nn.LayerNorm, prefix: str) -> tuple[str, str, float]:
+    return (
+        g.init(f"{prefix}.weight", layer_norm.weight),
+        g.init(f"{prefix}.bias", layer_norm.bias),
+        layer_norm.eps,
+    )
 
-    def activation(x: str) -> str:
-        if cfg.activation == "relu":
-            return g.one("Relu", [x])
-        if cfg.activation == "swish":  # x * sigmoid(x)
-            return g.one("Mul", [x, g.one("Sigmoid", [x])])
-        return g.one("Gelu", [x], domain=MS)  # erf form, as torch's default gelu
 
-    # Pre-LN: `h` is the normalized input of the next sublayer, `x` the residual stream, and the
-    # feed-forward output of a layer is added to the stream by the next layer's (or the final) norm.
-    # Post-LN: the residual stream is normalized after each sublayer, h == x.
-    x = emb
-    ffn_out = ffn_bias = ""
-    for i, layer in enumerate(model.decoder_layers):
-        p = f"decoder_layers.{i}"
-        blocks = [
-            (layer.self_block.norm, f"{p}.self_block.norm"),
-            (layer.cross_block.norm, f"{p}.cross_block.norm"),
-            (layer.ffn_block.norm, f"{p}.ffn_block.norm"),
-        ]
-        ln = [norm(m, name) for m, name in blocks]
+def _skip_norm(
+    g: _Graph, x: str, skip: str, ln: tuple[str, str, float], bias: str | None
+) -> tuple[str, str]:
+    """-> (LayerNorm(x + skip + bias), x + skip + bias). Two Adds and a LayerNormalization: ORT's
+    fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (1 thread)."""
+    total = g.one("Add", [g.one("Add", [x, bias]), skip]) if bias else g.one("Add", [x, skip])
+    return g.one("LayerNormalization", [total, ln[0], ln[1]], axis=-1, epsilon=ln[2]), total
 
-        # self-attention
-        if cfg.pre_norm and i == 0:
-            h, x = skip_norm(x, pe, ln[0], None)  # pe (1, 1, d) broadcasts over the rows
-        elif cfg.pre_norm:
-            h, x = skip_norm(ffn_out, x, ln[0], ffn_bias)
-        elif i == 0:
-            x = h = g.one("Add", [x, pe])
-        sa = layer.self_attn
-        w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).T
-        b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
-        qkv = g.one(
-            "Add",
-            [
-                g.one("MatMul", [h, g.init(f"{p}.self_attn.qkv.weight_t", w)]),
-                g.init(f"{p}.self_attn.qkv.bias", b),
-            ],
-        )
-        past = [io.layer("past_key_self", i), io.layer("past_value_self", i)]
-        present = [io.layer("present_key_self", i), io.layer("present_value_self", i)]
-        attn = g.op(
-            "GroupQueryAttention",
-            [qkv, "", "", *past, seqlens_k, total],
-            outputs=[f"{p}.self_attn.out", *present],
-            domain=MS,
-            num_heads=n_heads,
-            kv_num_heads=n_heads,
-        )[0]
-        wo, bo = _linear_t(g, f"{p}.self_attn.out_proj", sa.out_proj)
-        o = g.one("MatMul", [attn, wo])
-        if cfg.pre_norm:
-            h, x = skip_norm(o, x, ln[1], bo)
-        else:
-            x = h = skip_norm(o, x, ln[0], bo)[0]
 
-        # cross-attention: the rows of a sentence are the queries of one product per head
-        ca = layer.cross_attn
-        wq, bq = _linear_t(g, f"{p}.cross_attn.q_proj", ca.q_proj)
-        q = g.one("Mul", [g.one("Add", [g.one("MatMul", [h, wq]), bq]), score_scale])
-        q = g.one(
-            "Transpose", [g.one("Reshape", [q, grouped])], perm=[0, 2, 1, 3]
-        )  # (batch, heads, group, head_dim)
-        k_t = g.one(
-            "Transpose", [io.layer("key_cross", i)], perm=[0, 1, 3, 2]
-        )  # ORT folds it into the MatMul
-        scores = g.one(
-            "Add", [g.one("MatMul", [q, k_t]), mask_bias]
-        )  # (batch, heads, group, src_len)
-        c = g.one(
-            "MatMul", [g.one("Softmax", [scores], axis=-1), io.layer("value_cross", i)]
-        )  # (batch, heads, group, head_dim)
-        c = g.one("Reshape", [g.one("Transpose", [c], perm=[0, 2, 1, 3]), per_row])  # (rows, 1, d)
-        wo, bo = _linear_t(g, f"{p}.cross_attn.out_proj", ca.out_proj)
-        o = g.one("MatMul", [c, wo])
-        if cfg.pre_norm:
-            h, x = skip_norm(o, x, ln[2], bo)
-        else:
-            x = h = skip_norm(o, x, ln[1], bo)[0]
+def _residual(g: _Graph, pre_norm: bool, o: str, bias: str, x: str, ln: tuple, ln_next: tuple):
+    """A sublayer's output `o` (+ bias) added to the stream `x` -> (next sublayer's input, stream).
+    Pre-LN: the next sublayer's norm takes the add; post-LN: this sublayer's norm, h == x."""
+    if pre_norm:
+        return _skip_norm(g, o, x, ln_next, bias)
+    h = _skip_norm(g, o, x, ln, bias)[0]
+    return h, h
 
-        # feed-forward
-        w1, b1 = _linear_t(g, f"{p}.ffn.fc1", layer.ffn.fc1)
-        w2, b2 = _linear_t(g, f"{p}.ffn.fc2", layer.ffn.fc2)
-        f = activation(g.one("Add", [g.one("MatMul", [h, w1]), b1]))
-        o = g.one("MatMul", [f, w2])
-        if cfg.pre_norm:
-            ffn_out, ffn_bias = o, b2
-        else:
-            x = h = skip_norm(o, x, ln[2], b2)[0]
 
-    if cfg.pre_norm:  # the final norm takes the last residual add
-        h, _ = skip_norm(ffn_out, x, norm(model.decoder_norm, "decoder_norm"), ffn_bias)
-    h2 = g.one("Reshape", [h, g.init("row_d", np.array([-1, d], dtype=np.int64))])
+def _self_attention_block(
+    g: _Graph, sa, h: str, i: int, p: str, io: IONames, step: _StepTensors, n_heads: int
+) -> tuple[str, str]:
+    """GroupQueryAttention over the cache, on the packed Q|K|V projection -> (the output
+    projection's product (rows, 1, d), its bias, added by the residual)."""
+    w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).T
+    b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
+    qkv = g.one(
+        "Add",
+        [
+            g.one("MatMul", [h, g.init(f"{p}.self_attn.qkv.weight_t", w)]),
+            g.init(f"{p}.self_attn.qkv.bias", b),
+        ],
+    )
+    past = [io.layer("past_key_self", i), io.layer("past_value_self", i)]
+    present = [io.layer("present_key_self", i), io.layer("present_value_self", i)]
+    attn = g.op(
+        "GroupQueryAttention",
+        [qkv, "", "", *past, step.seqlens_k, step.total],
+        outputs=[f"{p}.self_attn.out", *present],
+        domain=MS,
+        num_heads=n_heads,
+        kv_num_heads=n_heads,
+    )[0]
+    wo, bo = _linear_t(g, f"{p}.self_attn.out_proj", sa.out_proj)
+    return g.one("MatMul", [attn, wo]), bo
+
+
+def _cross_attention_block(
+    g: _Graph, ca, h: str, i: int, p: str, io: IONames, step: _StepTensors
+) -> tuple[str, str]:
+    """Attention over the encoder's K/V: the rows of a sentence are the queries of one product per
+    head -> (the output projection's product (rows, 1, d), its bias)."""
+    wq, bq = _linear_t(g, f"{p}.cross_attn.q_proj", ca.q_proj)
+    q = g.one("Mul", [g.one("Add", [g.one("MatMul", [h, wq]), bq]), step.score_scale])
+    # (batch, heads, group, head_dim)
+    q = g.one("Transpose", [g.one("Reshape", [q, step.grouped])], perm=[0, 2, 1, 3])
+    # ORT folds the Transpose into the MatMul
+    k_t = g.one("Transpose", [io.layer("key_cross", i)], perm=[0, 1, 3, 2])
+    # (batch, heads, group, src_len)
+    scores = g.one("Add", [g.one("MatMul", [q, k_t]), step.mask_bias])
+    # (batch, heads, group, head_dim)
+    c = g.one("MatMul", [g.one("Softmax", [scores], axis=-1), io.layer("value_cross", i)])
+    c = g.one("Reshape", [g.one("Transpose", [c], perm=[0, 2, 1, 3]), step.per_row])  # (rows, 1, d)
+    wo, bo = _linear_t(g, f"{p}.cross_attn.out_proj", ca.out_proj)
+    return g.one("MatMul", [c, wo]), bo
+
+
+def _feed_forward_block(g: _Graph, ffn, h: str, p: str, activation: str) -> tuple[str, str]:
+    """-> (the second product (rows, 1, d), its bias)."""
+    w1, b1 = _linear_t(g, f"{p}.ffn.fc1", ffn.fc1)
+    w2, b2 = _linear_t(g, f"{p}.ffn.fc2", ffn.fc2)
+    f = _activation(g, g.one("Add", [g.one("MatMul", [h, w1]), b1]), activation)
+    return g.one("MatMul", [f, w2]), b2
+
+
+def _activation(g: _Graph, x: str, kind: str) -> str:
+    if kind == "relu":
+        return g.one("Relu", [x])
+    if kind == "swish":  # x * sigmoid(x)
+        return g.one("Mul", [x, g.one("Sigmoid", [x])])
+    return g.one("Gelu", [x], domain=MS)  # erf form, as torch's default gelu
+
+
+def _output_head(g: _Graph, model: Transformer, h: str, embed_name: str, io: IONames) -> None:
+    """h (rows, 1, d) -> log-probs (rows, vocab) and the top-k outputs."""
+    cfg = model.cfg
+    h2 = g.one("Reshape", [h, g.init("row_d", np.array([-1, cfg.d_model], dtype=np.int64))])
     # Tied output projection: MatMul with the transposed embedding (ORT folds the Transpose at load;
     # the int8 export gives it its own quantized initializer).
     logits = g.one("MatMul", [h2, g.one("Transpose", [embed_name], perm=[1, 0])])
@@ -319,26 +348,30 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
         g.op("LogSoftmax", [logits], outputs=[io.log_probs], axis=-1)
     _top_k(g, io.log_probs, io.top_k, cfg.output_vocab_size, [io.top_log_probs, io.top_ids])
 
-    vi = helper.make_tensor_value_info
+
+def _model(g: _Graph, io: IONames, cfg) -> onnx.ModelProto:
+    """The nodes and initializers of `g` with the decoder contract's inputs and outputs, checked."""
+    n_layers, shape_self = cfg.n_decoder_layers, ["rows", cfg.n_heads, "past_len", cfg.head_dim]
+    f32, vi = TensorProto.FLOAT, helper.make_tensor_value_info
     inputs = [
         vi(io.input_ids, TensorProto.INT64, ["rows", 1]),
         vi(io.position, TensorProto.INT64, ["positions"]),
         vi(io.attention_mask, TensorProto.INT64, ["batch", "src_len"]),
     ]
     inputs += [
-        vi(io.layer(t, i), f32, ["rows", n_heads, "past_len", hd])
+        vi(io.layer(t, i), f32, shape_self)
         for i in range(n_layers)
         for t in ("past_key_self", "past_value_self")
     ]
     inputs += [
-        vi(io.layer(t, i), f32, ["batch", n_heads, "src_len", hd])
+        vi(io.layer(t, i), f32, ["batch", cfg.n_heads, "src_len", cfg.head_dim])
         for i in range(n_layers)
         for t in ("key_cross", "value_cross")
     ]
     inputs.append(vi(io.top_k, TensorProto.INT64, [1]))
     outputs = [vi(io.log_probs, f32, ["rows", cfg.output_vocab_size])]
     outputs += [
-        vi(io.layer(t, i), f32, ["rows", n_heads, "present_len", hd])
+        vi(io.layer(t, i), f32, ["rows", cfg.n_heads, "present_len", cfg.head_dim])
         for i in range(n_layers)
         for t in ("present_key_self", "present_value_self")
     ]
