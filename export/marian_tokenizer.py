@@ -1,69 +1,80 @@
-"""MarianMT (OPUS-MT) tokenization as two `tokenizers` JSON tokenizers, for a runtime without sentencepiece.
+"""MarianMT (OPUS-MT) tokenization as two `tokenizers` JSON tokenizers, for a runtime without
+sentencepiece.
 
 `convert_marian_tokenizers(dir)` reads a transformers Marian checkpoint directory (``source.spm``,
-``target.spm``, ``vocab.json``, optional ``target_vocab.json``, ``tokenizer_config.json``) and returns a
-source tokenizer with ``encode(text).ids == MarianTokenizer(text).input_ids`` and a target tokenizer with
-``decode(ids, skip_special_tokens=True) == MarianTokenizer.decode(ids, skip_special_tokens=True)``.  The
-target tokenizer also encodes like ``MarianTokenizer(text_target=...)``.  The .spm files are read once, here,
-with the protobuf schema that ships inside the sentencepiece package; the result needs only `tokenizers`.
+``target.spm``, ``vocab.json``, optional ``target_vocab.json``, ``tokenizer_config.json``) and
+returns a source tokenizer with ``encode(text).ids == MarianTokenizer(text).input_ids`` and a target
+tokenizer with ``decode(ids, skip_special_tokens=True) == MarianTokenizer.decode(ids,
+skip_special_tokens=True)``.  The target tokenizer also encodes like
+``MarianTokenizer(text_target=...)``.  The .spm files are read once, here, with the protobuf schema
+that ships inside the sentencepiece package; the result needs only `tokenizers`.
 
 What MarianTokenizer (transformers 5) does, and how each step is rebuilt
 ------------------------------------------------------------------------
-1. The text is cut at its special tokens (``</s>``, ``<unk>``, ``<pad>``, extra ones from the config) and
-   every piece in between is tokenized on its own.  Here: non-normalized special added tokens.
-2. A piece that starts with ``>>`` and holds a ``<<`` loses that prefix, the language code, which is looked
-   up in the vocabulary as a whole (unknown code -> unk id); the rest is tokenized as if alone.  Here: the
-   first normaliser steps rewrite a code *at the start of the piece* (an anchored regex on the raw text) into
-   a private marker plus a stand-in for the space that starts the rest.  The last step turns a known code's
-   marker back into the code's text, which a *normalized* added token (content ``>>xx<<``) then takes out
-   with its vocabulary id; ``>>xx<<`` anywhere else stays ordinary text, as in transformers, because ``>``
-   itself never survives normalisation (item 5).  An unknown code becomes one unknown character -> unk.
-3. The SentencePiece normaliser: its precompiled character map, then its whitespace rules (leading spaces
-   dropped, runs of spaces folded, spaces written as U+2581, trailing ones dropped, a U+2581 in front of
-   non-empty text).  The `tokenizers` Precompiled normaliser applies the map per grapheme cluster (a whole
-   cluster under 6 bytes by its first rule, else character by character) where SentencePiece takes the
-   longest rule at each position; decomposed accents, half-width kana with voicing marks or Hangul jamo
-   then come out differently.  So, for the NFKC-based rules (Marian's ``nmt_nfkc``), NFKC runs first, and
-   the characters the map blanks out (controls, format characters, odd spaces: found by probing the map)
-   are replaced beforehand, one by one, since a cluster that starts with one would lose its marks.
-4. SentencePiece's Unigram lattice over the model's own normal pieces and scores: a `tokenizers` Unigram.
-5. Every piece string is looked up in ``vocab.json`` (missing -> unk).  The Unigram's list is laid out by
-   vocab.json id, so ``encode().ids`` are vocab.json ids: piece ``p`` sits at ``vocab[p]``.  Ids of strings
-   that are not pieces of this side (the other side's pieces in a joint vocabulary) hold the string behind
-   a private prefix, which the text never contains, so the lattice never reaches them.  Special tokens and
-   codes keep their plain text at their ids (so ``token_to_id(">>fra<<")`` and ``id_to_token`` work); each
-   of them holds a character (for Marian's, ``>``) that the normaliser's last steps swap, in the text and in
-   every piece alike, for a private stand-in, so they cannot be reached either.
-6. SentencePiece turns a run of characters it has no piece for into one unknown piece whose string is the
-   run itself, and MarianTokenizer looks that string up too: in a joint vocabulary a character the source
-   model lacks but the target model has gets the target piece's id.  Here the normaliser brackets every
-   maximal run of such characters with two private characters, and a vocabulary string made only of such
-   characters sits at its id as "bracket + string + bracket": it matches a whole run exactly; any other run
-   is one unk (the Unigram fuses neighbouring unknown characters into one token).
+1. The text is cut at its special tokens (``</s>``, ``<unk>``, ``<pad>``, extra ones from the
+   config) and every piece in between is tokenized on its own.  Here: non-normalized special added
+   tokens.
+2. A piece that starts with ``>>`` and holds a ``<<`` loses that prefix, the language code, which is
+   looked up in the vocabulary as a whole (unknown code -> unk id); the rest is tokenized as if
+   alone.  Here: the first normaliser steps rewrite a code *at the start of the piece* (an anchored
+   regex on the raw text) into a private marker plus a stand-in for the space that starts the rest.
+   The last step turns a known code's marker back into the code's text, which a *normalized* added
+   token (content ``>>xx<<``) then takes out with its vocabulary id; ``>>xx<<`` anywhere else stays
+   ordinary text, as in transformers, because ``>`` itself never survives normalisation (item 5).
+   An unknown code becomes one unknown character -> unk.
+3. The SentencePiece normaliser: its precompiled character map, then its whitespace rules (leading
+   spaces dropped, runs of spaces folded, spaces written as U+2581, trailing ones dropped, a U+2581
+   in front of non-empty text).  The `tokenizers` Precompiled normaliser applies the map per
+   grapheme cluster (a whole cluster under 6 bytes by its first rule, else character by character)
+   where SentencePiece takes the longest rule at each position; decomposed accents, half-width kana
+   with voicing marks or Hangul jamo then come out differently.  So, for the NFKC-based rules
+   (Marian's ``nmt_nfkc``), NFKC runs first, and the characters the map blanks out (controls, format
+   characters, odd spaces: found by probing the map) are replaced beforehand, one by one, since a
+   cluster that starts with one would lose its marks.
+4. SentencePiece's Unigram lattice over the model's own normal pieces and scores: a `tokenizers`
+   Unigram.
+5. Every piece string is looked up in ``vocab.json`` (missing -> unk).  The Unigram's list is laid
+   out by vocab.json id, so ``encode().ids`` are vocab.json ids: piece ``p`` sits at ``vocab[p]``.
+   Ids of strings that are not pieces of this side (the other side's pieces in a joint vocabulary)
+   hold the string behind a private prefix, which the text never contains, so the lattice never
+   reaches them.  Special tokens and codes keep their plain text at their ids (so
+   ``token_to_id(">>fra<<")`` and ``id_to_token`` work); each of them holds a character (for
+   Marian's, ``>``) that the normaliser's last steps swap, in the text and in every piece alike, for
+   a private stand-in, so they cannot be reached either.
+6. SentencePiece turns a run of characters it has no piece for into one unknown piece whose string
+   is the run itself, and MarianTokenizer looks that string up too: in a joint vocabulary a
+   character the source model lacks but the target model has gets the target piece's id.  Here the
+   normaliser brackets every maximal run of such characters with two private characters, and a
+   vocabulary string made only of such characters sits at its id as "bracket + string + bracket": it
+   matches a whole run exactly; any other run is one unk (the Unigram fuses neighbouring unknown
+   characters into one token).
 7. ``</s>`` is appended: a ``TemplateProcessing`` post-processor.
-8. Decoding drops the special ids, joins the pieces with SentencePiece's decoder (U+2581 -> space; a control
-   piece -> nothing), and ``str.strip()``s the result (then ``clean_up_tokenization`` if the config asks).
-   The decoder chain does the same on the tokens: markers removed, U+2581 -> space, the same whitespace set
-   stripped.  A special token's text met while decoding is followed by a space, as in transformers.
+8. Decoding drops the special ids, joins the pieces with SentencePiece's decoder (U+2581 -> space; a
+   control piece -> nothing), and ``str.strip()``s the result (then ``clean_up_tokenization`` if the
+   config asks). The decoder chain does the same on the tokens: markers removed, U+2581 -> space,
+   the same whitespace set stripped.  A special token's text met while decoding is followed by a
+   space, as in transformers.
 
-Every marker is a private-use character of plane 16; any such character in the input is first replaced
-by U+10FFFD, which SentencePiece treats alike (a character it has no piece for).
+Every marker is a private-use character of plane 16; any such character in the input is first
+replaced by U+10FFFD, which SentencePiece treats alike (a character it has no piece for).
 
 Known differences
 -----------------
 * Ids: a piece of the SentencePiece model that is missing from vocab.json yields the unk id in
-  MarianTokenizer.  A Unigram id is a position in its list, so such a piece cannot share the unk position;
-  it goes to an extra id at or past the vocabulary size, listed with the id it stands for (unk) in
-  ``MarianTokenizers.source_id_map``.  ``encode_source`` applies it.  When the map is empty (every piece is
-  in vocab.json) ``source.encode(text).ids`` is exact as it is; otherwise read ids >= ``source_vocab_size``
-  as ``unk_id``.  The target side has ``target_id_map`` and ``encode_target`` (there an extra id can also
-  stand for a piece whose id a special token of vocab.json takes: separate vocabularies of other sizes).
-* Text: combining marks stacked on an already accented letter, a ligature or a compatibility character, or
-  marks out of canonical order, can normalise differently (NFKC composes or reorders what SentencePiece's
-  map leaves alone, or the other way round).  Ordinary text, NFC or NFD, matches.
-* ``decode(..., skip_special_tokens=False)`` with a shared vocabulary: transformers decodes the text between
-  two special tokens with the *source* model there, which can leave one space more or less after a special
-  token.  With ``skip_special_tokens=True`` (what a runtime uses) it is exact.
+  MarianTokenizer.  A Unigram id is a position in its list, so such a piece cannot share the unk
+  position; it goes to an extra id at or past the vocabulary size, listed with the id it stands for
+  (unk) in ``MarianTokenizers.source_id_map``.  ``encode_source`` applies it.  When the map is empty
+  (every piece is in vocab.json) ``source.encode(text).ids`` is exact as it is; otherwise read ids
+  >= ``source_vocab_size`` as ``unk_id``.  The target side has ``target_id_map`` and
+  ``encode_target`` (there an extra id can also stand for a piece whose id a special token of
+  vocab.json takes: separate vocabularies of other sizes).
+* Text: combining marks stacked on an already accented letter, a ligature or a compatibility
+  character, or marks out of canonical order, can normalise differently (NFKC composes or reorders
+  what SentencePiece's map leaves alone, or the other way round).  Ordinary text, NFC or NFD,
+  matches.
+* ``decode(..., skip_special_tokens=False)`` with a shared vocabulary: transformers decodes the text
+  between two special tokens with the *source* model there, which can leave one space more or less
+  after a special token.  With ``skip_special_tokens=True`` (what a runtime uses) it is exact.
 """
 
 from __future__ import annotations
@@ -79,24 +90,22 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 
 SPACE = "\u2581"  # SentencePiece's whitespace symbol
 
-# Private-use code points of plane 16 serve as markers.  Any such character in the input is first replaced
-# by U+10FFFD, which SentencePiece treats alike (an unknown character), so none of them can come from the text.
+# Private-use code points of plane 16 serve as markers.  Any such character in the input is first
+# replaced by U+10FFFD, which SentencePiece treats alike (an unknown character), so none of them can
+# come from the text.
 _RESERVED = (0x100000, 0x10FFFC)
 _ESCAPE = "\U0010fffd"
 _REST = chr(0x100001)  # after a language code: becomes the space that starts the rest of the text
 _UNKNOWN_CODE = chr(0x100002)  # a language code not in the vocabulary
-_OPEN, _CLOSE = (
-    chr(0x100003),
-    chr(0x100004),
-)  # around each run of characters the model has no piece for
+# around each run of characters the model has no piece for
+_OPEN, _CLOSE = chr(0x100003), chr(0x100004)
 _HIDDEN = chr(0x100005)  # prefix of vocabulary entries this side's model never produces
-_SILENT = chr(
-    0x100006
-)  # prefix of entries that decode to nothing (SentencePiece control pieces, gaps)
+# prefix of entries that decode to nothing (SentencePiece control pieces, gaps)
+_SILENT = chr(0x100006)
 _SPECIAL = chr(0x100007)  # suffix of entries that read as a special token's text when decoding
 _DROPPED = chr(0x100008)  # stands for a character the character map deletes, until it has run
 _STAND_IN_FIRST = (
-    0x100100  # stand-ins for the characters that keep special tokens and tags unreachable
+    0x100100  # stand-ins for the characters that keep special tokens, tags unreachable
 )
 _CODE_FIRST = 0x101000  # one marker per known language code
 
@@ -109,10 +118,11 @@ _UNIGRAM = 1
 class MarianTokenizers:
     """The two tokenizers of a Marian checkpoint and the ids a runtime needs.
 
-    ``source.encode(text).ids == MarianTokenizer(text).input_ids`` (language code and ``</s>`` included;
-    pass ``add_special_tokens=False`` to leave out ``</s>``) and ``target.decode(ids, skip_special_tokens=True)
-    == MarianTokenizer.decode(ids, skip_special_tokens=True)``, provided ``source_id_map`` is empty; see
-    ``encode_source`` otherwise.
+    ``source.encode(text).ids == MarianTokenizer(text).input_ids`` (language code and ``</s>``
+    included; pass ``add_special_tokens=False`` to leave out ``</s>``) and
+    ``target.decode(ids, skip_special_tokens=True) == MarianTokenizer.decode(ids,
+    skip_special_tokens=True)``, provided ``source_id_map`` is empty; see ``encode_source``
+    otherwise.
     """
 
     source: Tokenizer
@@ -125,13 +135,15 @@ class MarianTokenizers:
         int  # len(target_vocab.json) with separate vocabularies, else len(vocab.json)
     )
     language_tags: list[str]  # the ">>xx<<" entries of vocab.json, in id order
-    # extra Unigram id -> MarianTokenizer id, for SentencePiece pieces missing from the vocabulary (see module doc)
+    # extra Unigram id -> MarianTokenizer id, for SentencePiece pieces missing from the vocabulary
+    # (see the module doc)
     source_id_map: dict[int, int] = field(default_factory=dict)
     target_id_map: dict[int, int] = field(default_factory=dict)
     separate_vocabs: bool = False
 
     def encode_source(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        """MarianTokenizer(text).input_ids (with ``add_special_tokens=False``: without the final ``</s>``)."""
+        """MarianTokenizer(text).input_ids (with ``add_special_tokens=False``: without the final
+        ``</s>``)."""
         ids = self.source.encode(text, add_special_tokens=add_special_tokens).ids
         return [self.source_id_map.get(i, i) for i in ids] if self.source_id_map else ids
 
@@ -183,7 +195,8 @@ def _read_vocab(path: Path) -> dict[str, int]:
         if piece == "" or any(_RESERVED[0] <= ord(c) <= _RESERVED[1] + 1 for c in piece):
             raise _fail(
                 path,
-                f"entry {piece!r} is empty or uses the private characters U+100000..U+10FFFD this converter reserves",
+                f"entry {piece!r} is empty or uses the private characters U+100000..U+10FFFD "
+                "this converter reserves",
             )
     return vocab
 
@@ -219,7 +232,8 @@ def _read_spm(path: Path) -> _Spm:
     ):
         raise _fail(
             path,
-            "unsupported SentencePiece whitespace settings (expected dummy prefix, escaped and folded whitespace)",
+            "unsupported SentencePiece whitespace settings "
+            "(expected dummy prefix, escaped and folded whitespace)",
         )
     if proto.HasField("denormalizer_spec") and proto.denormalizer_spec.precompiled_charsmap:
         raise _fail(path, "SentencePiece denormalization rules are not supported")
@@ -235,7 +249,8 @@ def _read_spm(path: Path) -> _Spm:
         if any(_RESERVED[0] <= ord(c) <= _RESERVED[1] + 1 for c in p):
             raise _fail(
                 path,
-                f"piece {p!r} uses the private characters U+100000..U+10FFFD this converter reserves",
+                f"piece {p!r} uses the private characters U+100000..U+10FFFD "
+                "this converter reserves",
             )
     controls = {p.piece for p in proto.pieces if p.type == _CONTROL}
     # NFKC-based rules get an NFKC step before the character map (module doc, item 3)
@@ -254,7 +269,8 @@ def _token_text(value, name: str, path: Path, default: str) -> str:
 
 
 def _is_code(text: str) -> bool:
-    """Would MarianTokenizer take the whole of `text`, at the start of its input, as the language code?"""
+    """Would MarianTokenizer take the whole of `text`, at the start of its input, as the language
+    code?"""
     return text.startswith(">>") and text.find("<<") == len(text) - 2
 
 
@@ -285,7 +301,8 @@ def _blank_candidates() -> tuple[str, ...]:
 
 
 def _blank_rules(charsmap: bytes) -> tuple[set[str], set[str]]:
-    """The control, format and space characters that `charsmap` deletes, and those it makes a space."""
+    """The control, format and space characters that `charsmap` deletes, and those it makes a
+    space."""
     mapped = normalizers.Precompiled(charsmap)
     deleted, spaced = set(), set()
     for c in _blank_candidates():
@@ -317,32 +334,59 @@ def _build_side(
     unk: str,
     vocab_path: Path,
 ) -> tuple[Tokenizer, dict[int, int]]:
-    """One side: `spm` segments, `encoder` maps piece strings to ids, `specials` are the added tokens."""
-    unk_id = encoder[
-        unk
-    ]  # MarianTokenizer: current_encoder[unk_token] for any string not in the vocabulary
+    """One side: `spm` segments, `encoder` maps piece strings to ids, `specials` are the added
+    tokens -> (the tokenizer, extra id -> MarianTokenizer id)."""
     special_ids = set(specials.values())
     codes = {
         t: i
         for t, i in encoder.items()
         if _is_code(t) and i not in special_ids and t not in specials
     }
+    stand_in = _stand_ins(list(specials) + list(codes), vocab_path)
+    vocab, unk_id, id_map = _unigram_vocab(
+        spm, encoder, specials, codes, stand_in, decode_controls, unk
+    )
+    if len({t for t, _ in vocab}) != len(vocab):
+        raise _fail(vocab_path, "two vocabulary entries collide after conversion")
+    tok = Tokenizer(models.Unigram(vocab, unk_id, False))
+    tok.normalizer = _normalizer(spm, codes, stand_in)
+    _add_tokens(tok, specials, codes, vocab_path)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A:0 {eos}:0", pair=f"$A:0 $B:0 {eos}:0", special_tokens=[(eos, specials[eos])]
+    )
+    tok.decoder = _decoder(specials, stand_in, clean_up)
+    return tok, id_map
 
-    # characters whose stand-in keeps every special token and code out of the lattice's reach
+
+def _stand_ins(texts: list[str], vocab_path: Path) -> dict[str, str]:
+    """Characters whose stand-in keeps every special token and code out of the lattice's reach:
+    one per text (its last character) unless the text already holds one."""
     stand_in: dict[str, str] = {}
-    for text in list(specials) + list(codes):
+    for text in texts:
         if not any(c in stand_in for c in text):
             if len(stand_in) >= _CODE_FIRST - _STAND_IN_FIRST:
                 raise _fail(vocab_path, "too many special tokens")
             stand_in[text[-1]] = chr(_STAND_IN_FIRST + len(stand_in))
-    swap = str.maketrans(stand_in)
-    known = {c.translate(swap) for c in spm.alphabet}  # characters the lattice has a piece for
+    return stand_in
 
-    size = max(max(encoder.values()), max(special_ids)) + 1
+
+def _unigram_vocab(
+    spm: _Spm,
+    encoder: dict[str, int],
+    specials: dict[str, int],
+    codes: dict[str, int],
+    stand_in: dict[str, str],
+    decode_controls: set[str],
+    unk: str,
+) -> tuple[list[tuple[str, float]], int, dict[int, int]]:
+    """The Unigram's (piece, score) list laid out by vocabulary id (module doc, items 5 and 6) ->
+    (the list, the unk id, extra id -> MarianTokenizer id)."""
+    swap = str.maketrans(stand_in)
+    # MarianTokenizer: current_encoder[unk_token] for any string not in the vocabulary
+    unk_id = encoder[unk]
+    size = max(max(encoder.values()), max(specials.values())) + 1
     slots: list[tuple[str, float] | None] = [None] * size
-    for text, i in specials.items():
-        slots[i] = (text, 0.0)
-    for text, i in codes.items():
+    for text, i in [*specials.items(), *codes.items()]:
         slots[i] = (text, 0.0)
     extras: list[tuple[str, float]] = []
     id_map: dict[int, int] = {}
@@ -361,21 +405,18 @@ def _build_side(
             slots[i] = (text + _SPECIAL, 0.0)
         elif text in decode_controls:
             slots[i] = (_SILENT + text, 0.0)
-        elif all(
-            c not in spm.alphabet for c in text
-        ):  # a whole run of characters the model has no piece for
+        elif all(c not in spm.alphabet for c in text):  # a whole run of characters with no piece
             slots[i] = (_OPEN + text.translate(swap) + _CLOSE, 0.0)
         else:
             slots[i] = (_HIDDEN + text, 0.0)
     for i, slot in enumerate(slots):
         if slot is None:
             slots[i] = (f"{_SILENT}<unused {i}>", 0.0)
-    vocab = slots + extras
-    if len({t for t, _ in vocab}) != len(vocab):
-        raise _fail(vocab_path, "two vocabulary entries collide after conversion")
-    tok = Tokenizer(models.Unigram(vocab, unk_id, False))
+    return slots + extras, unk_id, id_map
 
-    # normaliser, in MarianTokenizer's order
+
+def _normalizer(spm: _Spm, codes: dict[str, int], stand_in: dict[str, str]):
+    """MarianTokenizer's steps before the lattice, in its order (module doc, items 2, 3 and 6)."""
     steps = [
         normalizers.Replace(Regex(f"[\\x{{{_RESERVED[0]:X}}}-\\x{{{_RESERVED[1]:X}}}]"), _ESCAPE)
     ]
@@ -384,20 +425,7 @@ def _build_side(
         markers[code] = chr(_CODE_FIRST + n)
         steps.append(normalizers.Replace(Regex("\\A" + _onig_escape(code)), markers[code] + _REST))
     steps.append(normalizers.Replace(Regex("\\A>>[\\s\\S]*?<<"), _UNKNOWN_CODE + _REST))
-    if spm.charsmap:
-        # Characters the map turns into a space or deletes (controls, format characters, other spaces) are
-        # mapped here, one by one: the Precompiled normaliser would swallow a combining mark that follows
-        # one of them (it maps a whole grapheme cluster by its first rule).
-        deleted, spaced = _blank_rules(spm.charsmap)
-        if spaced:
-            steps.append(normalizers.Replace(Regex(_char_class(spaced)), " "))
-        if deleted:
-            steps.append(normalizers.Replace(Regex(_char_class(deleted)), _DROPPED))
-    if spm.nfkc:
-        steps.append(normalizers.NFKC())
-    if spm.charsmap:
-        steps.append(normalizers.Precompiled(spm.charsmap))
-        steps.append(normalizers.Replace(_DROPPED, ""))
+    steps += _character_map_steps(spm)
     steps += [
         normalizers.Replace(_REST, " "),
         normalizers.Replace(Regex("\\A +"), ""),
@@ -408,19 +436,46 @@ def _build_side(
         normalizers.Replace(SPACE + _UNKNOWN_CODE, _UNKNOWN_CODE),
     ]
     steps += [normalizers.Replace(c, s) for c, s in stand_in.items()]
-    unknown = _char_class(known, negate=True)
+    swap = str.maketrans(stand_in)
+    # characters the lattice has a piece for; every maximal run of others is bracketed
+    unknown = _char_class({c.translate(swap) for c in spm.alphabet}, negate=True)
     steps += [
         normalizers.Replace(Regex(f"(?<!{unknown})(?={unknown})"), _OPEN),
         normalizers.Replace(Regex(f"(?<={unknown})(?!{unknown})"), _CLOSE),
     ]
-    # a known code at the start reads as itself again, and as nothing else: its added token matches it there
+    # a known code at the start reads as itself again, and as nothing else: its added token
+    # matches it there
     steps += [normalizers.Replace(SPACE + _OPEN + m + _CLOSE, code) for code, m in markers.items()]
-    tok.normalizer = normalizers.Sequence(steps)
     if spm.charsmap:  # the markers must come through the character map unchanged
         probe = "".join([_REST, _UNKNOWN_CODE, _ESCAPE, _DROPPED, *markers.values()])
         if normalizers.Precompiled(spm.charsmap).normalize_str(probe) != probe:
             raise _fail(spm.path, "its character map rewrites private-use characters (unsupported)")
+    return normalizers.Sequence(steps)
 
+
+def _character_map_steps(spm: _Spm) -> list:
+    """SentencePiece's character map, after NFKC for NFKC-based rules (module doc, item 3)."""
+    steps = []
+    if spm.charsmap:
+        # Characters the map turns into a space or deletes (controls, format characters, other
+        # spaces) are mapped here, one by one: the Precompiled normaliser would swallow a combining
+        # mark that follows one of them (it maps a whole grapheme cluster by its first rule).
+        deleted, spaced = _blank_rules(spm.charsmap)
+        if spaced:
+            steps.append(normalizers.Replace(Regex(_char_class(spaced)), " "))
+        if deleted:
+            steps.append(normalizers.Replace(Regex(_char_class(deleted)), _DROPPED))
+    if spm.nfkc:
+        steps.append(normalizers.NFKC())
+    if spm.charsmap:
+        steps.append(normalizers.Precompiled(spm.charsmap))
+        steps.append(normalizers.Replace(_DROPPED, ""))
+    return steps
+
+
+def _add_tokens(tok: Tokenizer, specials: dict[str, int], codes: dict[str, int], path: Path):
+    """Special tokens match the raw text, language codes the normalized text (module doc, item
+    2)."""
     tok.add_special_tokens(
         [AddedToken(t, special=True, normalized=False) for t in sorted(specials, key=specials.get)]
     )
@@ -429,42 +484,65 @@ def _build_side(
     )
     for text, i in list(specials.items()) + list(codes.items()):
         if tok.token_to_id(text) != i:
-            raise _fail(vocab_path, f"{text!r} did not keep id {i}")
+            raise _fail(path, f"{text!r} did not keep id {i}")
 
-    eos_id = specials[eos]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"$A:0 {eos}:0", pair=f"$A:0 $B:0 {eos}:0", special_tokens=[(eos, eos_id)]
-    )
 
-    # decoder: MarianTokenizer.convert_tokens_to_string, then str.strip()
+# PreTrainedTokenizerBase.clean_up_tokenization
+_CLEAN_UP = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def _decoder(specials: dict[str, int], stand_in: dict[str, str], clean_up: bool):
+    """MarianTokenizer.convert_tokens_to_string, then str.strip() (module doc, item 8)."""
     chain = [
         decoders.Replace(Regex("\\A" + _onig_escape(t) + "\\z"), t + _SPECIAL) for t in specials
     ]
     chain.append(decoders.Replace(Regex(f"\\A{_SILENT}[\\s\\S]*\\z"), ""))
     chain.append(decoders.Fuse())
-    # a special token's text is followed by a space; SentencePiece drops the U+2581 that starts the next piece
+    # a special token's text is followed by a space; SentencePiece drops the U+2581 that starts the
+    # next piece
     chain.append(decoders.Replace(Regex(_SPECIAL + SPACE + "?"), " "))
     chain += [decoders.Replace(c, "") for c in (_HIDDEN, _OPEN, _CLOSE)]
     chain += [decoders.Replace(s, c) for c, s in stand_in.items()]
     chain.append(decoders.Replace(SPACE, " "))
     ws = _char_class(_python_whitespace())
     chain.append(decoders.Replace(Regex(f"\\A{ws}+|{ws}+\\z"), ""))
-    if clean_up:  # PreTrainedTokenizerBase.clean_up_tokenization
-        for a, b in (
-            (" .", "."),
-            (" ?", "?"),
-            (" !", "!"),
-            (" ,", ","),
-            (" ' ", "'"),
-            (" n't", "n't"),
-            (" 'm", "'m"),
-            (" 's", "'s"),
-            (" 've", "'ve"),
-            (" 're", "'re"),
-        ):
-            chain.append(decoders.Replace(a, b))
-    tok.decoder = decoders.Sequence(chain)
-    return tok, id_map
+    if clean_up:
+        chain += [decoders.Replace(a, b) for a, b in _CLEAN_UP]
+    return decoders.Sequence(chain)
+
+
+def _special_tokens(
+    config: dict, config_path: Path, vocab: dict[str, int], vocab_path: Path
+) -> tuple[dict[str, int], tuple[str, str, str]]:
+    """-> (special token text -> id, in eos, unk, pad, extra order; (eos, unk, pad) texts)."""
+    unk = _token_text(config.get("unk_token"), "unk_token", config_path, "<unk>")
+    eos = _token_text(config.get("eos_token"), "eos_token", config_path, "</s>")
+    pad = _token_text(config.get("pad_token"), "pad_token", config_path, "<pad>")
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+    if isinstance(extra, dict):
+        extra = list(extra.values())
+    if not isinstance(extra, list):
+        raise _fail(config_path, "additional_special_tokens must be a list")
+    extra = [_token_text(t, "additional_special_tokens", config_path, "") for t in extra]
+    specials: dict[str, int] = {}
+    for text in (eos, unk, pad, *extra):
+        if text not in vocab:
+            raise _fail(vocab_path, f"no entry for the special token {text!r}")
+        specials[text] = vocab[text]
+    if len(set(specials.values())) != len(specials):
+        raise _fail(vocab_path, "two special tokens share an id")
+    return specials, (eos, unk, pad)
 
 
 def convert_marian_tokenizers(src_dir: Path) -> MarianTokenizers:
@@ -486,27 +564,13 @@ def convert_marian_tokenizers(src_dir: Path) -> MarianTokenizers:
     target_vocab = _read_vocab(target_vocab_path) if separate else vocab
     source_spm, target_spm = _read_spm(src_dir / "source.spm"), _read_spm(src_dir / "target.spm")
 
-    unk = _token_text(config.get("unk_token"), "unk_token", config_path, "<unk>")
-    eos = _token_text(config.get("eos_token"), "eos_token", config_path, "</s>")
-    pad = _token_text(config.get("pad_token"), "pad_token", config_path, "<pad>")
-    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
-    if isinstance(extra, dict):
-        extra = list(extra.values())
-    if not isinstance(extra, list):
-        raise _fail(config_path, "additional_special_tokens must be a list")
-    extra = [_token_text(t, "additional_special_tokens", config_path, "") for t in extra]
-    specials: dict[str, int] = {}
-    for text in (eos, unk, pad, *extra):
-        if text not in vocab:
-            raise _fail(vocab_path, f"no entry for the special token {text!r}")
-        specials[text] = vocab[text]
-    if len(set(specials.values())) != len(specials):
-        raise _fail(vocab_path, "two special tokens share an id")
+    specials, (eos, unk, pad) = _special_tokens(config, config_path, vocab, vocab_path)
     if unk not in target_vocab:
         raise _fail(target_vocab_path, f"no entry for the special token {unk!r}")
     clean_up = bool(config.get("clean_up_tokenization_spaces", False))
 
-    # transformers 5 decodes with the source model when the vocabulary is shared, the target one otherwise
+    # transformers 5 decodes with the source model when the vocabulary is shared, the target one
+    # otherwise
     decode_spm = target_spm if separate else source_spm
     source, source_map = _build_side(
         source_spm, vocab, specials, source_spm.controls, clean_up, eos, unk, vocab_path

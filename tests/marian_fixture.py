@@ -1,6 +1,6 @@
 """A small MarianMT checkpoint directory made by the tests: SentencePiece models trained on a
-synthetic corpus, a Marian-style joint vocab.json, and a random-weight MarianMTModel whose logits are
-not flat (raised init_std, random final_logits_bias and LayerNorm parameters).
+synthetic corpus, a Marian-style joint vocab.json, and a random-weight MarianMTModel whose logits
+are not flat (raised init_std, random final_logits_bias and LayerNorm parameters).
 
 Needs torch, transformers and sentencepiece (the dev extra); nothing is downloaded.
 """
@@ -12,12 +12,14 @@ import random
 from pathlib import Path
 
 SPANISH = (
-    "el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río monte pan vino rey "
-    "mañana año niño corazón canción según después también árbol café está aquí allí grande pequeño"
+    "el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río "
+    "monte pan vino rey mañana año niño corazón canción según después también árbol café está "
+    "aquí allí grande pequeño"
 ).split()
 ENGLISH = (
-    "the a of in and that by with for sun moon house dog cat water fire sea river mount bread wine king "
-    "tomorrow year child heart song according after also tree coffee is here there big small"
+    "the a of in and that by with for sun moon house dog cat water fire sea river mount bread "
+    "wine king tomorrow year child heart song according after also tree coffee is here there "
+    "big small"
 ).split()
 EXTRA = ["東京", "日本語", "😀", "naïve", "Straße", "123", "4.5", "¿", "¡", "?", "!", ",", ".", "—"]
 

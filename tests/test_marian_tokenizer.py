@@ -1,5 +1,6 @@
-"""traductor.export.marian_tokenizer: a MarianMT checkpoint's tokenization as `tokenizers` JSON, compared
-string for string with transformers.MarianTokenizer on SentencePiece models trained here (no network)."""
+"""traductor.export.marian_tokenizer: a MarianMT checkpoint's tokenization as `tokenizers` JSON,
+compared string for string with transformers.MarianTokenizer on SentencePiece models trained here
+(no network)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,20 @@ N_RANDOM_IDS = 1500  # random id sequences per case, decoded
 TAGS = (">>eng<<", ">>fra<<", ">>por_BR<<")
 
 ES_WORDS = (
-    "el la de que y en un una por con para como más pero sus le ya este sí porque esta entre cuando muy sin "
-    "sobre también hasta hay donde quien desde todo nos durante uno ni contra otros ese eso ante ellos esto "
-    "antes algunos qué unos yo otro él tanto esa estos mucho quienes nada muchos cual poco ella estar algo "
-    "niño niña canción corazón árbol pingüino acción información año mañana señor según después aquí "
-    "España México Bogotá ciudad camión lápiz búho cigüeña"
+    "el la de que y en un una por con para como más pero sus le ya este sí porque esta entre "
+    "cuando muy sin sobre también hasta hay donde quien desde todo nos durante uno ni contra "
+    "otros ese eso ante ellos esto antes algunos qué unos yo otro él tanto esa estos mucho "
+    "quienes nada muchos cual poco ella estar algo niño niña canción corazón árbol pingüino "
+    "acción información año mañana señor según después aquí España México Bogotá ciudad camión "
+    "lápiz búho cigüeña"
 ).split()
 EN_WORDS = (
-    "the of and to in is you that it he was for on are as with his they at be this have from or one had by "
-    "word but not what all were we when your can said there use an each which she do how their if will up "
-    "other about out many then them these so some her would make like him into time has look two more write "
-    "go see number way could people my than first water been call who now find long down day did get come "
-    "made may part quick brown fox jumps over lazy dog week kayak zebra"
+    "the of and to in is you that it he was for on are as with his they at be this have from or "
+    "one had by word but not what all were we when your can said there use an each which she do "
+    "how their if will up other about out many then them these so some her would make like him "
+    "into time has look two more write go see number way could people my than first water been "
+    "call who now find long down day did get come made may part quick brown fox jumps over lazy "
+    "dog week kayak zebra"
 ).split()
 ES_SYLLABLES = "ca ma la pa sa ta re mi ño ción dé ló ú güe rra tos nes ci da ja lle chi".split()
 EN_SYLLABLES = "th er in ing ed an re on st ou wh ly ness ght sh ch wa ky".split()
@@ -43,7 +46,7 @@ CJK = "日本語中文汉字東京大学漢字"
 EMOJI = ["😀", "👍", "🎉", "❤️"]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # SentencePiece models and Marian checkpoint directories, made here
 
 
@@ -101,7 +104,8 @@ def _pieces(model: bytes) -> list[str]:
 
 
 def _marian_vocab(lists: list[list[str]], tags=(), drop=()) -> dict[str, int]:
-    """The way Marian's vocabularies come: </s> 0, <unk> 1, the pieces (joint: of both models), <pad> last."""
+    """The way Marian's vocabularies come: </s> 0, <unk> 1, the pieces (joint: of both models),
+    <pad> last."""
     vocab = {"</s>": 0, "<unk>": 1}
     for tag in tags:
         vocab[tag] = len(vocab)
@@ -152,7 +156,8 @@ CASES = ("shared", "separate", "tags", "missing_pieces")
 
 @pytest.fixture(scope="module")
 def cases(spm_models, tmp_path_factory):
-    """name -> (name, directory, MarianTokenizer, converted, source and target reloaded from their JSON)."""
+    """name -> (name, directory, MarianTokenizer, converted, source and target reloaded from their
+    JSON)."""
     from transformers import MarianTokenizer
 
     made = {}
@@ -164,13 +169,13 @@ def cases(spm_models, tmp_path_factory):
         path = tmp_path_factory.mktemp("marian") / name
         if name == "shared":
             make_marian_dir(path, source, target)
-        elif (
-            name == "separate"
-        ):  # a larger target vocabulary: the source <pad> id is a target piece
+        # "separate": a larger target vocabulary, the source <pad> id is a target piece
+        elif name == "separate":
             make_marian_dir(path, source, target, separate=True)
         elif name == "tags":
             make_marian_dir(path, source, target, tags=TAGS)
-        else:  # a vocabulary built from training data can lack a few pieces of the SentencePiece models
+        else:  # a vocabulary built from training data can lack a few pieces of the SentencePiece
+            # models
             src, tgt = _pieces(source), _pieces(target)
             make_marian_dir(
                 path, source, target, tags=TAGS[:2], drop=set(src[100:120]) | set(tgt[200:210])
@@ -190,7 +195,7 @@ def case(request, cases):
     return cases(request.param)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # the strings
 
 
@@ -396,7 +401,7 @@ def make_strings(seed: int, words: list[str], n: int) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # the comparisons
 
 
@@ -417,7 +422,8 @@ def test_encode_equals_marian_tokenizer(case):
         if (want := ref(s).input_ids) != (got := _ids(source, conv.source_id_map, s))
     ]
     assert not bad, _report(name, "source encode", len(strings), bad)
-    # MarianTokenizer(text_target=...): the target model and vocabulary, the same codes and special tokens
+    # MarianTokenizer(text_target=...): the target model and vocabulary, the same codes and special
+    # tokens
     bad = [
         (s, want, got)
         for s in strings
@@ -426,6 +432,9 @@ def test_encode_equals_marian_tokenizer(case):
     assert not bad, _report(name, "target encode", len(strings), bad)
     if not conv.source_id_map:  # the usual case: the tokenizer's own ids, no remap
         assert all(source.encode(s).ids == ref(s).input_ids for s in strings[:200])
+    # the converter's own helpers apply the id maps the same way
+    assert all(conv.encode_source(s) == ref(s).input_ids for s in strings[:200])
+    assert all(conv.encode_target(s) == ref(text_target=s)["input_ids"] for s in strings[:200])
     print(f"{name}: encode {len(strings)} source strings (+ as target text): 0 mismatches")
 
 
@@ -492,8 +501,8 @@ def test_ids_tokens_and_sizes(case):
 
 
 def test_a_wrong_construction_is_caught(cases):
-    """One Unigram over the joint vocab.json (the other model's pieces reachable too) must mismatch: the
-    comparison can fail."""
+    """One Unigram over the joint vocab.json (the other model's pieces reachable too) must mismatch:
+    the comparison can fail."""
     name, path, ref, conv, _, _ = cases("tags")
     vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
     scores = {}
@@ -522,9 +531,10 @@ def test_a_wrong_construction_is_caught(cases):
 
 
 def test_stacked_marks_differ_only_through_normalisation(cases):
-    """The one known class of differences: marks stacked on an accented letter, a ligature or a compatibility
-    character, or out of canonical order.  Every mismatch there must come from the normaliser (SentencePiece's
-    own output differs from ours), never from the rest of the conversion."""
+    """The one known class of differences: marks stacked on an accented letter, a ligature or a
+    compatibility character, or out of canonical order.  Every mismatch there must come from the
+    normaliser (SentencePiece's own output differs from ours), never from the rest of the
+    conversion."""
     name, path, ref, _, source, _ = cases("shared")
     normalizer = spm.SentencePieceNormalizer(model_file=str(path / "source.spm"))
     rng = random.Random(5)
