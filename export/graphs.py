@@ -1,17 +1,51 @@
-"""Export of the two graphs: the encoder traced by torch.onnx, the decoder step built by fused.py."""
+"""Every graph of a package: the encoder traced by torch.onnx, the decoder step built by fused.py,
+the alignment graph, and their int8 versions (quantize.py)."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from traductor.runtime.package import IONames
+from traductor.runtime.package import INT8_ROWS, IONames, Variant
 from traductor.training.model import Transformer
 
 from .fused import build_decoder
+from .quantize import quantize_int8
+
+# The files of each variant a package can hold.
+FP32 = Variant("encoder.onnx", "decoder.onnx", align="align.onnx")
+INT8 = Variant(
+    "encoder.int8.onnx", "decoder.int8.onnx", quantization=INT8_ROWS, align="align.int8.onnx"
+)
+
+
+def quiet_exporters() -> None:
+    """The exporter and the quantizer log advice meant for other model families; keep the output
+    ours."""
+    for name in ("torch.onnx", "torch._export", "torch.onnx._internal.exporter._registration", ""):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def build_variants(
+    model: Transformer, out_dir: Path, io: IONames, int8: bool
+) -> dict[str, Variant]:
+    """Write the graphs of fp32 (and of int8, quantized from them) into out_dir -> the variants."""
+    export_graphs(model, out_dir, io, FP32.encoder, FP32.decoder)
+    export_alignment(model, out_dir / FP32.align, io)
+    if not int8:
+        return {"fp32": FP32}
+    quantize_int8(out_dir / FP32.encoder, out_dir / INT8.encoder)
+    quantize_int8(out_dir / FP32.decoder, out_dir / INT8.decoder)
+    # The alignment graph with an int8 embedding table, then its products quantized like the others.
+    staged = out_dir / "align.int8-embedding.onnx"
+    export_alignment(model, staged, io, int8_embedding=True)
+    quantize_int8(staged, out_dir / INT8.align)
+    staged.unlink()
+    return {"fp32": FP32, "int8": INT8}
 
 
 class EncoderGraph(nn.Module):

@@ -11,8 +11,9 @@ sin|cos positions, separate decoder vocabulary, logits bias, pad never generated
 - the usual int8 agreement gate (with --int8).
 
 Architecture facts honoured (transformers' modeling_marian.py): post-LN layers with no final norm,
-embeddings x sqrt(d_model) when `scale_embedding`, sinusoidal positions with sin in the first half of
-the columns and cos in the second, from position 0; biases on q/k/v/out; the configured activation;
+embeddings x sqrt(d_model) when `scale_embedding`, sinusoidal positions with sin in the first half
+of the columns and cos in the second, from position 0; biases on q/k/v/out; the configured
+activation;
 `lm_head` tied to the (decoder) embeddings plus `final_logits_bias`; decoding starts from the pad
 token, which is never generated; eos from the config.
 """
@@ -22,14 +23,18 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from traductor.runtime.package import InputError
 from traductor.training.model import ModelConfig, Transformer
 
-from .export import PARITY_FLOOR, ExportError, PackageSource, quiet_exporters, write_package
+from .gates import PARITY_FLOOR, ExportError
+from .graphs import quiet_exporters
+from .package import PackageOptions, PackageSource, require_positive, write_package
 
 ACTIVATIONS = {"swish": "swish", "silu": "swish", "relu": "relu", "gelu": "gelu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -79,7 +84,8 @@ SAMPLE_SENTENCES = [
 
 
 def fetch(src: str) -> Path:
-    """A local directory as is; otherwise a hub id, downloaded with huggingface_hub (needs a network)."""
+    """A local directory as is; otherwise a hub id, downloaded with huggingface_hub (needs a
+    network)."""
     path = Path(src).expanduser()
     if path.is_dir():
         return path
@@ -98,7 +104,8 @@ def fetch(src: str) -> Path:
         return Path(snapshot_download(repo_id=src, allow_patterns=HUB_FILES))
     except Exception as e:  # offline, unknown repo, gated repo: one clear line
         raise ExportError(
-            f"could not download {src} from the Hugging Face hub: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            f"could not download {src} from the Hugging Face hub: "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         ) from e
 
 
@@ -121,7 +128,8 @@ def load_marian(model_dir: Path):
         raise ExportError(f"{model_dir / 'config.json'} is not valid JSON: {e}") from e
     if config.get("model_type") != "marian":
         raise ExportError(
-            f"{model_dir} holds a {config.get('model_type')!r} model; `convert marian` reads model_type 'marian'"
+            f"{model_dir} holds a {config.get('model_type')!r} model; "
+            "`convert marian` reads model_type 'marian'"
         )
     from transformers import MarianMTModel
     from transformers.utils import logging as hf_logging
@@ -137,11 +145,13 @@ def model_config(hf, unk_id: int) -> ModelConfig:
     problems = []
     if hf.encoder_attention_heads != hf.decoder_attention_heads:
         problems.append(
-            f"encoder and decoder head counts differ ({hf.encoder_attention_heads} vs {hf.decoder_attention_heads})"
+            "encoder and decoder head counts differ "
+            f"({hf.encoder_attention_heads} vs {hf.decoder_attention_heads})"
         )
     if hf.encoder_ffn_dim != hf.decoder_ffn_dim:
         problems.append(
-            f"encoder and decoder feed-forward widths differ ({hf.encoder_ffn_dim} vs {hf.decoder_ffn_dim})"
+            "encoder and decoder feed-forward widths differ "
+            f"({hf.encoder_ffn_dim} vs {hf.decoder_ffn_dim})"
         )
     if hf.activation_function not in ACTIVATIONS:
         problems.append(
@@ -182,10 +192,9 @@ def model_config(hf, unk_id: int) -> ModelConfig:
 
 
 def map_weights(hf_model, cfg: ModelConfig) -> Transformer:
-    """transformers' parameter names -> ours, every tensor used exactly once (no silent leftovers)."""
+    """transformers' parameter names -> ours, every tensor used exactly once (no silent
+    leftovers)."""
     sd = {k: v.detach().float() for k, v in hf_model.state_dict().items()}
-    model = Transformer(cfg).eval()
-    ours: dict[str, torch.Tensor] = {}
     used: set[str] = set()
 
     def take(name: str) -> torch.Tensor:
@@ -195,52 +204,16 @@ def map_weights(hf_model, cfg: ModelConfig) -> Transformer:
                 return sd[prefix + name]
         raise ExportError(f"the checkpoint has no {name}")
 
-    ours["embed.weight"] = take("encoder.embed_tokens.weight")
-    if cfg.target_vocab_size:
-        ours["decoder_embed.weight"] = take("decoder.embed_tokens.weight")
-    ours["final_logits_bias"] = take("final_logits_bias").reshape(-1)
-    attn = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "out_proj": "out_proj"}
-    for stack, n, blocks in (
-        (
-            "encoder",
-            cfg.n_encoder_layers,
-            [("self_attn", "self_attn", "self_attn_layer_norm", "attn_block")],
-        ),
-        (
-            "decoder",
-            cfg.n_decoder_layers,
-            [
-                ("self_attn", "self_attn", "self_attn_layer_norm", "self_block"),
-                ("encoder_attn", "cross_attn", "encoder_attn_layer_norm", "cross_block"),
-            ],
-        ),
-    ):
-        for i in range(n):
-            hp, op = f"{stack}.layers.{i}", f"{stack}_layers.{i}"
-            for h_attn, o_attn, h_norm, o_block in blocks:
-                for h, o in attn.items():
-                    for t in ("weight", "bias"):
-                        ours[f"{op}.{o_attn}.{o}.{t}"] = take(f"{hp}.{h_attn}.{h}.{t}")
-                for t in ("weight", "bias"):
-                    ours[f"{op}.{o_block}.norm.{t}"] = take(f"{hp}.{h_norm}.{t}")
-            for t in ("weight", "bias"):
-                ours[f"{op}.ffn.fc1.{t}"] = take(f"{hp}.fc1.{t}")
-                ours[f"{op}.ffn.fc2.{t}"] = take(f"{hp}.fc2.{t}")
-                ours[f"{op}.ffn_block.norm.{t}"] = take(f"{hp}.final_layer_norm.{t}")
+    ours = {name: take(theirs) for name, theirs in _weight_names(cfg)}
+    ours["final_logits_bias"] = ours["final_logits_bias"].reshape(-1)
     # Tied copies and the fixed position tables are not weights of their own.
-    tied = {
-        k
-        for k in sd
-        if k.endswith(
-            (
-                "shared.weight",
-                "decoder.embed_tokens.weight",
-                "lm_head.weight",
-                "embed_positions.weight",
-            )
-        )
-    }
-    leftovers = sorted(set(sd) - used - tied)
+    tied_suffixes = (
+        "shared.weight",
+        "decoder.embed_tokens.weight",
+        "lm_head.weight",
+        "embed_positions.weight",
+    )
+    leftovers = sorted(set(sd) - used - {k for k in sd if k.endswith(tied_suffixes)})
     if leftovers:
         raise ExportError(
             f"checkpoint tensors with no place in the converted model: {', '.join(leftovers[:5])}"
@@ -249,14 +222,47 @@ def map_weights(hf_model, cfg: ModelConfig) -> Transformer:
     target = ours.get("decoder_embed.weight", ours["embed.weight"])
     if lm_head is not None and not torch.equal(lm_head, target):
         raise ExportError(
-            "lm_head is not tied to the decoder embeddings; an untied output projection is not supported"
+            "lm_head is not tied to the decoder embeddings; "
+            "an untied output projection is not supported"
         )
+    model = Transformer(cfg).eval()
     missing, unexpected = model.load_state_dict(ours, strict=False)
     if missing or unexpected:
         raise ExportError(
             f"weight mapping incomplete: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model
+
+
+def _weight_names(cfg: ModelConfig) -> list[tuple[str, str]]:
+    """(our parameter name, transformers' name without its "model." prefix) for every weight."""
+    names = [("embed.weight", "encoder.embed_tokens.weight")]
+    if cfg.target_vocab_size:
+        names.append(("decoder_embed.weight", "decoder.embed_tokens.weight"))
+    names.append(("final_logits_bias", "final_logits_bias"))
+    # (theirs, ours, their norm, our norm block) for each attention of a layer
+    encoder = [("self_attn", "self_attn", "self_attn_layer_norm", "attn_block")]
+    decoder = [
+        ("self_attn", "self_attn", "self_attn_layer_norm", "self_block"),
+        ("encoder_attn", "cross_attn", "encoder_attn_layer_norm", "cross_block"),
+    ]
+    for stack, n, blocks in (
+        ("encoder", cfg.n_encoder_layers, encoder),
+        ("decoder", cfg.n_decoder_layers, decoder),
+    ):
+        for i in range(n):
+            hp, op = f"{stack}.layers.{i}", f"{stack}_layers.{i}"
+            for h_attn, o_attn, h_norm, o_block in blocks:
+                for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                    for t in ("weight", "bias"):
+                        names.append((f"{op}.{o_attn}.{proj}.{t}", f"{hp}.{h_attn}.{proj}.{t}"))
+                for t in ("weight", "bias"):
+                    names.append((f"{op}.{o_block}.norm.{t}", f"{hp}.{h_norm}.{t}"))
+            for t in ("weight", "bias"):
+                names.append((f"{op}.ffn.fc1.{t}", f"{hp}.fc1.{t}"))
+                names.append((f"{op}.ffn.fc2.{t}", f"{hp}.fc2.{t}"))
+                names.append((f"{op}.ffn_block.norm.{t}", f"{hp}.final_layer_norm.{t}"))
+    return names
 
 
 def reference_gates(hf_model, cfg: ModelConfig, seed: int = 0):
@@ -271,7 +277,8 @@ def reference_gates(hf_model, cfg: ModelConfig, seed: int = 0):
         checks, problems = {"transformers_max_diff": diff}, []
         if diff > PARITY_ATOL:
             problems.append(
-                f"fp32 log-probs differ from transformers' MarianMTModel by {diff:.2e} > {PARITY_ATOL}"
+                "fp32 log-probs differ from transformers' MarianMTModel by "
+                f"{diff:.2e} > {PARITY_ATOL}"
             )
         for beam in (1, BEAM):
             ours = [
@@ -283,7 +290,8 @@ def reference_gates(hf_model, cfg: ModelConfig, seed: int = 0):
             checks[f"generate_identical_beam{beam}"] = f"{same}/{len(src)}"
             if same < len(src):
                 problems.append(
-                    f"beam {beam}: tokens differ from transformers' generate() on {len(src) - same} of {len(src)} dev sentences"
+                    f"beam {beam}: tokens differ from transformers' generate() on "
+                    f"{len(src) - same} of {len(src)} dev sentences"
                 )
         return checks, problems
 
@@ -364,15 +372,120 @@ def hf_generate(
     return out
 
 
-def _languages(model_dir: Path, name: str, args) -> tuple[str, str]:
+@dataclass(frozen=True)
+class ConvertOptions:
+    """`traductor convert marian`: which checkpoint, which dev sentences, how to write the
+    package."""
+
+    src: str  # a directory as transformers saves it, or a hub id such as Helsinki-NLP/opus-mt-en-es
+    package: PackageOptions  # where and how the package is written (shared with `export`)
+    # source sentences for the checks, one per line or source<TAB>target; None: SAMPLE_SENTENCES
+    dev: Path | None = None
+    dev_sentences: int = 24  # dev sentences used by the checks
+    source_lang: str | None = None  # None: from tokenizer_config.json or the model name
+    target_lang: str | None = None  # None: from tokenizer_config.json or the model name
+
+    def __post_init__(self):
+        if self.dev is not None:
+            object.__setattr__(self, "dev", Path(self.dev))
+        if not isinstance(self.src, str) or not self.src:
+            raise InputError(f"invalid src={self.src!r}: must be a directory or a hub id")
+        if not isinstance(self.package, PackageOptions):
+            raise InputError(f"invalid package={self.package!r}: must be a PackageOptions")
+        require_positive("dev_sentences", self.dev_sentences)
+
+
+def main(args) -> int:
+    """The CLI's `traductor convert marian`: its arguments -> ConvertOptions."""
+    package = PackageOptions(
+        out=args.out,
+        int8=args.int8,
+        beam=args.beam,
+        test_data=args.test_data,
+        card_notes=args.card_notes,
+        force=args.force,
+        accept_mismatch=args.accept_mismatch,
+    )
+    options = ConvertOptions(
+        src=args.src,
+        package=package,
+        dev=args.dev,
+        dev_sentences=args.dev_sentences,
+        source_lang=args.source_lang,
+        target_lang=args.target_lang,
+    )
+    return convert_marian(options)
+
+
+def convert_marian(options: ConvertOptions) -> int:
+    """load -> validate -> map the weights -> the package writer, with the gates against
+    transformers added to its own."""
+    options.package.refuse_overwrite()
+    quiet_exporters()
+    with torch.no_grad():
+        model_dir = fetch(options.src)
+        hf_model, hf = load_marian(model_dir)
+        toks = _tokenizers(model_dir)
+        cfg = model_config(hf, toks.unk_id)
+        if (toks.source_vocab_size, toks.target_vocab_size) != (
+            cfg.vocab_size,
+            cfg.output_vocab_size,
+        ):
+            raise ExportError(
+                f"vocabulary sizes disagree: tokenizers {toks.source_vocab_size}/"
+                f"{toks.target_vocab_size}, model {cfg.vocab_size}/{cfg.output_vocab_size}"
+            )
+        model = map_weights(hf_model, cfg)
+        src = options.src
+        name = src.rstrip("/") if not Path(src).is_dir() else Path(src).resolve().name
+        source_lang, target_lang = _languages(model_dir, name, options)
+        tags = {t[2:-2]: t for t in toks.language_tags}
+        dev = _dev_sentences(options)
+        source = PackageSource(
+            model=model,
+            source_tokenizer=toks.source,
+            target_tokenizer=toks.target,
+            source_language=source_lang,
+            target_language=target_lang if not tags else "mul",
+            card_intro=_card_intro(src, cfg, tags, len(dev)),
+            language_tags=tags,
+            min_length=0,
+            converted_from=f"{src} (transformers MarianMT)",
+            reference=reference_gates(hf_model, cfg),
+        )
+        return write_package(source, dev, options.package)
+
+
+def _tokenizers(model_dir: Path):
+    """The checkpoint's tokenizers, refused where a piece maps to <unk> (not expressible yet)."""
+    from .marian_tokenizer import convert_marian_tokenizers
+
+    try:
+        toks = convert_marian_tokenizers(model_dir)
+    except ValueError as e:
+        raise ExportError(str(e)) from e
+    if toks.source_id_map or toks.target_id_map:
+        raise ExportError(
+            f"{len(toks.source_id_map) + len(toks.target_id_map)} SentencePiece pieces of this "
+            "checkpoint are missing from its vocabulary files; MarianTokenizer maps them to <unk>, "
+            "which these packages cannot express yet"
+        )
+    return toks
+
+
+def _languages(model_dir: Path, name: str, options: ConvertOptions) -> tuple[str, str]:
     tok_cfg = {}
     if (model_dir / "tokenizer_config.json").is_file():
         tok_cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     found = re.search(
         r"opus-mt-([a-z]{2,3}(?:_[a-zA-Z]+)?)-([a-z]{2,3}(?:_[a-zA-Z]+)?)(?:$|[^a-z])", name
     )
-    source = args.source_lang or tok_cfg.get("source_lang") or (found.group(1) if found else None)
-    target = args.target_lang or tok_cfg.get("target_lang") or (found.group(2) if found else None)
+    source = (
+        options.source_lang or tok_cfg.get("source_lang") or (found.group(1) if found else None)
+    )
+    target = (
+        options.target_lang or tok_cfg.get("target_lang") or (found.group(2) if found else None)
+    )
     if not source or not target:
         raise ExportError(
             f"cannot tell the languages of {name}: pass --source-lang and --target-lang"
@@ -380,64 +493,32 @@ def _languages(model_dir: Path, name: str, args) -> tuple[str, str]:
     return source, target
 
 
-def main(args) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise ExportError(f"{out} already exists; pass --force to replace it")
-    from .marian_tokenizer import convert_marian_tokenizers
+def _dev_sentences(options: ConvertOptions) -> list[str]:
+    if not options.dev:
+        return SAMPLE_SENTENCES[: options.dev_sentences]
+    lines = options.dev.read_text(encoding="utf-8").splitlines()
+    return [line.split("\t")[0] for line in lines if line.strip()][: options.dev_sentences]
 
-    quiet_exporters()
-    torch.set_grad_enabled(False)
-    model_dir = fetch(args.src)
-    hf_model, hf = load_marian(model_dir)
-    try:
-        toks = convert_marian_tokenizers(model_dir)
-    except ValueError as e:
-        raise ExportError(str(e)) from e
-    if toks.source_id_map or toks.target_id_map:
-        raise ExportError(
-            f"{len(toks.source_id_map) + len(toks.target_id_map)} SentencePiece pieces of this checkpoint are missing "
-            "from its vocabulary files; MarianTokenizer maps them to <unk>, which these packages cannot express yet"
-        )
-    cfg = model_config(hf, toks.unk_id)
-    if toks.source_vocab_size != cfg.vocab_size or toks.target_vocab_size != cfg.output_vocab_size:
-        raise ExportError(
-            f"vocabulary sizes disagree: tokenizers {toks.source_vocab_size}/{toks.target_vocab_size}, "
-            f"model {cfg.vocab_size}/{cfg.output_vocab_size}"
-        )
-    model = map_weights(hf_model, cfg)
-    name = args.src.rstrip("/") if not Path(args.src).is_dir() else Path(args.src).resolve().name
-    source_lang, target_lang = _languages(model_dir, name, args)
-    tags = {t[2:-2]: t for t in toks.language_tags}
-    if args.dev:
-        lines = [
-            line.split("\t")[0]
-            for line in Path(args.dev).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        dev = lines[: args.dev_sentences]
-    else:
-        dev = SAMPLE_SENTENCES[: args.dev_sentences]
-    d = cfg
-    intro = f"""Converted from `{args.src}` (transformers MarianMT, OPUS-MT) by `traductor convert marian`.
 
-- Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + {d.n_decoder_layers} decoder layers,
-  post-LayerNorm, {d.activation} feed-forward of {d.d_ff}, vocabulary {d.vocab_size}{f" (target {d.target_vocab_size})" if d.target_vocab_size else " (shared)"},
-  max length {d.max_len}{"; target languages: " + ", ".join(sorted(tags)) if tags else ""}.
-- Tokenization: the checkpoint's SentencePiece models rebuilt as `tokenizers` JSON (source and target), no sentencepiece at run time.
-- Checked against transformers {__import__("transformers").__version__}: fp32 log-probs at shapes (batch, source length, decoder steps)
-  {PARITY_SHAPES}, greedy and beam {BEAM} tokens against `generate()` on {len(dev)} dev sentences.
-"""
-    source = PackageSource(
-        model=model,
-        source_tokenizer=toks.source,
-        target_tokenizer=toks.target,
-        source_language=source_lang,
-        target_language=target_lang if not tags else "mul",
-        card_intro=intro,
-        language_tags=tags,
-        min_length=0,
-        converted_from=f"{args.src} (transformers MarianMT)",
-        reference=reference_gates(hf_model, cfg),
+def _card_intro(src: str, d: ModelConfig, tags: dict, n_dev: int) -> str:
+    """The card's opening for a converted checkpoint."""
+    vocab = f" (target {d.target_vocab_size})" if d.target_vocab_size else " (shared)"
+    languages = "; target languages: " + ", ".join(sorted(tags)) if tags else ""
+    import transformers
+
+    version = transformers.__version__
+    return (
+        f"Converted from `{src}` (transformers MarianMT, OPUS-MT) by `traductor convert marian`.\n"
+        "\n"
+        f"- Architecture: d_model {d.d_model}, {d.n_heads} heads, {d.n_encoder_layers} encoder + "
+        f"{d.n_decoder_layers} decoder layers,\n"
+        f"  post-LayerNorm, {d.activation} feed-forward of {d.d_ff}, vocabulary {d.vocab_size}"
+        f"{vocab},\n"
+        f"  max length {d.max_len}{languages}.\n"
+        "- Tokenization: the checkpoint's SentencePiece models rebuilt as `tokenizers` JSON "
+        "(source and target), no sentencepiece at run time.\n"
+        f"- Checked against transformers {version}: fp32 log-probs at shapes "
+        "(batch, source length, decoder steps)\n"
+        f"  {PARITY_SHAPES}, greedy and beam {BEAM} tokens against `generate()` on {n_dev} dev "
+        "sentences.\n"
     )
-    return write_package(source, dev, out, args)

@@ -116,8 +116,8 @@ MS = "com.microsoft"
 WEIGHT_MAX = 63
 ACT_MAX = 127
 MIN_OPSET = 21  # QuantizeLinear with a block as long as the row (block_size) is opset 21
-# Each column's range is clipped to the fraction of its largest |weight| that gives the smallest squared
-# error: with 127 levels, one outlier weight would otherwise coarsen the whole column.
+# Each column's range is clipped to the fraction of its largest |weight| that gives the smallest
+# squared error: with 127 levels, one outlier weight would otherwise coarsen the whole column.
 CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
 
 
@@ -166,7 +166,8 @@ class _RowQuantizer:
         return numpy_helper.to_array(t)
 
     def activation(self, x: str, k: int) -> tuple[str, str, str]:
-        """Quantize x (..., k) once per row, however many products read it -> (q, scale, zero point)."""
+        """Quantize x (..., k) once per row, however many products read it -> (q, scale, zero
+        point)."""
         if x in self.quantized:
             return self.quantized[x]
         p = f"rowq{len(self.quantized)}_{x.replace('/', '_')}"
@@ -200,9 +201,8 @@ class _RowQuantizer:
             zp_name = self.const("rowq_zero_point", np.array(ACT_MAX + 1, np.uint8))
             # QuantizeLinear wants a zero point shaped like the scale: made once per leading shape.
             shape = self.shapes.get(x)
-            lead = (
-                shape[:-1] if shape is not None and None not in shape[:-1] else None
-            )  # None: unknown, not shared
+            # None: unknown, not shared
+            lead = shape[:-1] if shape is not None and None not in shape[:-1] else None
             zp = self.zero_points.get(lead) if lead is not None else None
             if zp is None:
                 zp = self._node(
@@ -235,8 +235,9 @@ class _RowQuantizer:
                 scale,
                 self.const(f"{base}_scale", wscale),
             ] + ([zp] if zp else [])
-            # A bias Add after the product stays separate: ORT 1.32's MatMulIntegerToFloat scales its
-            # bias input along with the product when the A scale is per row (measured: wrong results).
+            # A bias Add after the product stays separate: ORT 1.32's MatMulIntegerToFloat scales
+            # its bias input along with the product when the A scale is per row (measured: wrong
+            # results).
             self.nodes.append(
                 helper.make_node(
                     "MatMulIntegerToFloat",
@@ -284,7 +285,8 @@ def _up_to_last_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _require_opsets(model: onnx.ModelProto) -> None:
-    """Per-row QuantizeLinear needs opset 21; the ops these graphs use mean the same from 17 to 21."""
+    """Per-row QuantizeLinear needs opset 21; the ops these graphs use mean the same from 17 to
+    21."""
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx") and o.version < MIN_OPSET:
             o.version = MIN_OPSET

@@ -6,7 +6,6 @@ outputs, so the torch-free runtime tests have a model and ground truth without t
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from traductor.export.export import main as export_main
+from traductor.export.export import ExportOptions, export_checkpoint
+from traductor.export.package import PackageOptions
 from traductor.training.checkpoint import load_model
 from traductor.training.search import beam_search, greedy
 from traductor.training.train import TrainConfig, Trainer
@@ -54,21 +54,8 @@ def build(out: Path = ASSET) -> None:
     )
     Trainer(cfg, tiny_config()).run()
     ckpt = work / "run" / "best.pt"
-    args = argparse.Namespace(
-        checkpoint=str(ckpt),
-        out=str(out),
-        int8=True,
-        dev=str(data / "dev.tsv"),
-        dev_sentences=50,
-        source_lang="es",
-        target_lang="en",
-        beam=4,
-        force=True,
-        accept_mismatch=False,
-        test_data=None,
-        card_notes=None,
-    )
-    export_main(args)
+    package = PackageOptions(out, int8=True, beam=4, force=True)
+    export_checkpoint(ExportOptions(ckpt, package, dev=data / "dev.tsv", dev_sentences=50))
     model, tok, _ = load_model(ckpt)
     src = [tok.encode(s, add_special_tokens=False).ids + [model.cfg.eos_id] for s in SOURCES]
     ref = {

@@ -6,21 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from traductor.export.export import (
-    ExportError,
-    check_parity,
-    encode_sources,
-    forced_token_agreement,
-    main,
-)
+from traductor.export import gates
+from traductor.export.export import ExportOptions, export_checkpoint, rebuild_fp32
+from traductor.export.gates import ExportError, check_parity
+from traductor.export.package import PackageOptions
 from traductor.runtime import Translator
 from traductor.runtime.onnx_model import OnnxSeq2Seq
 from traductor.runtime.package import ModelPackageConfig, read_config
+from traductor.runtime.quality import encode_sources, forced_token_agreement, ort_greedy
 from traductor.training.checkpoint import load_model
 from traductor.training.model import Transformer
 from traductor.training.search import beam_search, greedy
 
-from .conftest import export_args
+
+def export(checkpoint, out, int8: bool = True, **package) -> int:
+    """The tiny model's export as the tiny_package fixture runs it, with options built directly."""
+    options = PackageOptions(out, int8=int8, **package)
+    return export_checkpoint(ExportOptions(checkpoint, options, dev_sentences=50))
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,6 @@ def test_batch_axis_is_dynamic(tiny_package, torch_model, batch):
         list(rng.integers(4, model.cfg.vocab_size, rng.integers(1, 9))) + [model.cfg.eos_id]
         for _ in range(batch)
     ]
-    from traductor.export.export import ort_greedy
-
     assert ort_greedy(ort_model, src, batch_size=batch) == [h.tokens for h in greedy(model, src)]
 
 
@@ -110,8 +110,6 @@ def test_int8_variant_agrees_with_fp32(tiny_package, torch_model, reverse_corpus
     src = encode_sources(
         tok, [line.split("\t")[0] for line in lines], model.cfg.eos_id, model.cfg.max_len
     )
-    from traductor.export.export import ort_greedy
-
     agreement = forced_token_agreement(int8, src, ort_greedy(fp32, src))
     print(f"int8 next-token agreement on {len(src)} test sentences: {agreement:.4f}")
     assert agreement >= 0.98
@@ -130,9 +128,8 @@ def test_package_schema_round_trips(tiny_package):
     cfg = ModelPackageConfig.from_dict(raw)
     assert json.loads(cfg.to_json()) == raw
     assert cfg.io.decoder_inputs(2)[:3] == ["input_ids", "position", "attention_mask"]
-    assert "past_key_self_1" in cfg.io.decoder_inputs(
-        2
-    ) and "present_value_self_0" in cfg.io.decoder_outputs(2)
+    assert "past_key_self_1" in cfg.io.decoder_inputs(2)
+    assert "present_value_self_0" in cfg.io.decoder_outputs(2)
     manifest = json.loads((tiny_package / "manifest.json").read_text())["files"]
     assert {
         "config.json",
@@ -168,34 +165,55 @@ def test_package_graphs_hold_no_local_paths_or_stack_traces(tiny_package):
 def test_export_refuses_to_overwrite_without_force(tiny_package, tiny_checkpoint):
     before = (tiny_package / "manifest.json").read_text()
     with pytest.raises(ExportError, match="already exists"):
-        main(export_args(tiny_checkpoint, tiny_package))
+        export(tiny_checkpoint, tiny_package)
     assert (tiny_package / "manifest.json").read_text() == before
+
+
+def test_cli_refuses_to_overwrite_with_one_line_and_exit_code_2(
+    tiny_package, tiny_checkpoint, capsys
+):
+    from traductor.cli import main
+
+    before = (tiny_package / "manifest.json").read_text()
+    assert main(["export", str(tiny_checkpoint), "--out", str(tiny_package)]) == 2
+    assert "already exists; pass --force to replace it" in capsys.readouterr().err
+    assert (tiny_package / "manifest.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda p: PackageOptions(p, beam=0), "beam"),
+        (lambda p: ExportOptions(p, PackageOptions(p), dev_sentences=0), "dev_sentences"),
+        (lambda p: ExportOptions(p, PackageOptions(p), source_lang=""), "source_lang"),
+        (lambda p: ExportOptions(p, p), "package"),
+    ],
+)
+def test_bad_options_raise_a_value_error_naming_the_field(make, field, tmp_path):
+    with pytest.raises(ValueError, match=f"invalid {field}="):
+        make(tmp_path)
 
 
 def test_export_with_force_replaces_the_package(tiny_checkpoint, tmp_path):
     out = tmp_path / "pkg"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    main(export_args(tiny_checkpoint, out, force=True, int8=False))
+    export(tiny_checkpoint, out, force=True, int8=False)
     assert not (out / "stale.txt").exists() and set(read_config(out).variants) == {"fp32"}
 
 
 def test_export_writes_nothing_when_verification_fails(tiny_checkpoint, tmp_path, monkeypatch):
-    import traductor.export.export as ex
-
-    monkeypatch.setattr(ex, "check_parity", lambda *a, **k: 0.5)
+    monkeypatch.setattr(gates, "check_parity", lambda *a, **k: 0.5)
     out = tmp_path / "bad"
     with pytest.raises(ExportError, match="verification failed"):
-        main(export_args(tiny_checkpoint, out, int8=False))
+        export(tiny_checkpoint, out, int8=False)
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
 
 
 def test_int8_below_the_agreement_threshold_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
-    import traductor.export.export as ex
-
-    monkeypatch.setattr(ex, "forced_token_agreement", lambda *a, **k: 0.5)
+    monkeypatch.setattr(gates, "forced_token_agreement", lambda *a, **k: 0.5)
     with pytest.raises(ExportError, match="int8 variant refused"):
-        main(export_args(tiny_checkpoint, tmp_path / "pkg"))
+        export(tiny_checkpoint, tmp_path / "pkg")
     assert not (tmp_path / "pkg").exists()
 
 
@@ -213,9 +231,8 @@ def test_written_decoder_graph_matches_pytorch_for_both_norm_placements(pre_norm
 
     torch.manual_seed(0)
     model = Transformer(tiny_config(pre_norm=pre_norm)).eval()
-    with (
-        torch.no_grad()
-    ):  # random, untrained LayerNorm parameters, so a mixed-up norm cannot pass unnoticed
+    # random, untrained LayerNorm parameters, so a mixed-up norm cannot pass unnoticed
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5) if name.endswith("weight") else p.uniform_(-0.5, 0.5)
@@ -311,7 +328,7 @@ def test_rebuild_fp32_from_the_checkpoint_gives_the_same_files(
 ):
     pkg = _without_fp32(tiny_package, tmp_path)
     manifest = (pkg / "manifest.json").read_text()
-    main(export_args(tiny_checkpoint, pkg, rebuild_fp32=True))
+    rebuild_fp32(tiny_checkpoint, pkg)
     for f in ("encoder.onnx", "decoder.onnx", "align.onnx"):
         assert (pkg / f).read_bytes() == (tiny_package / f).read_bytes()
     assert (pkg / "manifest.json").read_text() == manifest
@@ -326,7 +343,7 @@ def test_rebuild_fp32_from_float16_weights_passes_parity_and_updates_the_manifes
 
     weights = save_compact(load_checkpoint(tiny_checkpoint), tmp_path / "w.npz")
     pkg = _without_fp32(tiny_package, tmp_path)
-    main(export_args(weights, pkg, rebuild_fp32=True))
+    rebuild_fp32(weights, pkg)
     assert "differ byte-wise" in capsys.readouterr().err
     fp32 = Translator(pkg, variant="fp32")  # the updated manifest verifies
     src = ["sol luna agua", "casa perro gato rey"]
@@ -355,16 +372,16 @@ def test_rebuild_fp32_refuses_weights_of_another_model(tiny_package, tmp_path):
     )
     pkg = _without_fp32(tiny_package, tmp_path)
     with pytest.raises(ExportError, match="is not the model of"):
-        main(export_args(ckpt, pkg, rebuild_fp32=True))
+        rebuild_fp32(ckpt, pkg)
     assert not (pkg / "decoder.onnx").exists()
 
 
-@pytest.mark.parametrize(
-    "vocab", [8000, 1000, 997, 300]
-)  # blocks of 64, of 100, padded (a prime), 4 blocks of 75
+# blocks of 64, of 100, padded (a prime), 4 blocks of 75
+@pytest.mark.parametrize("vocab", [8000, 1000, 997, 300])
 def test_blocked_top_k_equals_one_topk_ties_included(vocab):
     """The decoder's two-stage top-k returns exactly what one TopK over the row returns: the same
-    values and ids, equal values in vocabulary order, for every k up to more than the block count."""
+    values and ids, equal values in vocabulary order, for every k up to more than the block
+    count."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper

@@ -3,7 +3,6 @@ token for token against transformers, through the torch-free runtime."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -14,7 +13,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 
 from traductor.export import marian  # noqa: E402
-from traductor.export.export import ExportError  # noqa: E402
+from traductor.export.gates import ExportError  # noqa: E402
+from traductor.export.package import PackageOptions  # noqa: E402
 from traductor.runtime import Translator  # noqa: E402
 from traductor.runtime.package import FORMAT_VERSION, read_config  # noqa: E402
 
@@ -30,23 +30,10 @@ SENTENCES = [
 ]
 
 
-def convert_args(src: Path, out: Path, **kw) -> argparse.Namespace:
-    base = dict(
-        src=str(src),
-        out=str(out),
-        int8=False,
-        force=False,
-        dev=None,
-        dev_sentences=12,
-        source_lang=None,
-        target_lang=None,
-        beam=4,
-        test_data=None,
-        card_notes=None,
-        accept_mismatch=False,
-    )
-    base.update(kw)
-    return argparse.Namespace(**base)
+def convert(src: Path, out: Path, dev_sentences: int = 12) -> int:
+    """`traductor convert marian SRC --out OUT` with the options built directly."""
+    options = marian.ConvertOptions(str(src), PackageOptions(out), dev_sentences=dev_sentences)
+    return marian.convert_marian(options)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +56,7 @@ def marian_separate(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def converted_shared(marian_shared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pkg") / "shared"
-    assert marian.main(convert_args(marian_shared, out)) == 0
+    assert convert(marian_shared, out) == 0
     return out
 
 
@@ -125,7 +112,7 @@ def test_runtime_tokens_equal_transformers_generate(converted_shared, marian_sha
 
 def test_separate_vocabularies_and_gelu_convert(marian_separate, tmp_path):
     out = tmp_path / "sep"
-    assert marian.main(convert_args(marian_separate, out)) == 0
+    assert convert(marian_separate, out) == 0
     cfg = read_config(out)
     assert (
         cfg.dims.target_vocab_size is not None and cfg.dims.target_vocab_size != cfg.dims.vocab_size
@@ -174,7 +161,7 @@ def test_a_wrong_architecture_fact_fails_the_gates(marian_shared, tmp_path, monk
     monkeypatch.setattr(marian, "map_weights", mutated)
     out = tmp_path / "bad"
     with pytest.raises(ExportError, match="transformers"):
-        marian.main(convert_args(marian_shared, out, dev_sentences=4))
+        convert(marian_shared, out, dev_sentences=4)
     assert not out.exists()
 
 
@@ -204,4 +191,24 @@ def test_bad_sources_get_clear_errors(tmp_path, marian_shared, monkeypatch):
 
 def test_existing_output_needs_force(converted_shared, marian_shared):
     with pytest.raises(ExportError, match="already exists"):
-        marian.main(convert_args(marian_shared, converted_shared))
+        convert(marian_shared, converted_shared)
+
+
+def test_cli_arguments_become_convert_options(marian_shared, tmp_path, monkeypatch):
+    """`main(args)` only builds the options: every flag lands in its field."""
+    from traductor.cli import build_parser
+
+    seen = []
+    monkeypatch.setattr(marian, "convert_marian", lambda options: seen.append(options) or 0)
+    argv = ["convert", "marian", str(marian_shared), "--out", str(tmp_path / "o"), "--int8"]
+    argv += ["--dev-sentences", "3", "--source-lang", "es", "--beam", "2", "--accept-mismatch"]
+    assert marian.main(build_parser().parse_args(argv)) == 0
+    (options,) = seen
+    assert options == marian.ConvertOptions(
+        str(marian_shared),
+        PackageOptions(tmp_path / "o", int8=True, beam=2, accept_mismatch=True),
+        dev_sentences=3,
+        source_lang="es",
+    )
+    with pytest.raises(ValueError, match="invalid dev_sentences=0"):
+        marian.ConvertOptions("x", PackageOptions(tmp_path), dev_sentences=0)
