@@ -208,7 +208,8 @@ def _add_export(sub) -> None:
     p.add_argument(
         "--int8",
         action="store_true",
-        help="also write an int8 variant (per-row activation scales, 7-bit weights; checked against fp32)",
+        help="also write an int8 variant (per-row activation scales, 7-bit weights; "
+        "checked against fp32)",
     )
     p.add_argument(
         "--dev",
@@ -226,7 +227,8 @@ def _add_export(sub) -> None:
     p.add_argument("--beam", type=int, default=4, help="default beam size written to config.json")
     p.add_argument(
         "--test-data",
-        help="source<TAB>reference file: measure BLEU/chrF of every variant into config.json and the card",
+        help="source<TAB>reference file: measure BLEU/chrF of every variant into config.json "
+        "and the card",
     )
     p.add_argument("--card-notes", help="markdown file appended to the generated MODEL_CARD.md")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -238,12 +240,14 @@ def _add_export(sub) -> None:
     p.add_argument(
         "--save-weights",
         metavar="NPZ",
-        help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 restores fp32",
+        help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 "
+        "restores fp32",
     )
     p.add_argument(
         "--rebuild-fp32",
         action="store_true",
-        help="only add the fp32 graphs, rebuilt from CHECKPOINT, to the existing package --out (parity-checked)",
+        help="only add the fp32 graphs, rebuilt from CHECKPOINT, to the existing package --out "
+        "(parity-checked)",
     )
     p.set_defaults(run="traductor.export.export:main")
 
@@ -260,7 +264,8 @@ def _add_convert(sub) -> None:
     )
     q.add_argument(
         "src",
-        help="a directory as transformers saves it, or a hub id such as Helsinki-NLP/opus-mt-en-es (downloads)",
+        help="a directory as transformers saves it, or a hub id such as "
+        "Helsinki-NLP/opus-mt-en-es (downloads)",
     )
     q.add_argument("--out", required=True, help="model directory to write")
     q.add_argument(
@@ -269,7 +274,8 @@ def _add_convert(sub) -> None:
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument(
         "--dev",
-        help="source sentences for the checks, one per line or source<TAB>target (default: built-in samples)",
+        help="source sentences for the checks, one per line or source<TAB>target "
+        "(default: built-in samples)",
     )
     q.add_argument("--dev-sentences", type=int, default=24, help="dev sentences used by the checks")
     q.add_argument(
