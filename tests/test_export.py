@@ -180,6 +180,32 @@ def test_cli_refuses_to_overwrite_with_one_line_and_exit_code_2(
     assert (tiny_package / "manifest.json").read_text() == before
 
 
+def test_cli_arguments_become_export_options(tmp_path, monkeypatch):
+    """`main(args)` only builds the options: every flag lands in its field."""
+    import traductor.export.export as ex
+    from traductor.cli import build_parser
+
+    seen = []
+    monkeypatch.setattr(ex, "export_checkpoint", lambda options: seen.append(options) or 0)
+    argv = ["export", "ckpt.pt", "--out", str(tmp_path / "o"), "--int8", "--dev", "d.tsv"]
+    argv += ["--dev-sentences", "7", "--target-lang", "fr", "--beam", "2", "--force"]
+    argv += ["--test-data", "t.tsv", "--card-notes", "n.md", "--save-weights", "w.npz"]
+    assert ex.main(build_parser().parse_args(argv)) == 0
+    package = PackageOptions(
+        tmp_path / "o", int8=True, beam=2, test_data="t.tsv", card_notes="n.md", force=True
+    )
+    assert seen == [
+        ExportOptions(
+            "ckpt.pt",
+            package,
+            dev="d.tsv",
+            dev_sentences=7,
+            target_lang="fr",
+            save_weights="w.npz",
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     "make, field",
     [
