@@ -16,7 +16,7 @@ has ~130 (4 layers), because self-attention and its cache are one com.microsoft 
   queries are the rows of one small matrix product per sentence and head. ORT's MultiHeadAttention
   does the same arithmetic, but measured inside a step (the K/V of four layers no longer in cache)
   it took 2.4x as long as these standard ops at 16 rows of one sentence each, and as long at 32
-  sentences x 4 beams (benchmarks/cross_attention.py).
+  sentences x 4 beams (benchmarks/experiments/cross_attention.py).
 - residual + LayerNorm: two Adds (the projection's bias, the stream) and a LayerNormalization; ORT's
   fused SkipLayerNormalization is as fast at one row but ~4x slower at 128 rows (see _skip_norm).
 

@@ -12,9 +12,9 @@ Why 7-bit weights: on x86 CPUs with AVX2 but no VNNI, ONNX Runtime's u8 x s8 ker
 u8*s8 products in 16 bits and saturates (ORT's quantization docs; the tiny test model fell to 80%
 agreement there). Weights in [-63, 63] keep every pair within 2 * 255 * 63 = 32,130 < 32,767, so the
 product is exact on AVX2, AVX-512 and VNNI alike (and without AVX). The other candidates, measured
-side by side in benchmarks/int8_levers.py: u8 x u8 MatMulInteger (also exact) with the scales built
-from standard ops, and MatMulNBits with 8-bit weights, were slower; MatMulNBits was not batch
-invariant at every block size either.
+side by side in benchmarks/experiments/int8_levers.py: u8 x u8 MatMulInteger (also exact) with
+the scales built from standard ops, and MatMulNBits with 8-bit weights, were slower; MatMulNBits
+was not batch invariant at every block size either.
 
 1. The tied output projection is written as MatMul(h, Transpose(embedding)). It gets its own
    pre-transposed initializer so that it is quantized too (the largest product of a step).
@@ -298,9 +298,10 @@ def _require_opsets(model: onnx.ModelProto) -> None:
 def quantize_int8(src: Path, dst: Path, per_row: bool = True) -> None:
     """Write the int8 variant of the graph at src to dst.
 
-    per_row=False is the previous scheme, kept to measure against (benchmarks/int8_levers.py) and to
-    show that the batch-invariance test catches it: onnxruntime's quantize_dynamic, one activation
-    scale per tensor, full-range int8 weights per column.
+    per_row=False is the previous scheme, kept to measure against
+    (benchmarks/experiments/int8_levers.py) and to show that the batch-invariance test catches it:
+    onnxruntime's quantize_dynamic, one activation scale per tensor, full-range int8 weights per
+    column.
     """
     model = onnx.load(str(src))
     _untie_output_projection(model)

@@ -580,7 +580,8 @@ def _load(target: str):
             # too, and the pictures take matplotlib from the explain extra (no torch).
             extra = COMMAND_EXTRA.get(module_name, EXTRA_OF[missing])
             raise UserError(
-                f"this command needs {missing}, which is not installed: pip install 'traductor[{extra}]'"
+                f"this command needs {missing}, which is not installed: "
+                f"pip install 'traductor[{extra}]'"
             ) from e
         raise
 
