@@ -4,9 +4,9 @@ Imported by marian_engines.py (a sibling on its sys.path); it measures nothing a
 line. Only the standard library is imported at the top, so marian_engines.py's children can import
 it in the Optimum venv too. Building needs torch, transformers and sentencepiece.
 
-The SentencePiece helpers and the synthetic English corpus are the test fixture's
-(tests/marian_fixture.py), copied so that a benchmark does not import the tests: the same words and
-seeds give the same target SentencePiece model.
+The synthetic corpus and the SentencePiece helpers live here and the test fixture
+(tests/marian_fixture.py) imports them, so the benchmark never imports the tests: the same words
+and seeds give the same target SentencePiece model.
 """
 
 from __future__ import annotations

@@ -63,18 +63,9 @@ def main(args) -> int:
     """The CLI's `traductor export`: its arguments -> ExportOptions (or --rebuild-fp32)."""
     if getattr(args, "rebuild_fp32", False):
         return rebuild_fp32(Path(args.checkpoint), Path(args.out))
-    package = PackageOptions(
-        out=args.out,
-        int8=args.int8,
-        beam=args.beam,
-        test_data=args.test_data,
-        card_notes=args.card_notes,
-        force=args.force,
-        accept_mismatch=args.accept_mismatch,
-    )
     options = ExportOptions(
         checkpoint=args.checkpoint,
-        package=package,
+        package=PackageOptions.from_args(args),
         dev=args.dev,
         dev_sentences=args.dev_sentences,
         source_lang=args.source_lang,

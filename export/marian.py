@@ -397,18 +397,9 @@ class ConvertOptions:
 
 def main(args) -> int:
     """The CLI's `traductor convert marian`: its arguments -> ConvertOptions."""
-    package = PackageOptions(
-        out=args.out,
-        int8=args.int8,
-        beam=args.beam,
-        test_data=args.test_data,
-        card_notes=args.card_notes,
-        force=args.force,
-        accept_mismatch=args.accept_mismatch,
-    )
     options = ConvertOptions(
         src=args.src,
-        package=package,
+        package=PackageOptions.from_args(args),
         dev=args.dev,
         dev_sentences=args.dev_sentences,
         source_lang=args.source_lang,

@@ -74,6 +74,19 @@ class PackageOptions:
         if self.out.exists() and not self.force:
             raise ExportError(f"{self.out} already exists; pass --force to replace it")
 
+    @classmethod
+    def from_args(cls, args) -> PackageOptions:
+        """The package flags `traductor export` and `traductor convert marian` share."""
+        return cls(
+            out=args.out,
+            int8=args.int8,
+            beam=args.beam,
+            test_data=args.test_data,
+            card_notes=args.card_notes,
+            force=args.force,
+            accept_mismatch=args.accept_mismatch,
+        )
+
 
 def require_positive(name: str, value) -> None:
     """The options' one check of a count: an int (not a bool) of at least 1."""

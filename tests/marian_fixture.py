@@ -8,61 +8,17 @@ Needs torch, transformers and sentencepiece (the dev extra); nothing is download
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
+
+# One home for the synthetic corpus and the SentencePiece helpers: the OPUS-size model that
+# benchmarks/marian_engines.py times is built from the same words and seeds.
+from benchmarks.marian_model import ENGLISH, corpus, pieces, train_spm
 
 SPANISH = (
     "el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río "
     "monte pan vino rey mañana año niño corazón canción según después también árbol café está "
     "aquí allí grande pequeño"
 ).split()
-ENGLISH = (
-    "the a of in and that by with for sun moon house dog cat water fire sea river mount bread "
-    "wine king tomorrow year child heart song according after also tree coffee is here there "
-    "big small"
-).split()
-EXTRA = ["東京", "日本語", "😀", "naïve", "Straße", "123", "4.5", "¿", "¡", "?", "!", ",", ".", "—"]
-
-
-def corpus(words: list[str], n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n):
-        ws = [
-            rng.choice(words + EXTRA if rng.random() < 0.1 else words)
-            for _ in range(rng.randint(3, 12))
-        ]
-        line = " ".join(ws)
-        lines.append(line[0].upper() + line[1:] + rng.choice([".", "?", "!", ""]))
-    return lines
-
-
-def train_spm(lines: list[str], prefix: Path, vocab_size: int) -> Path:
-    import sentencepiece as spm
-
-    text = prefix.with_suffix(".txt")
-    text.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(text),
-        model_prefix=str(prefix),
-        vocab_size=vocab_size,
-        model_type="unigram",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=0,
-        pad_id=-1,
-        minloglevel=2,
-    )
-    return prefix.with_suffix(".model")
-
-
-def pieces(model_file: Path) -> list[str]:
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(model_file))
-    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
 def make_marian_dir(
