@@ -33,10 +33,19 @@ def make_marian_dir(
     ffn: int = 64,
     seed: int = 0,
 ) -> Path:
-    import torch
-    from transformers import MarianConfig, MarianMTModel
-
     out.mkdir(parents=True, exist_ok=True)
+    vocab, target_vocab = _write_vocabularies(out, separate_vocabs, tags, seed)
+    _write_tokenizer_config(out, separate_vocabs)
+    dims = dict(d_model=d_model, layers=layers, heads=heads, ffn=ffn, activation=activation)
+    model = _random_model(vocab, target_vocab, separate_vocabs, dims, seed)
+    model.save_pretrained(str(out))
+    return out
+
+
+def _write_vocabularies(
+    out: Path, separate_vocabs: bool, tags: tuple[str, ...], seed: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """SentencePiece models for both sides and Marian's vocab.json (+ target_vocab.json)."""
     work = out / "_spm"
     work.mkdir(exist_ok=True)
     src_model = train_spm(corpus(SPANISH, 3000, seed), work / "source", 200)
@@ -63,6 +72,10 @@ def make_marian_dir(
     else:
         vocab = target_vocab = vocab_of(list(tags), src_pieces, tgt_pieces)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return vocab, target_vocab
+
+
+def _write_tokenizer_config(out: Path, separate_vocabs: bool) -> None:
     tok_cfg = {
         "source_lang": "es",
         "target_lang": "en",
@@ -74,22 +87,33 @@ def make_marian_dir(
     }
     (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg), encoding="utf-8")
 
-    pad = vocab["<pad>"]
+
+def _random_model(
+    vocab: dict[str, int],
+    target_vocab: dict[str, int],
+    separate_vocabs: bool,
+    dims: dict,
+    seed: int,
+):
+    """A MarianMTModel with random weights whose logits are not flat."""
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
     cfg = MarianConfig(
         vocab_size=len(vocab),
         decoder_vocab_size=len(target_vocab),
         share_encoder_decoder_embeddings=not separate_vocabs,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=layers,
-        encoder_attention_heads=heads,
-        decoder_attention_heads=heads,
-        encoder_ffn_dim=ffn,
-        decoder_ffn_dim=ffn,
+        d_model=dims["d_model"],
+        encoder_layers=dims["layers"],
+        decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"],
+        decoder_attention_heads=dims["heads"],
+        encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"],
         max_position_embeddings=128,
-        activation_function=activation,
+        activation_function=dims["activation"],
         scale_embedding=True,
-        pad_token_id=pad,
+        pad_token_id=vocab["<pad>"],
         decoder_start_token_id=target_vocab["<pad>"],
         eos_token_id=0,
         forced_eos_token_id=0,
@@ -111,5 +135,4 @@ def make_marian_dir(
                     (1.0 if name.endswith("weight") else 0.0)
                     + 0.3 * torch.randn(p.shape, generator=g)
                 )
-    model.save_pretrained(str(out))
-    return out
+    return model
