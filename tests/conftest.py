@@ -72,31 +72,13 @@ def tiny_checkpoint(reverse_corpus, tmp_path_factory) -> Path:
     return out / "best.pt"
 
 
-def export_args(checkpoint: Path, out: Path, **kw):
-    import argparse
-
-    base = dict(
-        checkpoint=str(checkpoint),
-        out=str(out),
-        int8=True,
-        dev=None,
-        dev_sentences=50,
-        source_lang="es",
-        target_lang="en",
-        beam=4,
-        force=False,
-        accept_mismatch=False,
-        test_data=None,
-        card_notes=None,
-    )
-    base.update(kw)
-    return argparse.Namespace(**base)
-
-
 @pytest.fixture(scope="session")
 def tiny_package(tiny_checkpoint, tmp_path_factory) -> Path:
-    from traductor.export.export import main
+    from traductor.export.export import ExportOptions, export_checkpoint
+    from traductor.export.package import PackageOptions
 
     out = tmp_path_factory.mktemp("pkg") / "tiny"
-    main(export_args(tiny_checkpoint, out))
+    export_checkpoint(
+        ExportOptions(tiny_checkpoint, PackageOptions(out, int8=True), dev_sentences=50)
+    )
     return out
