@@ -1,0 +1,479 @@
+"""The translation core: paragraphs of runs -> translated runs, formatting placed by word alignment.
+
+    translated = translate_paragraphs(translator, parsed.paragraphs, glossary=..., keep=...)
+
+Each paragraph is split into sentences (sentencex, in the model's source language); every sentence
+of the document goes through Translator.translate_batch together, which sorts them by length and
+batches them, so a sentence's translation is exactly translate() of that sentence (the runtime is
+batch invariant). Sentences are rejoined with the whitespace that followed each one.
+
+Formatting follows the words: each source word has the style of its run, and each target word takes
+the style of the source word the model aligned it with (Candidate.alignment).
+
+Text that is not to be translated (keep runs such as code spans, URLs, e-mail addresses, keep-list
+terms) is never sent to the model: its whole words are taken out of the sentence, and put back
+verbatim after the target word aligned with the source word before it (or before the one aligned
+with the word after it). Measured on models/es-en, placeholder tokens are not copied: 0 of 4
+sentences kept any of X, XX, 1, 42, #1, __0__, <0>, [1], and a URL left in the text derails the
+whole sentence (docs/glossary.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..package import TraductorError
+from .base import Paragraph, Run
+from .glossary import GLOSSARY_METHODS, term_spans
+
+# Words not to translate wherever they occur: URLs and e-mail addresses.
+_URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
+_WORD = re.compile(r"\S+")
+_EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)  # leading punctuation, core, trailing punctuation
+
+
+@dataclass
+class _Atom:
+    """A span of the paragraph that comes out as fixed runs instead of being translated."""
+
+    start: int
+    end: int
+    runs: list[Run]  # what goes out in its place
+    aligned: bool = (
+        False  # True: its words stay in the model's input, the aligned output is replaced
+    )
+
+
+@dataclass
+class _Word:
+    text: str  # the source word as the model sees it
+    styles: tuple[
+        Hashable, Hashable, Hashable
+    ]  # leading punctuation, letters, trailing punctuation
+    atom: _Atom | None = None  # an aligned atom this word belongs to
+
+
+@dataclass
+class _Sentence:
+    start: int  # paragraph offsets: text[start:end] is the sentence, text[end:stop] the space after
+    end: int
+    stop: int
+    words: list[_Word] = field(default_factory=list)
+    removed: list[tuple[int, _Atom]] = field(default_factory=list)  # (input words before it, atom)
+
+    @property
+    def source(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def needs_alignment(self) -> bool:
+        return bool(self.removed) or any(w.atom for w in self.words) or len(self._styles()) > 1
+
+    def _styles(self) -> set:
+        return {s for w in self.words for s in w.styles}
+
+
+def translate_paragraphs(
+    translator,
+    paragraphs: Sequence[Paragraph],
+    *,
+    glossary: Mapping[str, str] | None = None,
+    keep: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+    glossary_method: str = "align",
+    **options,
+) -> list[list[Run]]:
+    """Each paragraph's translated runs (paragraph i -> result[i]). options: Translator options
+    (beam_size, batch_size, target_language, ...)."""
+    if glossary_method not in GLOSSARY_METHODS:
+        raise ValueError(f"glossary_method must be one of {', '.join(GLOSSARY_METHODS)}")
+    options = {k: v for k, v in options.items() if k not in ("return_scores", "return_alignments")}
+    language = translator.config.source_language
+    terms = _terms(glossary, keep)
+    plans = [_plan(p, language, terms, glossary_method) for p in paragraphs]
+    sentences = [s for plan in plans if plan for s in plan[1]]
+    outputs = _translate(translator, sentences, progress, options)
+    out = []
+    for p, plan in zip(paragraphs, plans):
+        if plan is None:
+            out.append(list(p.runs))
+            continue
+        chars, sents = plan
+        out.append(_paragraph_runs(p.text, chars, sents, outputs))
+    return out
+
+
+def _terms(glossary: Mapping[str, str] | None, keep: Sequence[str]) -> dict[str, str]:
+    terms = {t: t for t in keep if t.strip()}
+    terms.update({s: t for s, t in (glossary or {}).items() if s.strip()})
+    return terms
+
+
+# -- reading a paragraph -----------------------------------------------------------------------
+
+
+def _plan(p: Paragraph, language: str, terms: dict[str, str], method: str):
+    """(per-character runs, sentences) of a paragraph, or None when it has nothing to translate."""
+    text = p.text
+    chars = [r for r in p.runs for _ in r.text]  # the run each character comes from
+    if not any(ch.isalpha() and not chars[i].keep for i, ch in enumerate(text)):
+        return None
+    atoms = _atoms(text, chars, terms, method)
+    sentences = []
+    for start, end, stop in _sentence_spans(text, language, atoms):
+        s = _Sentence(start, end, stop)
+        for m in _WORD.finditer(text, start, end):
+            atom = next((a for a in atoms if a.start < m.end() and m.start() < a.end), None)
+            if atom is not None and not atom.aligned:
+                if not s.removed or s.removed[-1][1] is not atom:
+                    s.removed.append((len(s.words), atom))
+                continue
+            s.words.append(_Word(m.group(), _word_styles(text, chars, *m.span()), atom))
+        sentences.append(s)
+    return chars, sentences
+
+
+def _atoms(text: str, chars: list[Run], terms: dict[str, str], method: str) -> list[_Atom]:
+    """Keep runs, URLs and e-mail addresses (whole words, put back verbatim), then glossary and
+    keep-list terms, in paragraph order, never overlapping."""
+    spans = []
+    i = 0
+    while i < len(text):
+        if chars[i].keep:
+            j = i
+            while j < len(text) and chars[j].keep:
+                j += 1
+            spans.append((i, j))
+            i = j
+        else:
+            i += 1
+    spans += [m.span() for m in _URL.finditer(text)]
+    atoms = [_Atom(a, b, _slice(chars, text, a, b)) for a, b in _whole_words(text, spans)]
+    for a, b, target in term_spans(text, terms):
+        if any(x.start < b and a < x.end for x in atoms):
+            continue
+        style = Counter(chars[k].style for k in range(a, b)).most_common(1)[0][0]
+        if method == "remove":
+            a, b = _whole_words(text, [(a, b)])[0]
+        atoms.append(_Atom(a, b, [Run(target, style)], aligned=method == "align"))
+    return sorted(atoms, key=lambda x: x.start)
+
+
+def _whole_words(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans widened to the whitespace around them, overlapping ones merged."""
+    out: list[list[int]] = []
+    for a, b in sorted(spans):
+        while a > 0 and not text[a - 1].isspace():
+            a -= 1
+        while b < len(text) and not text[b].isspace():
+            b += 1
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _slice(chars: list[Run], text: str, a: int, b: int) -> list[Run]:
+    """text[a:b] as runs of the styles it was read with."""
+    runs: list[Run] = []
+    for k in range(a, b):
+        r = chars[k]
+        if runs and runs[-1].style == r.style and runs[-1].keep == r.keep:
+            runs[-1] = Run(runs[-1].text + text[k], r.style, r.keep)
+        else:
+            runs.append(Run(text[k], r.style, r.keep))
+    return runs
+
+
+def _word_styles(text: str, chars: list[Run], a: int, b: int) -> tuple:
+    """A word's styles: of its leading punctuation, its letters (most of them), its trailing
+    punctuation; a missing part takes the letters' style."""
+    lead, core, trail = _EDGE.match(text[a:b]).groups()
+    if not core:
+        core, lead = lead, ""
+    mid = a + len(lead)
+
+    def most(i: int, j: int):
+        return Counter(chars[k].style for k in range(i, j)).most_common(1)[0][0]
+
+    style = most(mid, mid + len(core))
+    return (
+        most(a, mid) if lead else style,
+        style,
+        most(b - len(trail), b) if trail else style,
+    )
+
+
+def _sentence_spans(text: str, language: str, atoms: list[_Atom]):
+    """(start, end, stop) of each sentence: text[start:end] without the whitespace that follows it,
+    text[end:stop]. No sentence boundary falls inside an atom; leading whitespace is left alone."""
+    segment = _segmenter()
+    body_start = len(text) - len(text.lstrip())
+    body_end = len(text.rstrip())
+    pieces = list(segment(language, text[body_start:body_end]))
+    bounds, pos = [], body_start
+    if "".join(pieces) != text[body_start:body_end]:  # never seen; keep the paragraph whole
+        pieces = [text[body_start:body_end]]
+    for piece in pieces[:-1]:
+        pos += len(piece)
+        if not any(a.start < pos < a.end for a in atoms):
+            bounds.append(pos)
+    starts = [body_start, *bounds]
+    stops = [*bounds, body_end]
+    out = []
+    for start, stop in zip(starts, stops):
+        end = len(text[:stop].rstrip())
+        if end <= start:  # whitespace only: it belongs to the sentence before
+            if out:
+                out[-1] = (out[-1][0], out[-1][1], stop)
+            continue
+        out.append((start, end, stop))
+    if out:
+        out[-1] = (out[-1][0], out[-1][1], len(text))
+    return out
+
+
+def _segmenter():
+    try:
+        from sentencex import segment
+    except ModuleNotFoundError as e:
+        raise TraductorError(
+            "document translation needs sentencex, which is not installed: "
+            "pip install 'traductor[documents]'"
+        ) from e
+    return segment
+
+
+# -- translating -------------------------------------------------------------------------------
+
+
+def _translate(translator, sentences: list[_Sentence], progress, options) -> dict[int, tuple]:
+    """id(sentence) -> (translation, alignment or None). Sentences whose words all have one style
+    and hold nothing to put back need no alignment, which costs a forward pass of its own."""
+    todo = [s for s in sentences if s.words]
+    total = len(todo)
+    out: dict[int, tuple] = {}
+    done = 0
+    if progress:
+        progress(0, total)
+    for aligned in (False, True):
+        group = [s for s in todo if s.needs_alignment() == aligned]
+        for chunk in _chunks(translator, group, options, progress is not None):
+            results = translator.translate_batch(
+                [s.source for s in chunk], return_alignments=aligned, **options
+            )
+            for s, r in zip(chunk, results):
+                out[id(s)] = (r.text, r.hypotheses[0].alignment if aligned else None)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return out
+
+
+def _chunks(translator, group: list[_Sentence], options: dict, split: bool):
+    """All sentences at once; for a progress report, slices of the length-sorted sentences, which
+    the translator batches exactly as it would have batched them all (it sorts by length too)."""
+    if not group:
+        return
+    if not split:
+        yield group
+        return
+    size = (options.get("batch_size") or translator.defaults.batch_size) * 4
+    tok = translator.tokenizer
+    order = sorted(group, key=lambda s: len(tok.encode(s.source, add_special_tokens=False).ids))
+    for i in range(0, len(order), size):
+        yield order[i : i + size]
+
+
+# -- writing the translation -------------------------------------------------------------------
+
+
+@dataclass
+class _Piece:
+    text: str
+    styles: tuple  # (leading, letters, trailing) for a word; (style,) * 3 for fixed runs
+    runs: list[Run] | None = None  # fixed runs (an atom), else the word in its styles
+
+
+def _paragraph_runs(text: str, chars: list[Run], sentences: list[_Sentence], outputs) -> list[Run]:
+    runs: list[Run] = []
+    head = sentences[0].start
+    runs += _slice(chars, text, 0, head)
+    for s in sentences:
+        if s.words:
+            translation, alignment = outputs[id(s)]
+            pieces = _target_pieces(s, translation, alignment)
+        else:  # nothing but atoms
+            pieces = [_Piece("", (None,) * 3, a.runs) for _, a in s.removed]
+        runs += _render(pieces, _base_style(s))
+        runs += _slice(chars, text, s.end, s.stop)
+    return _merge(runs)
+
+
+def _base_style(s: _Sentence):
+    """The style of most of a sentence's words: for spaces between words of different styles."""
+    counts = Counter(w.styles[1] for w in s.words)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
+    words = [m.group() for m in _WORD.finditer(translation)]
+    src_styles = {w.styles for w in s.words}
+    if alignment is None or (
+        len(src_styles) == 1 and not s.removed and not any(w.atom for w in s.words)
+    ):
+        style = s.words[0].styles
+        return [_Piece(w, style) for w in words]
+    source_of = {t: src for src, t in alignment if src < len(s.words)}
+    pieces = [
+        _target_piece(w, s.words[source_of[t]] if t in source_of else None)
+        for t, w in enumerate(words)
+    ]
+    _fill_unaligned(pieces, _base_style(s))
+    pieces = _replace_aligned_atoms(s, pieces, source_of)
+    return _insert_removed(s, pieces, alignment)
+
+
+def _target_piece(word: str, source: _Word | None) -> _Piece:
+    if source is None:
+        return _Piece(word, None)
+    lead, core, trail = _EDGE.match(word).groups()
+    style = source.styles[1]
+    return _Piece(
+        word,
+        (
+            source.styles[0] if lead and source.styles[0] != style else style,
+            style,
+            source.styles[2] if trail else style,
+        ),
+    )
+
+
+def _fill_unaligned(pieces: list[_Piece], base) -> None:
+    """A target word the model aligned with nothing takes its neighbours' style if they agree,
+    else the sentence's base style."""
+    for i, p in enumerate(pieces):
+        if p.styles is not None:
+            continue
+        left = next((q.styles for q in reversed(pieces[:i]) if q.styles is not None), None)
+        right = next((q.styles for q in pieces[i + 1 :] if q.styles is not None), None)
+        style = left[2] if left and right and left[2] == right[0] else base
+        p.styles = (style, style, style)
+
+
+def _replace_aligned_atoms(s: _Sentence, pieces: list[_Piece], source_of: dict) -> list[_Piece]:
+    """Glossary and keep terms left in the input: the target words aligned with their source words
+    become the required term (the first one's leading and the last one's trailing punctuation
+    stay)."""
+    atoms = []
+    for w in s.words:
+        if w.atom is not None and w.atom not in atoms:
+            atoms.append(w.atom)
+    drop: set[int] = set()
+    for atom in atoms:
+        src = {j for j, w in enumerate(s.words) if w.atom is atom}
+        targets = sorted(t for t, j in source_of.items() if j in src and t < len(pieces))
+        if not targets:
+            # The model dropped the term: put it after the word aligned with the one before it.
+            s.removed.append((min(src), atom))
+            continue
+        span = _best_group(targets, pieces, s.words, src, atom.runs[0].text)
+        first = span[0]
+        lead = _EDGE.match(pieces[first].text).group(1)
+        trail = _EDGE.match(pieces[span[-1]].text).group(3)
+        style = atom.runs[0].style
+        runs = ([Run(lead, pieces[first].styles[0])] if lead else []) + [
+            Run(atom.runs[0].text, style)
+        ]
+        runs += [Run(trail, pieces[span[-1]].styles[2])] if trail else []
+        pieces[first] = _Piece(
+            lead + atom.runs[0].text + trail,
+            (pieces[first].styles[0], style, pieces[span[-1]].styles[2]),
+            runs,
+        )
+        drop.update(t for t in span if t != first)
+    s.removed.sort(key=lambda x: x[0])
+    return [p if i not in drop else None for i, p in enumerate(pieces)]
+
+
+def _best_group(targets, pieces, words, src, term) -> list[int]:
+    """Of the runs of consecutive target words aligned with a term, the one most like the source
+    or the required term (spelling), else the longest: attention also strays to articles."""
+    groups: list[list[int]] = []
+    for t in targets:
+        if groups and t == groups[-1][-1] + 1:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    source = " ".join(words[j].text for j in sorted(src)).lower()
+
+    def likeness(g):
+        text = " ".join(pieces[t].text for t in g).lower()
+        return max(_similar(text, source), _similar(text, term.lower())), len(g)
+
+    return max(groups, key=likeness)
+
+
+def _similar(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+def _insert_removed(s: _Sentence, pieces: list, alignment) -> list[_Piece]:
+    """Put each atom taken out of the input back: after the last target word aligned with the
+    source word before it, else before the first one aligned with the word after it, else where
+    its share of the sentence puts it."""
+    n_src, n_tgt = len(s.words), len(pieces)
+    targets: dict[int, list[int]] = {}
+    for src, t in alignment:
+        if t < n_tgt and pieces[t] is not None:
+            targets.setdefault(src, []).append(t)
+    slots: dict[int, list[_Atom]] = {}
+    for before, atom in s.removed:
+        slot = None
+        for j in range(before - 1, -1, -1):
+            if j in targets:
+                slot = max(targets[j]) + 1
+                break
+        if slot is None:
+            after = [min(targets[j]) for j in range(before, n_src) if j in targets]
+            slot = after[0] if after else round(before / max(n_src, 1) * n_tgt)
+        slots.setdefault(slot, []).append(atom)
+    out: list[_Piece] = []
+    for i in range(n_tgt + 1):
+        for atom in slots.get(i, []):
+            style = atom.runs[0].style
+            out.append(_Piece("".join(r.text for r in atom.runs), (style,) * 3, atom.runs))
+        if i < n_tgt and pieces[i] is not None:
+            out.append(pieces[i])
+    return out
+
+
+def _render(pieces: list[_Piece], base) -> list[Run]:
+    """Pieces joined by single spaces; a space between two words of one style takes that style."""
+    runs: list[Run] = []
+    for i, p in enumerate(pieces):
+        if i:
+            left, right = pieces[i - 1].styles[2], p.styles[0]
+            runs.append(Run(" ", left if left == right else base))
+        if p.runs is not None:
+            runs += p.runs
+            continue
+        lead, core, trail = _EDGE.match(p.text).groups()
+        if not core:
+            core, lead = lead, ""
+        runs += [Run(lead, p.styles[0]), Run(core, p.styles[1]), Run(trail, p.styles[2])]
+    return [r for r in runs if r.text]
+
+
+def _merge(runs: list[Run]) -> list[Run]:
+    out: list[Run] = []
+    for r in runs:
+        if out and out[-1].style == r.style and out[-1].keep == r.keep:
+            out[-1] = Run(out[-1].text + r.text, r.style, r.keep)
+        else:
+            out.append(r)
+    return out
