@@ -520,6 +520,68 @@ def _add_translate(sub) -> None:
     p.set_defaults(run="traductor.runtime.cli:translate_main")
 
 
+def _add_translate_file(sub) -> None:
+    from traductor.runtime.documents.formats import supported
+
+    p = sub.add_parser(
+        "translate-file",
+        help="translate a document and keep its format (documents extra)",
+        description=f"Translate a document sentence by sentence; its structure, styles and "
+        f"everything that is not text stay as they were. Formats: {supported()}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("input", help="the document to translate; its extension names the format")
+    p.add_argument(
+        "--output", help="file to write (default: NAME.<target language>.EXT beside the input)"
+    )
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
+    p.add_argument(
+        "--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)"
+    )
+    p.add_argument("--format", help="the input's format, overriding its extension (txt, docx, ...)")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument(
+        "--glossary",
+        metavar="FILE",
+        help="terms to translate a set way: one 'source term<TAB>target term' per line",
+    )
+    p.add_argument(
+        "--keep",
+        action="append",
+        metavar="TERM",
+        help="a term to leave untranslated; repeatable; @FILE (or the path of an existing file) "
+        "reads one term per line",
+    )
+    p.add_argument(
+        "--target-language",
+        "--to",
+        dest="target_language",
+        help="for models with several target languages (see `traductor models`)",
+    )
+    p.add_argument(
+        "--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)"
+    )
+    p.add_argument(
+        "--provider",
+        default="cpu",
+        help="execution provider(s), comma-separated: cpu, cuda, openvino, ...",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: automatic)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
+    p.set_defaults(run="traductor.runtime.documents.cli:translate_file_main")
+
+
 def _add_models(sub) -> None:
     p = sub.add_parser(
         "models",
@@ -555,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_translate,
+        _add_translate_file,
         _add_models,
         _add_bench,
         _add_prepare,
