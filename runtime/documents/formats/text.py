@@ -187,6 +187,9 @@ class Slot:
 
     original: str = ""
 
+    def unchanged(self, doc: Rendering) -> str:
+        return self.original
+
     def write(self, runs: list[Run], doc: Rendering) -> str:
         return "".join(r.text for r in runs)
 
@@ -205,7 +208,7 @@ class Rendering:
         if i not in self._done:
             p, runs = self.paragraphs[i], list(self.translated[i])
             slot: Slot = p.ref
-            self._done[i] = slot.original if runs == p.runs else slot.write(runs, self)
+            self._done[i] = slot.unchanged(self) if runs == p.runs else slot.write(runs, self)
         return self._done[i]
 
     def piece(self, piece) -> str:
