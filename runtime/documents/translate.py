@@ -315,9 +315,15 @@ def _paragraph_runs(text: str, chars: list[Run], sentences: list[_Sentence], out
 
 
 def _base_style(s: _Sentence):
-    """The style of most of a sentence's words: for spaces between words of different styles."""
-    counts = Counter(w.styles[1] for w in s.words)
-    return counts.most_common(1)[0][0] if counts else None
+    """The style of most of a sentence's letters (plain text on a tie): what target words the model
+    aligned with nothing take."""
+    counts = Counter()
+    for w in s.words:
+        counts[w.styles[1]] += len(w.text)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return None if counts.get(None) == top else counts.most_common(1)[0][0]
 
 
 def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
@@ -334,6 +340,7 @@ def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
         for t, w in enumerate(words)
     ]
     _fill_unaligned(pieces, _base_style(s))
+    _rescue_lost_styles(s.words, pieces, source_of, _base_style(s))
     pieces = _replace_aligned_atoms(s, pieces, source_of)
     return _insert_removed(s, pieces, alignment)
 
@@ -363,6 +370,28 @@ def _fill_unaligned(pieces: list[_Piece], base) -> None:
         right = next((q.styles for q in pieces[i + 1 :] if q.styles is not None), None)
         style = left[2] if left and right and left[2] == right[0] else base
         p.styles = (style, style, style)
+
+
+def _rescue_lost_styles(words: list[_Word], pieces: list[_Piece], source_of: dict, base) -> None:
+    """A styled stretch of source words that no target word aligned with (attention often lands
+    on the next word: "<b>Dios</b> dijo" -> God and said both on "dijo") takes the nearest target
+    word of a neighbour that has two or more, so the formatting is not lost."""
+    targets: dict[int, list[int]] = {}
+    for t, j in sorted(source_of.items()):
+        targets.setdefault(j, []).append(t)
+    j = 0
+    while j < len(words):
+        style = words[j].styles[1]
+        k = j
+        while k < len(words) and words[k].styles[1] == style:
+            k += 1
+        if style != base and not any(i in targets for i in range(j, k)):
+            after, before = targets.get(k, []), targets.get(j - 1, [])
+            if len(after) > 1:  # the styled words came first: the punctuation after keeps its own
+                pieces[after[0]].styles = (style, style, pieces[after[0]].styles[2])
+            elif len(before) > 1:
+                pieces[before[-1]].styles = (pieces[before[-1]].styles[0], style, style)
+        j = k
 
 
 def _replace_aligned_atoms(s: _Sentence, pieces: list[_Piece], source_of: dict) -> list[_Piece]:
@@ -453,12 +482,14 @@ def _insert_removed(s: _Sentence, pieces: list, alignment) -> list[_Piece]:
 
 
 def _render(pieces: list[_Piece], base) -> list[Run]:
-    """Pieces joined by single spaces; a space between two words of one style takes that style."""
+    """Pieces joined by single spaces; a space between two words of one style takes that style,
+    else plain text (a link or bold run ends at its last word), else the sentence's base style."""
     runs: list[Run] = []
     for i, p in enumerate(pieces):
         if i:
             left, right = pieces[i - 1].styles[2], p.styles[0]
-            runs.append(Run(" ", left if left == right else base))
+            space = left if left == right else None if None in (left, right) else base
+            runs.append(Run(" ", space))
         if p.runs is not None:
             runs += p.runs
             continue

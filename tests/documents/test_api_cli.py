@@ -101,3 +101,48 @@ def test_unsupported_extension_lists_formats(tiny, tmp_path):
     src.write_bytes(b"PK")
     with pytest.raises(DocumentError, match=r"unsupported file type '\.xlsx'.*\.docx"):
         api.translate_file(tiny, src)
+
+
+def test_write_interrupted_before_rename_leaves_nothing(tiny, lines_format, tmp_path, monkeypatch):
+    src = tmp_path / "a.lines"
+    src.write_bytes(b"casa")
+
+    def fail(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(api.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        api.translate_file(tiny, src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.lines"]
+
+
+def test_cli_translates_a_file(tmp_path, capsys):
+    from traductor.cli import main
+
+    src = tmp_path / "notes.txt"
+    src.write_text("casa perro gato\n", encoding="utf-8")
+    assert main(["translate-file", str(src), "--model", TINY, "--beam", "1"]) == 0
+    out = tmp_path / "notes.en.txt"
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_text(encoding="utf-8").strip() == Translator(TINY).translate(
+        "casa perro gato", beam_size=1
+    )
+
+
+@pytest.mark.parametrize(
+    "name, extra, message",
+    [
+        ("sheet.xlsx", [], "unsupported file type '.xlsx'; supported: .txt"),
+        ("a.txt", ["--glossary", "missing.tsv"], "glossary file not found"),
+        ("a.txt", ["--output", "{dir}/a.txt"], "exists; pass --force"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, name, extra, message):
+    from traductor.cli import main
+
+    src = tmp_path / name
+    src.write_text("casa\n", encoding="utf-8")
+    extra = [e.replace("{dir}", str(tmp_path)) for e in extra]
+    assert main(["translate-file", str(src), "--model", TINY, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("traductor: error: ") and message in err
