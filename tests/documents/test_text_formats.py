@@ -433,3 +433,26 @@ def test_translate_document_each_paragraph_is_its_translation(tiny, fmt):
     assert texts(after) == [tiny.translate(t, beam_size=1) for t in texts(before)]
     # the markup around the paragraphs is as it was
     assert re.sub(r"[a-zá-ú ]+", "", out.decode()) == re.sub(r"[a-zá-ú ]+", "", src)
+
+
+# ---------------------------------------------------------------- odd input
+
+SOUP = (
+    "* ** _ ` [ ] ( ) < > <b> </b> <p> </p> &amp; & # |  --- ``` ~~ 1. - > hola mundo <!-- --> "
+    "<script> </script> <a_href='x'> </a> <img_alt=a> = \" ' \\ http://x.y/z"
+).split(" ")
+
+
+@pytest.mark.parametrize("fmt", ["txt", "md", "html"])
+def test_identity_holds_on_random_markup_soup(fmt):
+    """Unclosed tags, stray delimiters and mixed line endings: never a crash, always the same
+    bytes back (a leading stray end tag and an unclosed <script> once lost text)."""
+    import random
+
+    rng = random.Random(0)
+    pieces = [p.replace("_", " ") for p in SOUP] + [" ", "\n", "\r\n", "    "]
+    for _ in range(400):
+        data = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))).encode()
+        doc = parse(fmt, data)
+        assert identity(doc) == data
+        upper(doc)

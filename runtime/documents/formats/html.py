@@ -138,6 +138,8 @@ class HtmlWalker:
                     pos = stop
             else:
                 self.markup(token)
+        if self.skip:  # a skipped element never closed: kept up to the end
+            self._skipped()
         self.flush()
 
     # ---- events
@@ -266,7 +268,7 @@ class HtmlWalker:
             trail = body[-1][1][len(body[-1][1].rstrip()) :]
             body[-1] = ("text", body[-1][1][: len(body[-1][1]) - len(trail)])
         self.b.literal(lead)
-        self._paragraph(body, {k - lo: v for k, v in matched.items()})
+        self._paragraph(body, {k - lo: v - lo for k, v in matched.items()})
         self.b.literal(trail)
         for item in items[hi:]:
             self._out(item)
