@@ -20,6 +20,7 @@ from .base import DocumentError
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # The internal subset of a DOCTYPE: <!DOCTYPE name ... [ subset ]>
+_DECLARATION = re.compile(rb"^(?:\xef\xbb\xbf)?<\?xml[^>]*\?>\s*")
 _DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.DOTALL)
 
 
@@ -171,13 +172,13 @@ def _refusing_resolver(where: str):
 
 
 def serialize_xml(tree, original: bytes) -> bytes:
-    """A tree back to bytes with the original's XML declaration (or none, if it had none)."""
+    """A tree back to bytes, with the original's XML declaration as it was written (or none)."""
     et = etree()
-    info = tree.docinfo
-    declared = original.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml")
+    declaration = _DECLARATION.match(original)
+    encoding = (tree.docinfo.encoding or "UTF-8").upper().replace("_", "-")
+    if declaration is None or encoding in ("UTF-8", "UTF8"):
+        body = et.tostring(tree, encoding="UTF-8", xml_declaration=False)
+        return (declaration.group(0) if declaration else b"") + body
     return et.tostring(
-        tree,
-        xml_declaration=declared,
-        encoding=(info.encoding or "UTF-8") if declared else "UTF-8",
-        standalone=info.standalone if declared else None,
+        tree, encoding=encoding, xml_declaration=True, standalone=tree.docinfo.standalone
     )
