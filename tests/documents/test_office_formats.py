@@ -448,3 +448,43 @@ def test_libreoffice_reads_the_translated_document(samples, fmt, tmp_path):
     }[fmt]
     for phrase in wanted:
         assert phrase in text, text
+
+
+# ---- end to end, through the public API and the tiny model -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def translator():
+    from traductor.runtime.translator import Translator
+
+    from ..conftest import TINY_MODEL
+
+    return Translator(TINY_MODEL)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_translate_document_translates_each_paragraph_and_keeps_the_rest(samples, translator, fmt):
+    from traductor.runtime.documents.api import translate_document
+
+    data = samples[fmt]
+    source = get_format(fmt).parse(data)
+    out = translate_document(translator, data, fmt)
+    result = get_format(fmt).parse(out)
+    assert len(result.paragraphs) <= len(source.paragraphs)  # a paragraph may translate to ""
+    # One-sentence paragraphs of one plain run come out as translate() of that sentence.
+    single = [
+        p.text.strip()
+        for p in source.paragraphs
+        if len(p.runs) == 1
+        and p.runs[0].style is None
+        and not p.ref.objects
+        and re.fullmatch(r"[^.!?\t\n]+[.!?]?", p.text.strip())
+    ]
+    assert len(single) >= 2
+    texts = {p.text for p in result.paragraphs}
+    for sentence, expected in zip(single, translator.translate(single), strict=True):
+        assert not expected.strip() or expected in texts, (sentence, expected)
+    text_parts = {p.ref.part for p in source.paragraphs}
+    before, after = members(data), members(out)
+    assert list(after) == list(before)
+    assert all(after[n] == before[n] for n in before if n not in text_parts)
