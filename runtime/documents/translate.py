@@ -33,6 +33,7 @@ from .glossary import GLOSSARY_METHODS, term_spans
 # Words not to translate wherever they occur: URLs and e-mail addresses.
 _URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 _WORD = re.compile(r"\S+")
+_POSSESSIVE = re.compile(r"['’]s$")
 _EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)  # leading punctuation, core, trailing punctuation
 
 
@@ -403,17 +404,25 @@ def _replace_aligned_atoms(s: _Sentence, pieces: list[_Piece], source_of: dict) 
         if w.atom is not None and w.atom not in atoms:
             atoms.append(w.atom)
     drop: set[int] = set()
+    translation = " ".join(p.text for p in pieces)
     for atom in atoms:
+        term = atom.runs[0].text
+        if _count(translation, term) >= sum(a.runs[0].text == term for a in atoms):
+            continue  # the model wrote the required term itself (where alignment may not say)
         src = {j for j, w in enumerate(s.words) if w.atom is atom}
         targets = sorted(t for t, j in source_of.items() if j in src and t < len(pieces))
         if not targets:
             # The model dropped the term: put it after the word aligned with the one before it.
             s.removed.append((min(src), atom))
             continue
-        span = _best_group(targets, pieces, s.words, src, atom.runs[0].text)
+        span = _best_group(targets, pieces, s.words, src, term)
         first = span[0]
         lead = _EDGE.match(pieces[first].text).group(1)
         trail = _EDGE.match(pieces[span[-1]].text).group(3)
+        possessive = _POSSESSIVE.search(
+            pieces[span[-1]].text[: len(pieces[span[-1]].text) - len(trail)]
+        )
+        trail = (possessive.group() if possessive else "") + trail
         style = atom.runs[0].style
         runs = ([Run(lead, pieces[first].styles[0])] if lead else []) + [
             Run(atom.runs[0].text, style)
@@ -444,7 +453,14 @@ def _best_group(targets, pieces, words, src, term) -> list[int]:
         text = " ".join(pieces[t].text for t in g).lower()
         return max(_similar(text, source), _similar(text, term.lower())), len(g)
 
-    return max(groups, key=likeness)
+    # Within the group, as many words as the term has: "He said" aligned with Noemi -> "Naomi said".
+    size = len(term.split())
+    windows = [g[i : i + size] for g in groups for i in range(max(len(g) - size, 0) + 1)]
+    return max(windows, key=likeness)
+
+
+def _count(text: str, term: str) -> int:
+    return len(re.findall(r"(?<!\w)" + re.escape(term) + r"(?!\w)", text))
 
 
 def _similar(a: str, b: str) -> float:
