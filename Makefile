@@ -13,7 +13,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data lint format test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
+.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data lint format office-deps test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -39,11 +39,15 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword fp32 web-deps  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
+test: setup sword fp32 web-deps office-deps  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
 	$(MAKE) test-wheel
 	$(MAKE) test-cpus
+
+office-deps:  ## Debian's LibreOffice (writer, impress) and poppler-utils: the tests open translated office files in a real consumer
+	@command -v soffice >/dev/null && command -v pdftotext >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends libreoffice-writer-nogui libreoffice-impress-nogui poppler-utils; }
 
 qemu:  ## Debian's qemu-user, to run the tests as on other x86-64 CPUs, if missing
 	@command -v qemu-x86_64 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user; }
