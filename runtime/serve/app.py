@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from ..package import TraductorError
 from ..translator import Translator
-from . import handlers
+from . import files, handlers
 from .errors import ApiError
 from .handlers import Service
 from .settings import Settings
@@ -41,12 +41,15 @@ def create_app(translators: list[Translator], settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             route("/translate", handlers.translate, ["POST", "OPTIONS"]),
+            route("/translate_file", files.translate_file, ["POST", "OPTIONS"]),
+            route("/download_file/{name}", files.download_file, ["GET"]),
             route("/detect", handlers.detect, ["POST", "OPTIONS"]),
             route("/languages", handlers.languages, ["GET", "POST"]),
             route("/frontend/settings", handlers.frontend_settings, ["GET"]),
             route("/health", handlers.health, ["GET"]),
             route("/stats", handlers.stats, ["GET"]),
             route("/models/{name}/{file}", handlers.model_file, ["GET"]),
+            route("/page/{path:path}", handlers.shipped_page, ["GET"]),
             route("/", handlers.page, ["GET"]),
             route("/{path:path}", handlers.page, ["GET"]),
         ],

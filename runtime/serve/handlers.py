@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ..translator import Translator
 from .access import Access
 from .batcher import Batcher
+from .files import FileTranslation, supported_files_format
 from .html_text import translate_documents
 from .languages import Direction, Languages, language_name
 from .params import (
@@ -21,30 +22,37 @@ from .params import (
     translate_request,
 )
 from .settings import Settings
-from .static import ModelFiles, file_response, page_file
+from .static import PAGE_DIR, ModelFiles, file_response, page_file
 
 
 @dataclass
 class Service:
     """What the handlers read: the settings, one batcher per package, the languages they offer,
-    the access rules and the files the page may fetch."""
+    the access rules, the files the page may fetch and the file translation."""
 
     settings: Settings
     batchers: list[Batcher]
     languages: Languages
     access: Access
     model_files: ModelFiles
+    file_translation: FileTranslation
 
     @classmethod
     def start(cls, translators: list[Translator], settings: Settings) -> Service:
         """Start a batcher (its worker threads) for each package."""
         batchers = [Batcher(tr, settings) for tr in translators]
         return cls(
-            settings, batchers, Languages(batchers), Access(settings), ModelFiles(translators)
+            settings,
+            batchers,
+            Languages(batchers),
+            Access(settings),
+            ModelFiles(translators),
+            FileTranslation(settings),
         )
 
     def close(self) -> None:
         """Answer every request already queued, then stop the workers."""
+        self.file_translation.close()
         for b in self.batchers:
             b.close()
 
@@ -154,8 +162,10 @@ async def frontend_settings(request, service: Service) -> Response:
             "apiKeys": bool(settings.api_keys),
             "keyRequired": bool(settings.api_keys),
             "suggestions": False,
-            "filesTranslation": False,
-            "supportedFilesFormat": [],
+            "filesTranslation": service.file_translation.enabled,
+            "supportedFilesFormat": (
+                supported_files_format() if service.file_translation.enabled else []
+            ),
             "language": {
                 "source": {"code": source, "name": language_name(source)},
                 "target": {"code": target, "name": language_name(target)},
@@ -182,5 +192,12 @@ async def model_file(request, service: Service) -> Response:
 
 
 async def page(request, service: Service) -> Response:
+    """The in-browser page (web/, --web) where there is one, else the page shipped in the
+    package."""
     rel = request.path_params.get("path", "")
-    return file_response(page_file(service.settings.web_dir, rel))
+    return file_response(page_file(service.settings.web_dir or PAGE_DIR, rel))
+
+
+async def shipped_page(request, service: Service) -> Response:
+    """/page/: the shipped page (the HTTP API's), beside an in-browser page at /."""
+    return file_response(page_file(PAGE_DIR, request.path_params.get("path", "")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..continuous import supports_rows_at_different_steps
 from ..package import InputError
@@ -68,6 +69,9 @@ def settings_from_args(args) -> Settings:
         batching=not args.no_batching,
         trust_forwarded_for=args.trust_forwarded_for,
         web_dir=find_web_dir(args.web),
+        file_limit_mb=args.file_limit_mb,
+        files_ttl=args.files_ttl,
+        files_dir=Path(args.files_dir) if args.files_dir else None,
         beam_size=args.beam,
         batch_wait_ms=args.batch_wait_ms,
         max_batch_sentences=args.max_batch_sentences,

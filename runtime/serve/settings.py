@@ -34,7 +34,13 @@ class Settings:
     continuous: bool = False
     frontend_timeout: int = 500  # reported by /frontend/settings
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For (a proxy's)
-    web_dir: Path | None = None  # the browser page (web/ of a source checkout), served at /
+    # The in-browser page (web/ of a source checkout, or --web), served at /; None: the page
+    # shipped in the package (page/) is served there instead.
+    web_dir: Path | None = None
+    file_limit_mb: float = 20.0  # largest upload /translate_file takes, in MiB; -1 = none
+    # Seconds a translated file waits for its download, then is removed (LibreTranslate: 30 min).
+    files_ttl: float = 1800.0
+    files_dir: Path | None = None  # where translated files wait; None = a temporary folder
     beam_size: int | None = None  # None: each package's default
     # Loading the packages (not used by create_app, which takes loaded translators).
     variant: str | None = None  # None: int8 where present
@@ -57,6 +63,12 @@ class Settings:
             self.max_batch_sentences is not None and self.max_batch_sentences < 1
         ) or self.batch_wait_ms < 0:
             raise InputError("--max-batch-sentences must be >= 1 and --batch-wait-ms >= 0")
+        if self.file_limit_mb != -1 and self.file_limit_mb <= 0:
+            raise InputError(
+                f"--file-limit-mb must be -1 (no limit) or positive, got {self.file_limit_mb}"
+            )
+        if self.files_ttl <= 0:
+            raise InputError(f"--files-ttl must be positive, got {self.files_ttl}")
         if self.beam_size is not None and not 1 <= self.beam_size <= 64:
             raise InputError(f"--beam must be between 1 and 64, got {self.beam_size}")
 

@@ -1,5 +1,6 @@
-"""Static files: the browser page (--web) and the files of the loaded packages it fetches, with the
-headers that make the page cross-origin isolated."""
+"""Static files: the browser pages (the one shipped in the package, web/ or --web) and the files
+of the loaded packages the in-browser page fetches, with the headers that make it cross-origin
+isolated."""
 
 from __future__ import annotations
 
@@ -29,10 +30,8 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
     ".map": "application/json",
 }
-NO_PAGE = (
-    "no browser page here: run from a source checkout with web/ set up (make web-deps), "
-    "or pass --web DIR"
-)
+# The page shipped in the package: text and files through the HTTP API (no onnxruntime-web).
+PAGE_DIR = Path(__file__).resolve().parent / "page"
 
 
 def file_response(path: Path) -> FileResponse:
@@ -62,13 +61,11 @@ class ModelFiles:
         return folder / file
 
 
-def page_file(root: Path | None, rel: str) -> Path:
-    """A file of the browser page under `root` (rel "" is index.html); never one outside it."""
-    rel = rel or "index.html"
-    if rel in ("translate", "detect"):  # the API's POST-only paths: a wrong method, not a page
+def page_file(root: Path, rel: str) -> Path:
+    """A file of a page under `root` (rel "" is index.html); never one outside it."""
+    if rel in ("translate", "detect", "translate_file"):  # POST-only: a wrong method, not a page
         raise ApiError(405, "Method Not Allowed")
-    if root is None:
-        raise ApiError(404, NO_PAGE)
+    rel = rel or "index.html"
     target = (root / rel).resolve()
     if root.resolve() not in target.parents or not target.is_file():
         raise ApiError(404, f"not found: /{rel}")

@@ -29,6 +29,8 @@ EXTRA_OF = {
     "multipart": "serve",
     "py3langid": "serve",
     "sklearn": "explain",
+    "sentencex": "documents",
+    "lxml": "documents",
 }
 
 
@@ -36,6 +38,7 @@ COMMAND_EXTRA = {
     "traductor.export.marian": "convert",
     "traductor.runtime.explain": "explain",
     "traductor.runtime.embeddings": "explain",
+    "traductor.runtime.documents.cli": "documents",
 }
 
 
@@ -403,8 +406,26 @@ def _add_serve(sub) -> None:
     )
     p.add_argument(
         "--web",
-        help="folder of the browser page served at / "
-        "(default: web/ of a source checkout, once set up)",
+        help="folder of the in-browser page served at / (default: web/ of a source checkout, "
+        "once set up; else the page shipped in the package, also at /page/)",
+    )
+    p.add_argument(
+        "--file-limit-mb",
+        type=float,
+        default=Settings.file_limit_mb,
+        help="largest upload /translate_file takes, in MiB (-1: no limit)",
+    )
+    p.add_argument(
+        "--files-ttl",
+        type=float,
+        default=Settings.files_ttl,
+        help="seconds a translated file waits for its download before it is removed",
+    )
+    p.add_argument(
+        "--files-dir",
+        default=Settings.files_dir,
+        help="folder for translated files awaiting download (default: a temporary folder, "
+        "removed when the server stops)",
     )
     p.add_argument(
         "--no-batching",
