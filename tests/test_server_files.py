@@ -81,6 +81,29 @@ def test_an_upload_downloads_as_translate_document_writes_it(
     assert urllib.parse.quote(saved_as) in disposition or f'"{saved_as}"' in disposition
 
 
+def test_a_glossary_and_keep_terms_reach_the_translation(translator):
+    data = b"El sol y la luna.\n"
+    with client(translator) as c:
+        as_text = upload(c, "a.txt", data, glossary="# terms\nsol\tSUN\n", keep="luna")
+        as_files = c.post(
+            "/translate_file",
+            data={**LANGS, "keep": ["luna", "casa"]},
+            files=[("file", ("a.txt", data)), ("glossary", ("terms.tsv", b"sol\tSUN\n"))],
+        )
+        got = [download(c, r.json()["translatedFileUrl"]).content for r in (as_text, as_files)]
+        bad = upload(c, "a.txt", data, glossary="sol SUN")
+    glossary = {"sol": "SUN"}
+    assert got[0] == api.translate_document(
+        translator, data, "txt", glossary=glossary, keep=["luna"]
+    )
+    assert got[1] == api.translate_document(
+        translator, data, "txt", glossary=glossary, keep=["luna", "casa"]
+    )
+    assert b"SUN" in got[0] and b"luna" in got[0]
+    assert got[0] != api.translate_document(translator, data, "txt")
+    assert bad.status_code == 400 and "glossary line 1: expected" in bad.json()["error"]
+
+
 def test_uploads_over_the_size_limit_are_413_and_nothing_is_kept(translator, tmp_path):
     limit_mb = 0.01  # 10,485 bytes
     with client(translator, file_limit_mb=limit_mb, files_dir=tmp_path) as c:

@@ -2,7 +2,9 @@
 traductor.runtime.documents (on a thread of its own, so other requests go on) and keeps the
 result under a random name for --files-ttl seconds; GET /download_file/<name> serves it.
 
-    POST /translate_file  multipart: file, source (code or "auto"), target, api_key
+    POST /translate_file  multipart: file, source (code or "auto"), target, api_key; and, beyond
+                          LibreTranslate, glossary (TSV text or file: source term<TAB>target
+                          term a line) and keep (terms left as they are: one a line, or repeated)
                           -> {"translatedFileUrl": "<base url>/download_file/<name>"}
     GET  /download_file/<name>  the translated file, as an attachment named NAME.<target>.EXT
 
@@ -222,7 +224,7 @@ async def translate_file(request, service) -> Response:
     source_code, _ = langs.source_of(source, [text])
     langs.check_offered(source_code, source, target)
     direction = langs.direction(source_code, target)
-    options: dict = {"target_language": direction.target_language}
+    options: dict = {"target_language": direction.target_language, **_terms(params)}
     if service.settings.beam_size:
         options["beam_size"] = service.settings.beam_size
     out = await ft.run(_translate, direction.batcher.translator, data, fmt, options)
@@ -263,6 +265,30 @@ def _format_name(filename: str) -> str:
             f"supported: {supported()}",
         )
     return EXTENSIONS[suffix]
+
+
+def _terms(params: dict) -> dict:
+    """The glossary and keep fields -> translate_document's glossary= and keep= (only those
+    given). A file's name is never opened here: the terms come in the request."""
+    out: dict = {}
+    if params.get("glossary"):
+        glossary = {}
+        for n, line in enumerate(params["glossary"].splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = [part.strip() for part in line.split("\t")]
+            if len(parts) != 2 or not all(parts):
+                raise ApiError(
+                    400,
+                    f"Invalid request: glossary line {n}: expected 'source term<TAB>target term', "
+                    f"got {line!r}",
+                )
+            glossary[parts[0]] = parts[1]
+        out["glossary"] = glossary
+    keep = [t.strip() for v in params.get("keep", []) for t in v.splitlines() if t.strip()]
+    if keep:
+        out["keep"] = keep
+    return out
 
 
 def _detects(source: str, langs) -> bool:
@@ -308,13 +334,25 @@ async def read_upload(request, ft: FileTranslation) -> tuple[dict, tuple[str, by
                 upload = (
                     ("", b"") if isinstance(value, str) else (value.filename, await value.read())
                 )
-            elif isinstance(value, str):
-                params.setdefault(key, value)
+            elif key == "keep":
+                params.setdefault("keep", []).append(await _text(key, value))
+            elif key == "glossary" or isinstance(value, str):
+                params.setdefault(key, await _text(key, value))
     finally:
         await form.close()
     if upload is not None and ft.limit is not None and len(upload[1]) > ft.limit:
         raise _too_large(ft.limit_mb)
     return params, upload
+
+
+async def _text(key: str, value) -> str:
+    """A text field, or a text file sent in its place (a glossary file)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return (await value.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, f"Invalid request: {key} is not UTF-8 text") from None
 
 
 async def _read_body(request, cap: int | None, limit_mb: float) -> bytes:

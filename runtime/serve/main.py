@@ -27,6 +27,14 @@ def serve_main(args) -> int:
     langs = app.state.languages
     if settings.batching and settings.continuous:
         _warn_continuous_unsupported(translators)
+    missing = app.state.service.file_translation.missing
+    if missing:
+        print(
+            f"traductor serve: file translation is off ({missing} is missing): "
+            "pip install 'traductor[documents]'",
+            file=sys.stderr,
+            flush=True,
+        )
     pairs = ", ".join(f"{s}->{t}" for s, t in langs.directions)
     print(
         f"traductor serve: {pairs} on http://{settings.host}:{settings.port} "

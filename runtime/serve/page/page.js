@@ -5,6 +5,7 @@
 const ROOT = location.pathname.replace(/page\/(index\.html)?$/, "").replace(/[^/]*$/, "");
 const $ = (id) => document.getElementById(id);
 let languages = [];
+const names = {}; // code -> name: the sources from /languages, the default target from settings
 
 async function api(path, options) {
   const r = await fetch(ROOT + path, options);
@@ -16,10 +17,9 @@ async function api(path, options) {
 function fillTargets(preferred) {
   const entry = languages.find((l) => l.code === $("source").value);
   const select = $("target");
-  select.replaceChildren(...(entry ? entry.targets : []).map((code) => {
-    const lang = languages.find((l) => l.code === code);
-    return new Option(lang ? `${lang.name} (${code})` : code, code);
-  }));
+  select.replaceChildren(...(entry ? entry.targets : []).map(
+    (code) => new Option(names[code] ? `${names[code]} (${code})` : code, code),
+  ));
   if (preferred && entry && entry.targets.includes(preferred)) select.value = preferred;
 }
 
@@ -60,7 +60,7 @@ async function translateFile(event) {
     $("download").href = body.translatedFileUrl;
     $("download").textContent = `Download ${decodeURIComponent(body.translatedFileUrl.split("/").pop().replace(/^[^.]*\./, ""))}`;
     $("download").hidden = false;
-    $("file-status").textContent = "done";
+    $("file-status").textContent = `${file.name} translated`;
   } catch (e) {
     $("file-status").textContent = `error: ${e.message}`;
   }
@@ -76,6 +76,9 @@ function swap() {
 async function start() {
   const [langs, settings] = await Promise.all([api("languages"), api("frontend/settings")]);
   languages = langs;
+  for (const l of [settings.language.source, settings.language.target, ...langs]) {
+    names[l.code] = l.name;
+  }
   $("source").replaceChildren(...langs.map((l) => new Option(`${l.name} (${l.code})`, l.code)));
   $("source").value = settings.language.source.code;
   fillTargets(settings.language.target.code);
