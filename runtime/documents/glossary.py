@@ -35,6 +35,12 @@ def load_glossary(path: str | Path) -> dict[str, str]:
         raise DocumentError(f"glossary file not found: {path}") from None
     except UnicodeDecodeError as e:
         raise DocumentError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_glossary(text, str(path))
+
+
+def parse_glossary(text: str, where: str = "glossary") -> dict[str, str]:
+    """Glossary lines (the file's text, or a request field) -> {source term: target term}; a
+    malformed line is a DocumentError naming `where` and the line."""
     out: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -42,7 +48,7 @@ def load_glossary(path: str | Path) -> dict[str, str]:
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             raise DocumentError(
-                f"{path} line {n}: expected 'source term<TAB>target term', got {line!r}"
+                f"{where} line {n}: expected 'source term<TAB>target term', got {line!r}"
             )
         out[parts[0].strip()] = parts[1].strip()
     return out

@@ -272,19 +272,13 @@ def _terms(params: dict) -> dict:
     given). A file's name is never opened here: the terms come in the request."""
     out: dict = {}
     if params.get("glossary"):
-        glossary = {}
-        for n, line in enumerate(params["glossary"].splitlines(), start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = [part.strip() for part in line.split("\t")]
-            if len(parts) != 2 or not all(parts):
-                raise ApiError(
-                    400,
-                    f"Invalid request: glossary line {n}: expected 'source term<TAB>target term', "
-                    f"got {line!r}",
-                )
-            glossary[parts[0]] = parts[1]
-        out["glossary"] = glossary
+        from ..documents.base import DocumentError
+        from ..documents.glossary import parse_glossary
+
+        try:
+            out["glossary"] = parse_glossary(params["glossary"])
+        except DocumentError as e:
+            raise ApiError(400, f"Invalid request: {e}") from None
     keep = [t.strip() for v in params.get("keep", []) for t in v.splitlines() if t.strip()]
     if keep:
         out["keep"] = keep
