@@ -13,7 +13,7 @@ the two alternate in every repeat, medians are reported, sentences/s of each and
 <b> on one word of every verse, which makes every sentence take the alignment pass.
 
 Memory: a docx of --pages pages (--per-page verse paragraphs each, the verses repeated), translated
-greedily in a fresh process per measurement, peak RSS (getrusage) after loading the model; after
+greedily in a fresh process per measurement, peak RSS (VmHWM) after loading the model; after
 parsing the docx; after translate_batch of its sentences; after translate_document. The growth
 from the small document to the large one is set against the size of the document itself (zip,
 document.xml, the parsed document's RSS).
@@ -29,6 +29,7 @@ import datetime
 import html
 import io
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -249,7 +250,13 @@ def _speed_row(t: dict, n: int, size: int) -> dict:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak RSS. getrusage's ru_maxrss is not used: Linux carries the parent's peak
+    over into a child at exec, so every child would report at least the parent's RSS. VmHWM is
+    the high-water mark of this process's own memory map."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB or bytes
 
 
 def child(args) -> int:
@@ -347,7 +354,11 @@ def report(meta: dict, sp: dict | None, mem: list[dict] | None) -> str:
                 )
     if mem:
         lines += ["", *memory_table(mem, meta)]
-    lines += ["", f"Command: `{meta['command']}`"]
+    if "speed_command" in meta:
+        lines += ["", f"Speed: `{meta['speed_command']}` ({meta['speed_date']})."]
+        lines += [f"Memory: `{meta['command']}` ({meta['date']})."]
+    else:
+        lines += ["", f"Command: `{meta['command']}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -412,7 +423,11 @@ def main() -> int:
     p.add_argument(
         "--memory-model", default=None, help="model for the memory runs (default: --model)"
     )
-    p.add_argument("--skip-speed", action="store_true", help="memory runs only")
+    p.add_argument(
+        "--skip-speed",
+        action="store_true",
+        help="memory runs only (the speed figures already in --out's JSON are kept)",
+    )
     p.add_argument("--skip-memory", action="store_true", help="speed runs only")
     p.add_argument("--out", help="write the tables here (markdown) and the figures beside (.json)")
     p.add_argument(
@@ -429,15 +444,21 @@ def main() -> int:
     meta = {
         "date": datetime.date.today().isoformat(),
         "machine": cpu_summary(),
-        "model": args.model,
+        "model": os.path.relpath(args.model),
         "variant": tr.variant,
         "threads": args.threads,
         "repeats": args.repeats,
         "per_page": args.per_page,
-        "memory_model": args.memory_model,
+        "memory_model": os.path.relpath(args.memory_model),
         "command": ".venv/bin/python benchmarks/documents_speed.py " + " ".join(sys.argv[1:]),
     }
     sp = None
+    if args.skip_speed and args.out and Path(args.out).with_suffix(".json").exists():
+        # keep the speed figures already written there (a memory-only rerun)
+        old = json.loads(Path(args.out).with_suffix(".json").read_text(encoding="utf-8"))
+        sp = old.get("speed")
+        meta["speed_command"] = old["meta"].get("speed_command", old["meta"]["command"])
+        meta["speed_date"] = old["meta"].get("speed_date", old["meta"]["date"])
     if not args.skip_speed:
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
         beams = [int(b) for b in args.beams.split(",")]

@@ -29,6 +29,7 @@ import argparse
 import datetime
 import html
 import json
+import os
 import re
 import sys
 import time
@@ -554,7 +555,7 @@ def main() -> int:
     meta = {
         "date": datetime.date.today().isoformat(),
         "machine": cpu_summary(),
-        "model": args.model,
+        "model": os.path.relpath(args.model),
         "variant": tr.variant,
         "threads": args.threads,
         "paragraphs": len(cases),
