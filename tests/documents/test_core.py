@@ -44,6 +44,26 @@ class FakeTranslator:
         return out
 
 
+class CannedTranslator(FakeTranslator):
+    """Translates each known sentence to a given target with a given alignment (source word,
+    target word), as the model's alignment graph might give it."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def translate_batch(self, texts, return_alignments=False, **options):
+        self.calls.append(list(texts))
+        out = []
+        for text in texts:
+            target, alignment = self.table[text]
+            alignment = sorted(alignment) if return_alignments else None
+            out.append(
+                TranslationResult(target, [Candidate(target, 0.0, 0.0, [], None, alignment)])
+            )
+        return out
+
+
 def text_of(runs):
     return "".join(r.text for r in runs)
 
@@ -118,6 +138,20 @@ def test_unaligned_word_between_two_of_a_style_takes_it():
     fake = FakeTranslator(unaligned={"b"})
     p = Paragraph([Run("x "), Run("a b c", LINK)])
     assert translate_paragraphs(fake, [p])[0] == [Run("C B A", LINK), Run(" X")]
+
+
+def test_article_aligned_with_the_noun_goes_to_the_article():
+    # "the" attends to "tierra" more than to "la": both target words align with "tierra"
+    fake = CannedTranslator({"ve la tierra": ("see the land", [(0, 0), (2, 1), (2, 2)])})
+    p = Paragraph([Run("ve la "), Run("tierra", B)])
+    assert translate_paragraphs(fake, [p])[0] == [Run("see the "), Run("land", B)]
+
+
+def test_article_fix_leaves_a_source_word_with_its_own_target_alone():
+    # "la" has its own target word: "the land" both on "tierra" stays as the model said
+    fake = CannedTranslator({"la tierra": ("it the land", [(0, 0), (1, 1), (1, 2)])})
+    p = Paragraph([Run("la "), Run("tierra", B)])
+    assert translate_paragraphs(fake, [p])[0] == [Run("it "), Run("the land", B)]
 
 
 def test_bold_lands_on_aligned_word_with_the_tiny_model(tiny):
