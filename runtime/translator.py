@@ -425,8 +425,13 @@ class Translator:
         n = opts.num_hypotheses
         parts: list[list[list[Candidate]]] = [[] for _ in texts]
         joiners: list[list[str]] = [[] for _ in texts]
-        for s in segments:
-            found = by_segment.get(id(s), [])
+        found_of = [by_segment.get(id(s), []) for s in segments]
+        aligned = iter(
+            self._align([(s, f) for s, f in zip(segments, found_of) if f], opts.batch_size)
+            if opts.return_alignments
+            else ()
+        )
+        for s, found in zip(segments, found_of):
             cands = [self._candidate(h, opts) for h in found] or [
                 Candidate(
                     "",
@@ -438,7 +443,10 @@ class Translator:
                 )
             ]
             if opts.return_alignments and found:
-                cands = self._align(s, found, cands)
+                cands = [
+                    replace(c, alignment=pairs, token_log_probs=list(h.token_scores))
+                    for c, h, pairs in zip(cands, found, next(aligned))
+                ]
             parts[s.text_index].append(cands)
             joiners[s.text_index].append(s.joiner)
         results = []
@@ -476,33 +484,40 @@ class Translator:
         return results
 
     def _align(
-        self, seg: _Segment, hyps: list[Hypothesis], cands: list[Candidate]
-    ) -> list[Candidate]:
-        """Word alignments of a segment's candidates, from one forced run of the alignment graph."""
+        self, items: list[tuple[_Segment, list[Hypothesis]]], batch_size: int
+    ) -> list[list[list[tuple[int, int]]]]:
+        """Word alignments of every hypothesis of every (segment, n-best) item: items[i][1][k] ->
+        out[i][k], from forced runs of the alignment graph over batches of batch_size hypotheses
+        (sorted by target, then source length, so little is padded).
+
+        Batching changes nothing: sources are padded as translate_ids pads them (to the batch's
+        longest, a multiple of source_pad_multiple), targets with end tokens to the batch's longest;
+        a row's weights over its own positions are bit for bit those of the row alone (the
+        decoder is causal, masked source positions add exact zeros, rows are computed apart:
+        tests/runtime/test_alignment.py checks it).
+        """
         st, a = self._specials, self.config.alignment
-        rows = max(len(h.tokens) for h in hyps) + 1
-        target = np.full((len(hyps), rows), st.eos_id, dtype=np.int64)
-        for k, h in enumerate(hyps):
-            target[k, 0] = st.bos_id
-            target[k, 1 : 1 + len(h.tokens)] = h.tokens
-        ids, mask = self._pad([seg.ids] * len(hyps))
-        weights = self.model.alignment_weights(
-            ids, mask, target
-        )  # (hyps, layers, heads, rows, src)
-        heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
-        out = []
-        for k, (h, c) in enumerate(zip(hyps, cands)):
-            attn = weights[k, a.layer][heads].mean(axis=0)[
-                : len(h.tokens), : len(seg.ids)
-            ]  # row t predicts token t
-            tgt_words = target_words(self.target_tokenizer, h.tokens)
-            out.append(
-                replace(
-                    c,
-                    alignment=align_words(attn, seg.words, tgt_words),
-                    token_log_probs=list(h.token_scores),
-                )
+        rows = [(i, k) for i, (_, hyps) in enumerate(items) for k in range(len(hyps))]
+        rows.sort(key=lambda r: (len(items[r[0]][1][r[1]].tokens), len(items[r[0]][0].ids)))
+        out: list[list] = [[None] * len(hyps) for _, hyps in items]
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            hyps = [items[i][1][k] for i, k in batch]
+            segs = [items[i][0] for i, _ in batch]
+            target = np.full(
+                (len(batch), max(len(h.tokens) for h in hyps) + 1), st.eos_id, dtype=np.int64
             )
+            for r, h in enumerate(hyps):
+                target[r, 0] = st.bos_id
+                target[r, 1 : 1 + len(h.tokens)] = h.tokens
+            ids, mask = self._pad([s.ids for s in segs])
+            weights = self.model.alignment_weights(ids, mask, target)  # (rows, layers, heads, ...)
+            heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
+            for r, ((i, k), h, seg) in enumerate(zip(batch, hyps, segs)):
+                # row t predicts token t
+                attn = weights[r, a.layer][heads].mean(axis=0)[: len(h.tokens), : len(seg.ids)]
+                tgt_words = target_words(self.target_tokenizer, h.tokens)
+                out[i][k] = align_words(attn, seg.words, tgt_words)
         return out
 
     def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:

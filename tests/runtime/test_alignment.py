@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from traductor.runtime import Translator
@@ -76,8 +77,6 @@ def test_word_mapping_helpers(tr):
     assert words == sorted(words) and words[0] == 0 and words[-1] == 2
     ids = tr.tokenizer.encode("gato perro casa", add_special_tokens=False).ids
     assert target_words(tr.target_tokenizer, ids)[-1] == 2
-    import numpy as np
-
     attn = np.array(
         [[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]]
     )  # two target tokens, three source tokens (last = end token)
@@ -88,3 +87,52 @@ def test_word_mapping_helpers(tr):
 def test_return_alignments_must_be_a_bool(tr):
     with pytest.raises(ValueError, match="return_alignments"):
         tr.translate("sol", return_alignments="yes")
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_alignments_of_a_batch_equal_each_sentence_alone(variant, threads, beam):
+    """The alignment graph runs over batches of sentences (sorted by length, padded): each
+    sentence's alignments and log-probs are those it gets alone, and its attention weights over its
+    own positions are bit for bit those of a run over that sentence alone."""
+    from .test_batch_invariance import random_sources
+
+    tr = Translator(TINY_MODEL, variant=variant, intra_threads=threads)
+    texts = random_sources(seed=31 + beam + threads, n=30) + ["casa perro gato\nsol luna", ""]
+    n = min(beam, 3)
+    for batch_size in (32, 5):
+        options = dict(beam_size=beam, num_hypotheses=n, batch_size=batch_size)
+        together = tr.translate_batch(texts, return_alignments=True, **options)
+        for text, r in zip(texts, together):
+            alone = tr.translate_batch([text], return_alignments=True, **options)[0]
+            got = [(c.text, c.score, c.alignment, c.token_log_probs) for c in r.hypotheses]
+            want = [(c.text, c.score, c.alignment, c.token_log_probs) for c in alone.hypotheses]
+            assert got == want, text
+
+    # The weights themselves: record every alignment-graph run of a batched call, and compare each
+    # row's own block with the weights of that row run alone.
+    runs = []
+    original = tr.model.alignment_weights
+
+    def spy(ids, mask, target):
+        w = original(ids, mask, target)
+        runs.append((ids, mask, target, w))
+        return w
+
+    tr.model.alignment_weights = spy
+    try:
+        tr.translate_batch(texts, return_alignments=True, beam_size=beam, batch_size=8)
+    finally:
+        del tr.model.alignment_weights
+    assert len(runs) > 1 and any(len({int(m.sum()) for m in mask}) > 1 for _, mask, _, _ in runs)
+    eos = tr.config.special_tokens.eos_id
+    for ids, mask, target, w in runs:
+        for r in range(ids.shape[0]):
+            src = int(mask[r].sum())
+            tgt = (
+                int(np.flatnonzero(target[r] != eos).max()) + 1
+            )  # the start token, then the tokens
+            own_ids, own_mask = tr._pad([ids[r, :src].tolist()])
+            alone = original(own_ids, own_mask, target[r : r + 1, :tgt])
+            assert np.array_equal(alone[0, :, :, :tgt, :src], w[r, :, :, :tgt, :src])
