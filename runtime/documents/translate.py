@@ -394,8 +394,10 @@ def _fill_unaligned(pieces: list[_Piece], base) -> None:
 
 def _rescue_lost_styles(words: list[_Word], pieces: list[_Piece], source_of: dict, base) -> None:
     """A styled stretch of source words that no target word aligned with (attention often lands
-    on the next word: "<b>Dios</b> dijo" -> God and said both on "dijo") takes the nearest target
-    word of a neighbour that has two or more, so the formatting is not lost."""
+    on the next word: "<b>Dios</b> dijo" -> God and said both on "dijo") still lands on one target
+    word, so its formatting (a link's href) is not lost: the nearest target word of a neighbour
+    that has two or more, else a neighbour's target word in the base style, else the target word
+    nearest its relative position whose style is the base one or is also on another word."""
     targets: dict[int, list[int]] = {}
     for t, j in sorted(source_of.items()):
         targets.setdefault(j, []).append(t)
@@ -405,13 +407,44 @@ def _rescue_lost_styles(words: list[_Word], pieces: list[_Piece], source_of: dic
         k = j
         while k < len(words) and words[k].styles[1] == style:
             k += 1
-        if style != base and not any(i in targets for i in range(j, k)):
-            after, before = targets.get(k, []), targets.get(j - 1, [])
-            if len(after) > 1:  # the styled words came first: the punctuation after keeps its own
-                pieces[after[0]].styles = (style, style, pieces[after[0]].styles[2])
-            elif len(before) > 1:
-                pieces[before[-1]].styles = (pieces[before[-1]].styles[0], style, style)
+        if style != base and pieces and not any(i in targets for i in range(j, k)):
+            t, side = _rescue_target(
+                pieces, targets.get(j - 1, []), targets.get(k, []), base, (j + k) / 2 / len(words)
+            )
+            lead, _, trail = pieces[t].styles
+            # the punctuation on the far side of the lost words keeps its own style
+            pieces[t].styles = (
+                style if side == "after" else lead,
+                style,
+                style if side == "before" else trail,
+            )
         j = k
+
+
+def _rescue_target(pieces: list[_Piece], before: list[int], after: list[int], base, where: float):
+    """(target word, which side of the lost words it stands for: "before", "after" or ""). Only a
+    word whose style is the base one, or is also on another word, is taken: no mark is traded for
+    another."""
+    count = Counter(p.styles[1] for p in pieces)
+
+    def free(t: int) -> bool:
+        return pieces[t].styles[1] == base or count[pieces[t].styles[1]] > 1
+
+    # the styled words came first (the punctuation after keeps its own), then the word before
+    neighbours = [
+        (after, 2, "after"),
+        (before, 2, "before"),
+        (after, 1, "after"),
+        (before, 1, "before"),
+    ]
+    for targets, size, side in neighbours:
+        if len(targets) >= size:
+            t = targets[0] if side == "after" else targets[-1]
+            if free(t):
+                return t, side
+    position = where * len(pieces) - 0.5
+    order = sorted(range(len(pieces)), key=lambda t: abs(t - position))
+    return next((t for t in order if free(t)), order[0]), ""
 
 
 def _replace_aligned_atoms(s: _Sentence, pieces: list[_Piece], source_of: dict) -> list[_Piece]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from types import SimpleNamespace
 
@@ -152,6 +153,49 @@ def test_article_fix_leaves_a_source_word_with_its_own_target_alone():
     fake = CannedTranslator({"la tierra": ("it the land", [(0, 0), (1, 1), (1, 2)])})
     p = Paragraph([Run("la "), Run("tierra", B)])
     assert translate_paragraphs(fake, [p])[0] == [Run("it "), Run("the land", B)]
+
+
+def test_link_on_a_word_nothing_aligned_with_lands_on_a_neighbours_word():
+    # no target word aligned with "barco", its neighbours have one each: the link, href and all,
+    # goes to the plain word of the neighbour after it rather than vanish
+    fake = CannedTranslator({"ve barco hoy": ("see today", [(0, 0), (2, 1)])})
+    p = Paragraph([Run("ve "), Run("barco", LINK), Run(" hoy")])
+    assert translate_paragraphs(fake, [p])[0] == [Run("see "), Run("today", LINK)]
+
+
+def test_lost_style_between_other_styles_takes_the_nearest_plain_word():
+    # "dos" aligned with nothing, its neighbours' words carry their own styles: the bold goes to
+    # the plain target word nearest its position instead of taking over another mark
+    table = {"uno dos tres cuatro cinco": ("ONE THREE FOUR FIVE", [(0, 0), (2, 1), (3, 2), (4, 3)])}
+    p = Paragraph(
+        [Run("uno", ITALIC), Run(" "), Run("dos", B), Run(" "), Run("tres", LINK)]
+        + [Run(" cuatro cinco")]
+    )
+    out = translate_paragraphs(CannedTranslator(table), [p])[0]
+    assert out == [
+        Run("ONE", ITALIC),
+        Run(" "),
+        Run("THREE", LINK),
+        Run(" "),
+        Run("FOUR", B),
+        Run(" FIVE"),
+    ]
+
+
+def test_every_styled_word_lands_somewhere_whatever_the_alignment():
+    # 4 styled words and 2 plain ones, 4 target words, every alignment of one source word each
+    styles = [B, ITALIC, LINK, CODE]
+    source = "a b c d e f"
+    words = source.split()
+    for sources in itertools.product(range(6), repeat=4):
+        table = {source: ("W X Y Z", [(s, t) for t, s in enumerate(sources)])}
+        p = Paragraph(
+            [Run(w + " ", styles[i] if i < 4 else None) for i, w in enumerate(words[:-1])]
+            + [Run(words[-1])]
+        )
+        out = translate_paragraphs(CannedTranslator(table), [p])[0]
+        kept = {r.style for r in out if r.text.strip()}
+        assert kept >= set(styles), (sources, out)
 
 
 def test_bold_lands_on_aligned_word_with_the_tiny_model(tiny):
