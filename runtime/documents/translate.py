@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from ..package import TraductorError
 from .base import Paragraph, Run
@@ -37,7 +39,7 @@ _POSSESSIVE = re.compile(r"['’]s$")
 _EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)  # leading punctuation, core, trailing punctuation
 
 
-@dataclass
+@dataclass(slots=True)
 class _Atom:
     """A span of the paragraph that comes out as fixed runs instead of being translated."""
 
@@ -49,7 +51,7 @@ class _Atom:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Word:
     text: str  # the source word as the model sees it
     styles: tuple[
@@ -58,7 +60,7 @@ class _Word:
     atom: _Atom | None = None  # an aligned atom this word belongs to
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sentence:
     start: int  # paragraph offsets: text[start:end] is the sentence, text[end:stop] the space after
     end: int
@@ -94,7 +96,8 @@ def translate_paragraphs(
     options = {k: v for k, v in options.items() if k not in ("return_scores", "return_alignments")}
     language = translator.config.source_language
     terms = _terms(glossary, keep)
-    plans = [_plan(p, language, terms, glossary_method) for p in paragraphs]
+    interned: dict[tuple, tuple] = {}
+    plans = [_plan(p, language, terms, glossary_method, interned) for p in paragraphs]
     sentences = [s for plan in plans if plan for s in plan[1]]
     outputs = _translate(translator, sentences, progress, options)
     out = []
@@ -116,10 +119,11 @@ def _terms(glossary: Mapping[str, str] | None, keep: Sequence[str]) -> dict[str,
 # -- reading a paragraph -----------------------------------------------------------------------
 
 
-def _plan(p: Paragraph, language: str, terms: dict[str, str], method: str):
-    """(per-character runs, sentences) of a paragraph, or None when it has nothing to translate."""
+def _plan(p: Paragraph, language: str, terms: dict[str, str], method: str, interned: dict):
+    """(the runs of its characters, sentences) of a paragraph, or None when it has nothing to
+    translate. interned: the document's style tuples, shared by the words that have them."""
     text = p.text
-    chars = [r for r in p.runs for _ in r.text]  # the run each character comes from
+    chars = _Chars(p.runs)
     if not any(ch.isalpha() and not chars[i].keep for i, ch in enumerate(text)):
         return None
     atoms = _atoms(text, chars, terms, method)
@@ -132,12 +136,28 @@ def _plan(p: Paragraph, language: str, terms: dict[str, str], method: str):
                 if not s.removed or s.removed[-1][1] is not atom:
                     s.removed.append((len(s.words), atom))
                 continue
-            s.words.append(_Word(m.group(), _word_styles(text, chars, *m.span()), atom))
+            styles = _word_styles(text, chars, *m.span())
+            styles = interned.setdefault(styles, styles)  # one tuple per combination, not per word
+            s.words.append(_Word(m.group(), styles, atom))
         sentences.append(s)
     return chars, sentences
 
 
-def _atoms(text: str, chars: list[Run], terms: dict[str, str], method: str) -> list[_Atom]:
+class _Chars:
+    """The run each character of a paragraph comes from (chars[k]), kept as run boundaries: a list
+    of a pointer per character was a third of the core's memory on a long document."""
+
+    __slots__ = ("runs", "ends")
+
+    def __init__(self, runs: Sequence[Run]):
+        self.runs = [r for r in runs if r.text]
+        self.ends = list(accumulate(len(r.text) for r in self.runs))
+
+    def __getitem__(self, k: int) -> Run:
+        return self.runs[bisect_right(self.ends, k)]
+
+
+def _atoms(text: str, chars: _Chars, terms: dict[str, str], method: str) -> list[_Atom]:
     """Keep runs, URLs and e-mail addresses (whole words, put back verbatim), then glossary and
     keep-list terms, in paragraph order, never overlapping."""
     spans = []
@@ -178,7 +198,7 @@ def _whole_words(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int
     return [(a, b) for a, b in out]
 
 
-def _slice(chars: list[Run], text: str, a: int, b: int) -> list[Run]:
+def _slice(chars: _Chars, text: str, a: int, b: int) -> list[Run]:
     """text[a:b] as runs of the styles it was read with."""
     runs: list[Run] = []
     for k in range(a, b):
@@ -190,7 +210,7 @@ def _slice(chars: list[Run], text: str, a: int, b: int) -> list[Run]:
     return runs
 
 
-def _word_styles(text: str, chars: list[Run], a: int, b: int) -> tuple:
+def _word_styles(text: str, chars: _Chars, a: int, b: int) -> tuple:
     """A word's styles: of its leading punctuation, its letters (most of them), its trailing
     punctuation; a missing part takes the letters' style."""
     lead, core, trail = _EDGE.match(text[a:b]).groups()
@@ -293,14 +313,14 @@ def _chunks(translator, group: list[_Sentence], options: dict, split: bool):
 # -- writing the translation -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Piece:
     text: str
     styles: tuple  # (leading, letters, trailing) for a word; (style,) * 3 for fixed runs
     runs: list[Run] | None = None  # fixed runs (an atom), else the word in its styles
 
 
-def _paragraph_runs(text: str, chars: list[Run], sentences: list[_Sentence], outputs) -> list[Run]:
+def _paragraph_runs(text: str, chars: _Chars, sentences: list[_Sentence], outputs) -> list[Run]:
     runs: list[Run] = []
     head = sentences[0].start
     runs += _slice(chars, text, 0, head)
