@@ -262,12 +262,18 @@ class OnnxSeq2Seq:
         return self._align
 
     def alignment_weights(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, target_ids: np.ndarray
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        target_ids: np.ndarray,
+        cross: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Cross-attention of teacher-forced target_ids (batch, tgt_len; the start token first) ->
-        (batch, layers, heads, tgt_len, src_len)."""
+        (batch, layers, heads, tgt_len, src_len). cross: encode(input_ids, attention_mask) when
+        the caller has it already (the decoding's), else it is computed here."""
         session = self.align_session()
-        cross = self.encode(input_ids, attention_mask)
+        if cross is None:
+            cross = self.encode(input_ids, attention_mask)
         feeds = {
             "target_ids": target_ids,
             self.config.io.attention_mask: attention_mask,

@@ -345,16 +345,18 @@ class Translator:
     def _pad(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         return pad_sources(seqs, self._specials.pad_id, self.config.decoding.source_pad_multiple)
 
-    def _search(self, seqs: list[list[int]], opts: TranslationOptions) -> list[list[Hypothesis]]:
-        st = self._specials
+    def _search(
+        self, seqs: list[list[int]], opts: TranslationOptions, model=None
+    ) -> list[list[Hypothesis]]:
+        st, model = self._specials, model or self.model
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
             return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
-                make_step_decoder(self.model, ids, mask, max_steps=max(limits)), limits
+                make_step_decoder(model, ids, mask, max_steps=max(limits)), limits
             )
         return self._beam_search(opts).search(
-            make_step_decoder(self.model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)),
+            make_step_decoder(model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)),
             limits,
         )
 
@@ -384,7 +386,19 @@ class Translator:
         self, texts: list[str], opts: TranslationOptions
     ) -> list[TranslationResult]:
         plan = self._plan(texts, opts)
-        return plan.results(dict(enumerate(self.translate_ids(plan.sources, opts))))
+        if not opts.return_alignments:
+            return plan.results(dict(enumerate(self.translate_ids(plan.sources, opts))))
+        # Alignments: each decoding batch is aligned at once, on the encoder output it decoded from.
+        work, hyps, pairs = plan._work, {}, {}
+        order = sorted(range(len(work)), key=lambda i: len(work[i].ids))
+        for start in range(0, len(order), opts.batch_size):
+            idx = order[start : start + opts.batch_size]
+            model = _Recording(self.model)
+            found = self._search([work[i].ids for i in idx], opts, model)
+            aligned = self._align([(work[i], h) for i, h in zip(idx, found)], len(idx), model.cross)
+            for i, h, a in zip(idx, found, aligned):
+                hyps[i], pairs[id(work[i])] = h, a
+        return plan.results(hyps, pairs)
 
     def plan(self, texts: Sequence[str], **options) -> Plan:
         """The sentences to decode for `texts` (for a caller that runs the decoding itself, as the
@@ -420,17 +434,25 @@ class Translator:
         )
 
     def _results(
-        self, texts: list[str], segments: list[_Segment], by_segment: dict, opts: TranslationOptions
+        self,
+        texts: list[str],
+        segments: list[_Segment],
+        by_segment: dict,
+        opts: TranslationOptions,
+        alignments: dict | None = None,
     ) -> list[TranslationResult]:
+        """by_segment: id(segment) -> its n-best; alignments: id(segment) -> each hypothesis' word
+        alignment where already computed (with return_alignments, the rest are computed here)."""
         n = opts.num_hypotheses
         parts: list[list[list[Candidate]]] = [[] for _ in texts]
         joiners: list[list[str]] = [[] for _ in texts]
         found_of = [by_segment.get(id(s), []) for s in segments]
-        aligned = iter(
-            self._align([(s, f) for s, f in zip(segments, found_of) if f], opts.batch_size)
-            if opts.return_alignments
-            else ()
-        )
+        todo = [(s, f) for s, f in zip(segments, found_of) if f and id(s) not in (alignments or {})]
+        alignments = dict(alignments or {})
+        if opts.return_alignments and todo:
+            alignments.update(
+                (id(s), a) for (s, _), a in zip(todo, self._align(todo, opts.batch_size))
+            )
         for s, found in zip(segments, found_of):
             cands = [self._candidate(h, opts) for h in found] or [
                 Candidate(
@@ -445,7 +467,7 @@ class Translator:
             if opts.return_alignments and found:
                 cands = [
                     replace(c, alignment=pairs, token_log_probs=list(h.token_scores))
-                    for c, h, pairs in zip(cands, found, next(aligned))
+                    for c, h, pairs in zip(cands, found, alignments[id(s)])
                 ]
             parts[s.text_index].append(cands)
             joiners[s.text_index].append(s.joiner)
@@ -484,7 +506,10 @@ class Translator:
         return results
 
     def _align(
-        self, items: list[tuple[_Segment, list[Hypothesis]]], batch_size: int
+        self,
+        items: list[tuple[_Segment, list[Hypothesis]]],
+        batch_size: int,
+        cross: list[np.ndarray] | None = None,
     ) -> list[list[list[tuple[int, int]]]]:
         """Word alignments of every hypothesis of every (segment, n-best) item: items[i][1][k] ->
         out[i][k], from forced runs of the alignment graph over batches of batch_size hypotheses
@@ -495,6 +520,9 @@ class Translator:
         a row's weights over its own positions are bit for bit those of the row alone (the
         decoder is causal, masked source positions add exact zeros, rows are computed apart:
         tests/runtime/test_alignment.py checks it).
+
+        cross: the encoder output of [s.ids for s, _ in items] padded together (the decoding
+        batch's), when the items are one decoding batch: the sources are not encoded again.
         """
         st, a = self._specials, self.config.alignment
         rows = [(i, k) for i, (_, hyps) in enumerate(items) for k in range(len(hyps))]
@@ -511,7 +539,12 @@ class Translator:
                 target[r, 0] = st.bos_id
                 target[r, 1 : 1 + len(h.tokens)] = h.tokens
             ids, mask = self._pad([s.ids for s in segs])
-            weights = self.model.alignment_weights(ids, mask, target)  # (rows, layers, heads, ...)
+            rows_cross = None
+            if cross is not None:  # each row's sentence's rows of the batch's encoder output
+                sentence = np.array([i for i, _ in batch])
+                rows_cross = [c[sentence, :, : ids.shape[1]] for c in cross]
+            # (rows, layers, heads, target, source)
+            weights = self.model.alignment_weights(ids, mask, target, rows_cross)
             heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
             for r, ((i, k), h, seg) in enumerate(zip(batch, hyps, segs)):
                 # row t predicts token t
@@ -550,14 +583,31 @@ class Plan:
         self.sources = [s.ids for s in work]
         self.limits = [opts.max_length or translator._limit(s.ids) for s in work]
 
-    def results(self, hyps: dict[int, list[Hypothesis]]) -> list[TranslationResult]:
+    def results(
+        self, hyps: dict[int, list[Hypothesis]], alignments: dict | None = None
+    ) -> list[TranslationResult]:
         """hyps[i]: the n-best of sources[i] -> one TranslationResult per text."""
         return self.translator._results(
             self.texts,
             self._segments,
             {id(s): hyps[i] for i, s in enumerate(self._work)},
             self.options,
+            alignments,
         )
+
+
+class _Recording:
+    """The model, keeping the last encoder output it gives (the decoding's), for the alignments."""
+
+    def __init__(self, model: OnnxSeq2Seq):
+        self._model, self.cross = model, None
+
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        self.cross = self._model.encode(input_ids, attention_mask)
+        return self.cross
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
 
 
 def _load_tokenizer(model_dir: Path, name: str) -> Tokenizer:

@@ -110,13 +110,14 @@ def test_alignments_of_a_batch_equal_each_sentence_alone(variant, threads, beam)
             want = [(c.text, c.score, c.alignment, c.token_log_probs) for c in alone.hypotheses]
             assert got == want, text
 
-    # The weights themselves: record every alignment-graph run of a batched call, and compare each
-    # row's own block with the weights of that row run alone.
+    # The weights themselves: record every alignment-graph run of a batched call (on the decoding
+    # batch's encoder output), and compare each row's own block with that row run alone.
     runs = []
     original = tr.model.alignment_weights
 
-    def spy(ids, mask, target):
-        w = original(ids, mask, target)
+    def spy(ids, mask, target, cross=None):  # cross: the decoding's encoder output
+        w = original(ids, mask, target, cross)
+        assert cross is not None  # the sources are not encoded a second time
         runs.append((ids, mask, target, w))
         return w
 
