@@ -2,7 +2,8 @@
 
 A format reads a file into paragraphs of runs and writes the file back from translated runs; it
 knows nothing about the model. The core (translate.py) splits paragraphs into sentences, translates
-every sentence of the document in one batched call and places each run's formatting on the words
+every sentence of the document through one batched translate_batch (two: sentences with
+formatting to place also ask for word alignments) and places each run's formatting on the words
 the model aligned with it; it knows nothing about file formats.
 
     parsed = fmt.parse(data)                       # bytes -> ParsedDocument
