@@ -14,7 +14,8 @@ from .package import InputError, ModelError, installed_variants, read_config
 from .translator import Translator
 
 
-def _translator(args) -> Translator:
+def cli_translator(args) -> Translator:
+    """The Translator the model and execution flags ask for (translate, translate-file)."""
     fallback = ("cpu",) if args.fallback_cpu else ()
     return Translator(
         args.model,
@@ -66,7 +67,7 @@ def translate_main(args) -> int:
     warnings.showwarning = lambda msg, cat, *a, **k: print(
         f"traductor: warning: {msg}", file=sys.stderr
     )
-    translator = _translator(args)
+    translator = cli_translator(args)
     opts = {
         "beam_size": args.beam,
         "batch_size": args.batch_size,

@@ -6,7 +6,7 @@ import sys
 import time
 import warnings
 
-from ..translator import Translator
+from ..cli import cli_translator
 from .api import translate_file
 from .formats import format_of
 from .glossary import load_glossary, load_keep
@@ -20,12 +20,7 @@ def translate_file_main(args) -> int:
     format_of(args.input, args.format)  # an unsupported file fails before the model loads
     glossary = load_glossary(args.glossary) if args.glossary else None
     keep = load_keep(args.keep or ())
-    translator = Translator(
-        args.model,
-        providers=args.provider.split(","),
-        variant=args.variant,
-        intra_threads=args.threads,
-    )
+    translator = cli_translator(args)
     bar = _progress_bar(enabled=args.progress and sys.stderr.isatty())
     try:
         out = translate_file(
@@ -39,6 +34,7 @@ def translate_file_main(args) -> int:
             progress=bar.update if bar else None,
             beam_size=args.beam,
             batch_size=args.batch_size,
+            max_length=args.max_length,
             target_language=args.target_language,
         )
     finally:

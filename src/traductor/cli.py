@@ -482,19 +482,8 @@ def _add_serve(sub) -> None:
     p.set_defaults(run="traductor.runtime.serve:serve_main")
 
 
-def _add_translate(sub) -> None:
-    p = sub.add_parser(
-        "translate",
-        help="translate text with a model package (no torch needed)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
-    p.add_argument(
-        "--model",
-        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
-    )
-    p.add_argument("--input", help="file to translate, one text per line")
-    p.add_argument("--output", help="file to write translations to (default: stdout)")
+def _add_model_options(p) -> None:
+    """The decoding and execution flags `translate` and `translate-file` share (after --model)."""
     p.add_argument(
         "--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)"
     )
@@ -528,6 +517,22 @@ def _add_translate(sub) -> None:
         help="intra-op threads for everything (default: automatic: encoder on all cores, decoder "
         "on one thread below 24 running rows)",
     )
+
+
+def _add_translate(sub) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate text with a model package (no torch needed)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("text", nargs="*", help="text to translate; with none, reads stdin line by line")
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
+    p.add_argument("--input", help="file to translate, one text per line")
+    p.add_argument("--output", help="file to write translations to (default: stdout)")
+    _add_model_options(p)
     p.add_argument(
         "--json",
         action="store_true",
@@ -559,9 +564,7 @@ def _add_translate_file(sub) -> None:
         "--model",
         help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
     )
-    p.add_argument(
-        "--beam", type=int, default=None, help="beam size, 1 = greedy (default: the model's config)"
-    )
+    _add_model_options(p)
     p.add_argument("--format", help="the input's format, overriding its extension (txt, docx, ...)")
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     p.add_argument(
@@ -576,24 +579,6 @@ def _add_translate_file(sub) -> None:
         help="a term to leave untranslated; repeatable; @FILE (or the path of an existing file) "
         "reads one term per line",
     )
-    p.add_argument(
-        "--target-language",
-        "--to",
-        dest="target_language",
-        help="for models with several target languages (see `traductor models`)",
-    )
-    p.add_argument(
-        "--variant", default=None, help="model variant: int8 or fp32 (default: int8 if present)"
-    )
-    p.add_argument(
-        "--provider",
-        default="cpu",
-        help="execution provider(s), comma-separated: cpu, cuda, openvino, ...",
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="intra-op threads (default: automatic)"
-    )
-    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
     p.add_argument(
         "--no-progress",
         dest="progress",
