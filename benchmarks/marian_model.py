@@ -114,17 +114,9 @@ def _random_model(pad: int, seed: int):
     )
     torch.manual_seed(seed)
     model = MarianMTModel(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
+    # The end token never wins: every engine decodes its token limit.
+    uneven_logits(model, seed, end_bias=lambda _: EOS_BIAS)
     with torch.no_grad():
-        bias = torch.randn(model.final_logits_bias.shape, generator=g)
-        bias[0, 0] = EOS_BIAS  # the end token never wins: every engine decodes its token limit
-        model.final_logits_bias.copy_(bias)
-        for name, p in model.named_parameters():
-            if "layer_norm" in name:
-                p.copy_(
-                    (1.0 if name.endswith("weight") else 0.0)
-                    + 0.3 * torch.randn(p.shape, generator=g)
-                )
         model.get_input_embeddings().weight[pad].zero_()
     model.generation_config = GenerationConfig(
         bad_words_ids=[[pad]],
@@ -136,6 +128,25 @@ def _random_model(pad: int, seed: int):
         pad_token_id=pad,
     )
     return model
+
+
+def uneven_logits(model, seed: int, end_bias) -> None:
+    """Make a random MarianMTModel's logits uneven: a random final_logits_bias (the end token's
+    entry replaced by end_bias(its random value)) and LayerNorm weights and biases moved by
+    N(0, 0.3). Shared by this model and the test fixture's."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        bias = torch.randn(model.final_logits_bias.shape, generator=g)
+        bias[0, 0] = end_bias(bias[0, 0])
+        model.final_logits_bias.copy_(bias)
+        for name, p in model.named_parameters():
+            if "layer_norm" in name:
+                p.copy_(
+                    (1.0 if name.endswith("weight") else 0.0)
+                    + 0.3 * torch.randn(p.shape, generator=g)
+                )
 
 
 def corpus(words: list[str], n: int, seed: int) -> list[str]:

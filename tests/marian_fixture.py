@@ -12,7 +12,7 @@ from pathlib import Path
 
 # One home for the synthetic corpus and the SentencePiece helpers: the OPUS-size model that
 # benchmarks/marian_engines.py times is built from the same words and seeds.
-from benchmarks.marian_model import ENGLISH, corpus, pieces, train_spm
+from benchmarks.marian_model import ENGLISH, corpus, pieces, train_spm, uneven_logits
 
 SPANISH = (
     "el la los las un una de en y que por con para sol luna casa perro gato agua fuego mar río "
@@ -124,15 +124,6 @@ def _random_model(
     )
     torch.manual_seed(seed)
     model = MarianMTModel(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        bias = torch.randn(model.final_logits_bias.shape, generator=g)
-        bias[0, 0] += 2.5  # the end token likely enough that random sentences end on their own
-        model.final_logits_bias.copy_(bias)
-        for name, p in model.named_parameters():
-            if "layer_norm" in name:
-                p.copy_(
-                    (1.0 if name.endswith("weight") else 0.0)
-                    + 0.3 * torch.randn(p.shape, generator=g)
-                )
+    # The end token likely enough that random sentences end on their own.
+    uneven_logits(model, seed, end_bias=lambda b: b + 2.5)
     return model
