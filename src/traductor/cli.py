@@ -31,6 +31,8 @@ EXTRA_OF = {
     "sklearn": "explain",
     "sentencex": "documents",
     "lxml": "documents",
+    "pyarrow": "dataset",
+    "ray": "ray",
 }
 
 
@@ -39,6 +41,7 @@ COMMAND_EXTRA = {
     "traductor.runtime.explain": "explain",
     "traductor.runtime.embeddings": "explain",
     "traductor.runtime.documents.cli": "documents",
+    "traductor.runtime.dataset.cli": "dataset",
 }
 
 
@@ -588,6 +591,86 @@ def _add_translate_file(sub) -> None:
     p.set_defaults(run="traductor.runtime.documents.cli:translate_file_main")
 
 
+def _add_translate_dataset(sub) -> None:
+    p = sub.add_parser(
+        "translate-dataset",
+        help="translate a column of JSONL, CSV or Parquet files, locally or on Ray (dataset extra)",
+        description="Translate one column of a dataset into DIR: every input column plus "
+        "row_id, translation, score and error, in parts named by input file and row range. "
+        "Rerunning the command after a crash skips the parts already written.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("input", help="a JSONL, CSV or Parquet file, a directory of them, or a glob")
+    p.add_argument("--output", required=True, metavar="DIR", help="directory for the parts")
+    p.add_argument("--column", default="text", help="the input column to translate")
+    p.add_argument(
+        "--model",
+        help="model name or directory (default: $TRADUCTOR_MODEL, else the built-in es-en)",
+    )
+    _add_model_options(p)
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process, all cores; ray: a Ray Data actor pool (ray extra)",
+    )
+    p.add_argument(
+        "--output-format", choices=["parquet", "jsonl"], default="parquet", help="format of parts"
+    )
+    p.add_argument(
+        "--part-rows",
+        type=int,
+        default=1000,
+        help="input rows per output part: the unit of work, retry and resume",
+    )
+    p.add_argument(
+        "--max-chars",
+        type=int,
+        default=10_000,
+        help="longer texts are not translated; their error says so",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the parts of a job with another model, options or inputs in DIR",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rows/s and time left on stderr (default: when stderr is a terminal)",
+    )
+    ray = p.add_argument_group("ray engine")
+    ray.add_argument(
+        "--address",
+        help="join a running cluster: auto, HOST:PORT or ray://HOST:PORT (default: start a local "
+        "Ray for the job)",
+    )
+    ray.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="most actors in the pool (default: the cluster's CPUs / --cpus-per-actor)",
+    )
+    ray.add_argument("--min-actors", type=int, default=1, help="actors the pool keeps")
+    ray.add_argument(
+        "--cpus-per-actor",
+        type=int,
+        default=1,
+        help="CPUs each actor reserves, and its ONNX Runtime intra-op threads",
+    )
+    ray.add_argument(
+        "--ray-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)"
+    )
+    ray.add_argument(
+        "--ship-model",
+        action="store_true",
+        help="upload the model package with the job (runtime_env working_dir) instead of "
+        "reading --model's path on every node",
+    )
+    p.set_defaults(run="traductor.runtime.dataset.cli:translate_dataset_main")
+
+
 def _add_models(sub) -> None:
     p = sub.add_parser(
         "models",
@@ -624,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _add_translate,
         _add_translate_file,
+        _add_translate_dataset,
         _add_models,
         _add_bench,
         _add_prepare,
