@@ -29,7 +29,7 @@ from .progress import progress_bar
 class RayOptions:
     address: str | None = None  # None: start a local Ray for the job; "auto" or "ray://host:port"
     cpus_per_actor: int = 1  # each actor's CPUs = its ONNX Runtime intra-op threads
-    min_actors: int = 1
+    min_actors: int | None = None  # None: max_actors (a fixed pool, every CPU busy from the start)
     max_actors: int | None = None  # None: as many as the cluster's CPUs allow
     local_cpus: int | None = None  # the CPUs of a local Ray (None: all)
     ship_model: bool = False  # upload the model package with the job (runtime_env working_dir)
@@ -112,7 +112,7 @@ def _run(parts, opts, model, out, ro, progress) -> dict:
     ctx.print_on_execution_start = False
     cpus = int(ray.cluster_resources().get("CPU", 1))
     max_actors = ro.max_actors or max(1, cpus // ro.cpus_per_actor)
-    min_actors = min(ro.min_actors, max_actors)
+    min_actors = min(ro.min_actors or max_actors, max_actors)
     if ro.ship_model:
         model = ModelSpec(".", model.variant, model.providers, model.fallback)  # the working_dir
     ds = ray.data.from_items([{"part": p.to_json()} for p in parts], override_num_blocks=len(parts))

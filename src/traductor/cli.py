@@ -652,7 +652,13 @@ def _add_translate_dataset(sub) -> None:
         default=None,
         help="most actors in the pool (default: the cluster's CPUs / --cpus-per-actor)",
     )
-    ray.add_argument("--min-actors", type=int, default=1, help="actors the pool keeps")
+    ray.add_argument(
+        "--min-actors",
+        type=int,
+        default=None,
+        help="actors the pool starts with and keeps; fewer than --actors lets Ray Data scale the "
+        "pool with the work (default: --actors, a fixed pool)",
+    )
     ray.add_argument(
         "--cpus-per-actor",
         type=int,
