@@ -47,6 +47,7 @@ from .gates import (
     measure_quality,
 )
 from .graphs import build_variants
+from .ort import add_checked_ort_variants
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class PackageOptions:
     card_notes: Path | None = None  # a markdown file appended to MODEL_CARD.md
     force: bool = False  # replace `out` if it exists
     accept_mismatch: bool = False  # write the package even if it fails verification (warns)
+    ort: bool = False  # also write each variant in ORT format (+ required_operators.config)
 
     def __post_init__(self):
         for name in ("out", "test_data", "card_notes"):
@@ -85,6 +87,7 @@ class PackageOptions:
             card_notes=args.card_notes,
             force=args.force,
             accept_mismatch=args.accept_mismatch,
+            ort=args.ort,
         )
 
 
@@ -124,6 +127,8 @@ def write_package(source: PackageSource, dev_texts: list[str], options: PackageO
         )
         _write_metadata(tmp, pkg)  # the gates load the package as users will
         pkg, checks, quality = _run_gates(source, src, tmp, pkg, options)
+        if options.ort:
+            pkg, checks = add_checked_ort_variants(tmp, pkg, checks, src)
         sizes = {
             name: (tmp / v.encoder).stat().st_size + (tmp / v.decoder).stat().st_size
             for name, v in pkg.variants.items()

@@ -16,11 +16,15 @@ import onnxruntime as ort
 from .package import (
     INT8_ROWS,
     MANIFEST_FILE,
+    ORT_SUFFIX,
     InputError,
     ModelError,
     ModelPackageConfig,
+    OrtFormatError,
     check_external_data,
     installed_variants,
+    is_ort_format,
+    ort_format_version,
     padded_length,
     read_config,
     verify_files,
@@ -106,6 +110,9 @@ def choose_variant(
             "the model has none of its variants' files: "
             + ", ".join(f"{n} ({v.encoder}, {v.decoder})" for n, v in config.variants.items())
         )
+    if all(v.endswith(ORT_SUFFIX) for v in have):
+        # A copy with only ORT-format graphs (as a phone app ships it): the same choice among them.
+        return choose_variant(config, providers, [v[: -len(ORT_SUFFIX)] for v in have]) + ORT_SUFFIX
     if "int8" in have and providers[0] not in NO_INT8:
         return "int8"
     if config.default_variant == "int8" and "fp32" in have:
@@ -185,6 +192,13 @@ def _session(
         )
     except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         msg = str(e).splitlines()[0][:300]
+        if is_ort_format(model_bytes):
+            version = ort_format_version(model_bytes) or "(unreadable)"
+            raise OrtFormatError(
+                f"{name} is in ORT format version {version}, which onnxruntime "
+                f"{ort.__version__} cannot load ({msg}): use the onnxruntime that wrote it or a "
+                f"newer one, or the .onnx variant (the name without {ORT_SUFFIX!r})"
+            ) from e
         if "escapes" in msg:
             raise ModelError(
                 f"{name} refused: it refers to external data outside the model directory ({msg})"
@@ -318,7 +332,8 @@ class OnnxSeq2Seq:
                     f"{name} does not match its sha256 in manifest.json: the file is corrupt or "
                     "was changed"
                 )
-        check_external_data(data, name, self.model_dir)
+        if not is_ort_format(data):  # ORT-format files are flatbuffers with no external data
+            check_external_data(data, name, self.model_dir)
         return _session(data, name, self.model_dir, settings, threads)
 
     def _check_io(self) -> None:

@@ -9,6 +9,8 @@ read, so the two cannot drift apart.
       tokenizer.json     the `tokenizers` tokenizer the model was trained with
       encoder*.onnx      input ids + mask -> cross-attention K/V of every decoder layer
       decoder*.onnx      one step with a KV cache -> log-probabilities + present K/V
+      *.ort              optional: the same graphs in ORT format (variants named "<variant>-ort"),
+      required_operators.config   and the operators a reduced ONNX Runtime build needs for them
       MODEL_CARD.md      data, training, quality
 """
 
@@ -38,6 +40,11 @@ SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE = (
     "target.tokenizer.json",
 )  # two-tokenizer packages
 INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row activation scales
+# ORT format (ONNX Runtime Mobile and minimal builds): variant V's graphs, optimized and saved as
+# flatbuffers, form variant V + ORT_SUFFIX; ORT_OPERATORS_FILE lists the operators they use.
+ORT_SUFFIX = "-ort"
+ORT_OPERATORS_FILE = "required_operators.config"
+
 
 
 class TraductorError(Exception):
@@ -48,6 +55,10 @@ class TraductorError(Exception):
 
 class ModelError(TraductorError):
     """A model directory that cannot be used: missing, corrupt, or of an unknown format."""
+
+
+class OrtFormatError(ModelError):
+    """An ORT-format graph this onnxruntime cannot read (written by a newer one, or damaged)."""
 
 
 class InputError(TraductorError, ValueError, TypeError):
@@ -341,6 +352,49 @@ def verify_files(model_dir: Path, names: list[str], check_hash: bool = True) -> 
                 f"{name} does not match its sha256 in {MANIFEST_FILE}: the file is corrupt or was "
                 "changed"
             )
+
+
+# -- ORT format: a flatbuffer whose root table (fbs.InferenceSession) starts with ort_version ------
+
+
+def is_ort_format(model_bytes: bytes) -> bool:
+    """Whether the bytes are an ORT-format graph (flatbuffer identifier "ORTM"), not ONNX."""
+    return len(model_bytes) >= 8 and model_bytes[4:8] == b"ORTM"
+
+
+def ort_format_version(model_bytes: bytes) -> str | None:
+    """The ORT format version an ORT-format file declares ("6" from onnxruntime 1.32), None if the
+    flatbuffer is too damaged to say. Read here so that a runtime too old for the file can say
+    which version it is given."""
+    span = ort_version_span(model_bytes)
+    if span is None:
+        return None
+    try:
+        return model_bytes[span[0] : span[1]].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def ort_version_span(model_bytes: bytes) -> tuple[int, int] | None:
+    """(start, end) of the ort_version string, field 0 of the root table, in an ORT-format file."""
+    import struct
+
+    try:
+        root = struct.unpack_from("<I", model_bytes, 0)[0]
+        vtable = root - struct.unpack_from("<i", model_bytes, root)[0]
+        if struct.unpack_from("<H", model_bytes, vtable)[0] < 6:
+            return None  # the table has no field 0
+        field = struct.unpack_from("<H", model_bytes, vtable + 4)[0]
+        if field == 0:
+            return None
+        at = root + field
+        start = at + struct.unpack_from("<I", model_bytes, at)[0]
+        length = struct.unpack_from("<I", model_bytes, start)[0]
+    except struct.error:
+        return None
+    if length > 16 or start + 4 + length > len(model_bytes):
+        return None
+    return start + 4, start + 4 + length
 
 
 # -- the ONNX protobuf, read without the onnx package ----------------------------------------------

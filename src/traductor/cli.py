@@ -244,6 +244,12 @@ def _add_export(sub) -> None:
         help="write the package even if it fails verification (loud warning)",
     )
     p.add_argument(
+        "--ort",
+        action="store_true",
+        help="also write each variant in ORT format (ONNX Runtime Mobile, minimal builds) and "
+        "the required_operators.config a reduced build needs",
+    )
+    p.add_argument(
         "--save-weights",
         metavar="NPZ",
         help="also write the checkpoint's weights in float16 (.npz), from which --rebuild-fp32 "
@@ -302,6 +308,12 @@ def _add_convert(sub) -> None:
         "--accept-mismatch",
         action="store_true",
         help="write the package even if it fails verification (loud warning)",
+    )
+    q.add_argument(
+        "--ort",
+        action="store_true",
+        help="also write each variant in ORT format (ONNX Runtime Mobile, minimal builds) and "
+        "the required_operators.config a reduced build needs",
     )
     q.set_defaults(run="traductor.export.marian:main")
 
