@@ -13,7 +13,7 @@ EXAMPLES := "En el principio crió Dios los cielos y la tierra." \
   "Bienaventurados los pobres en espíritu, porque de ellos es el reino de los cielos." \
   "Y dijo Dios: Sea la luz: y fué la luz."
 
-.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data lint format office-deps test test-fast test-runtime-only test-wheel test-cpus test-openvino train-demo clean
+.PHONY: help translate model reexport fp32 wheel bench compare setup sword qemu data lint format office-deps test test-fast test-runtime-only test-wheel test-cpus test-openvino test-arm64 test-arm64-fast arm64-tools arm64-env arm64-python train-demo clean
 
 translate: $(RT_VENV)/.ok  ## set up the runtime only (no torch) and translate example sentences with the shipped model
 	@$(RT_VENV)/bin/traductor translate $(EXAMPLES)
@@ -39,11 +39,12 @@ $(DATA)/train.tsv:
 
 data: $(DATA)/train.tsv  ## extract the Spanish-English Bible corpus into data/bible
 
-test: setup sword fp32 web-deps office-deps  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs
+test: setup sword fp32 web-deps office-deps  ## set up and run the whole test suite, the runtime tests without torch, the wheel, and the int8 tests on emulated CPUs (x86 and aarch64)
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) test-runtime-only
 	$(MAKE) test-wheel
 	$(MAKE) test-cpus
+	$(MAKE) test-arm64-fast
 
 office-deps:  ## Debian's LibreOffice (writer, impress) and poppler-utils: the tests open translated office files in a real consumer
 	@command -v soffice >/dev/null && command -v pdftotext >/dev/null || { $(SUDO) apt-get update -qq && \
@@ -95,6 +96,54 @@ $(OV_VENV)/.ok: pyproject.toml
 test-openvino: $(OV_VENV)/.ok  ## runtime tests with the OpenVINO execution provider, in its own venv
 	$(OV_VENV)/bin/pip install -q --no-deps --force-reinstall .
 	cd /tmp && TRADUCTOR_TEST_PROVIDER=openvino $(CURDIR)/$(OV_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
+
+# -- linux aarch64, emulated on x86 (docs/edge.md) --------------------------------------------------
+# An arm64 Debian userland (the interpreter and its libraries, from Debian's own packages) plus the
+# aarch64 wheels pip picks for `pip install traductor`, run under qemu-aarch64 as a Neoverse-N1.
+# Debian 12's Python is 3.11, the oldest traductor supports. pip does not widen manylinux tags:
+# each one is named (tokenizers' aarch64 wheel is manylinux_2_17/2014 only).
+ARM64 := .venv-arm64
+ARM64_SUITE := bookworm
+ARM64_WHEELS := --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 \
+  --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp --only-binary=:all:
+# -L serves the tree's files first, /proc/cpuinfo included: onnxruntime segfaults on import when it
+# reads the host's x86 one (tests/arm64/cpuinfo is a Neoverse-N1's).
+ARM64_PY := PYTHONPATH=$(CURDIR)/$(ARM64)/site nice -n 10 qemu-aarch64 -L $(CURDIR)/$(ARM64)/root \
+  -cpu neoverse-n1 $(CURDIR)/$(ARM64)/root/usr/bin/python3.11
+
+arm64-tools:  ## Debian's qemu-user and mmdebstrap, to build and run an arm64 environment, if missing
+	@command -v qemu-aarch64 >/dev/null && command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq qemu-user mmdebstrap; }
+
+$(ARM64)/root/.ok: tests/arm64/cpuinfo | arm64-tools
+	rm -rf $(ARM64)/root && mkdir -p $(ARM64)
+	nice -n 10 mmdebstrap -q --variant=extract --architectures=arm64 --include=python3.11,libstdc++6 \
+	  $(ARM64_SUITE) $(ARM64)/root $(wildcard /etc/apt/sources.list.d/debian.sources)
+	mkdir -p $(ARM64)/root/proc && cp tests/arm64/cpuinfo $(ARM64)/root/proc/cpuinfo
+	touch $@
+
+# traductor's wheel (built here, pure Python) and every dependency as an aarch64 wheel: what
+# `pip install traductor` resolves to on a Raspberry Pi or a Graviton server.
+arm64-env: $(ARM64)/root/.ok | $(VENV)/.dev  ## the arm64 environment in .venv-arm64 (Debian userland + aarch64 wheels)
+	rm -rf $(ARM64)/site $(ARM64)/dist
+	$(BIN)/pip wheel -q --no-deps -w $(ARM64)/dist .
+	nice -n 10 $(BIN)/pip install -q --target $(ARM64)/site $(ARM64_WHEELS) $(ARM64)/dist/traductor-*.whl pytest
+
+# What CI runs (make test, ~4 minutes here): the ORT-format tests and batch invariance on aarch64.
+ARM64_FAST := tests/runtime/test_ort_format.py tests/runtime/test_batch_invariance.py
+test-arm64-fast: arm64-env  ## a fast subset of the runtime tests under qemu-aarch64 (part of `make test`)
+	cd /tmp && $(ARM64_PY) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -m "not slow" \
+	  $(addprefix $(CURDIR)/,$(ARM64_FAST))
+
+# The rest (emulation is slow: see docs/edge.md for the times): every runtime test, the shipped
+# model's batch invariance included, and the test books int8 greedy on both sides (BLEU within 0.1).
+test-arm64: arm64-env fp32 data  ## every runtime test and the test books under qemu-aarch64, compared with x86
+	cd /tmp && $(ARM64_PY) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/runtime
+	$(PY) benchmarks/arm64_parity.py --arm64 "$(ARM64_PY)" --model models/es-en --data $(DATA)/test.tsv \
+	  --variants int8 --beams 1 --out $(ARM64)/parity
+
+arm64-python:  ## print the command that runs the arm64 Python (for benchmarks/arm64_parity.py --arm64)
+	@echo '$(ARM64_PY)'
 
 lint: setup  ## ruff: lint and format check (configured in pyproject.toml)
 	$(BIN)/ruff check .
