@@ -61,11 +61,12 @@ def translate_dataset_main(args) -> int:
         )
         progress = args.progress if args.progress is not None else sys.stderr.isatty()
         t0 = time.perf_counter()
+        start_s = 0.0  # starting or joining Ray: reported, not counted in rows/s
         if todo and args.engine == "ray":
-            _run_ray(args, translator, todo, opts, out, progress)
+            start_s = _run_ray(args, translator, todo, opts, out, progress)
         elif todo:
             run_local(translator, todo, opts, out, progress)
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0 - start_s
         rows, kinds = tally(out, parts)
     finally:
         os.close(lock)
@@ -92,7 +93,7 @@ def _check_ray() -> None:
         ) from e
 
 
-def _run_ray(args, translator, todo, opts, out, progress) -> None:
+def _run_ray(args, translator, todo, opts, out, progress) -> float:
     from .ray_engine import ModelSpec, RayOptions, run_ray
 
     fallback = ("cpu",) if args.fallback_cpu else ()
@@ -115,4 +116,8 @@ def _run_ray(args, translator, todo, opts, out, progress) -> None:
         if v is not None and v < 1:
             raise DatasetError(f"invalid {name}={v}: must be >= 1")
     used = run_ray(todo, opts, model, out, ro, progress)
-    _say(f"ray: {len(used['actors'])} actor(s) on {len(used['nodes'])} node(s) did the work")
+    _say(
+        f"ray: {len(used['actors'])} actor(s) on {len(used['nodes'])} node(s) did the work; "
+        f"Ray started in {used['start_s']:.1f} s (not counted in rows/s)"
+    )
+    return used["start_s"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,10 +80,13 @@ def run_ray(
     ro: RayOptions,
     progress: bool,
 ) -> dict:
-    """Translate `parts` on Ray; returns {"nodes": node ids that did work, "actors": their pids}."""
+    """Translate `parts` on Ray; returns {"nodes": node ids that did work, "actors": their pids,
+    "start_s": seconds to start or join Ray}."""
+    t0 = time.perf_counter()
     started = _init(ro, model)
+    start_s = time.perf_counter() - t0
     try:
-        return _run(parts, opts, model, out, ro, progress)
+        return {**_run(parts, opts, model, out, ro, progress), "start_s": start_s}
     finally:
         if started:
             ray.shutdown()
@@ -96,7 +100,8 @@ def _init(ro: RayOptions, model: ModelSpec) -> bool:
     if ro.address is None:
         # A Ray started for this job listens on loopback only (Ray picks the interface otherwise).
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray.init(num_cpus=ro.local_cpus, **kwargs)
+        # address="local": a new Ray, never one a stale /tmp/ray/ray_current_cluster points at.
+        ray.init(address="local", num_cpus=ro.local_cpus, **kwargs)
     else:
         kwargs.pop("include_dashboard")
         try:
