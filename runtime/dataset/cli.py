@@ -9,6 +9,9 @@ import time
 import warnings
 from pathlib import Path
 
+import pyarrow  # noqa: F401 - the dataset extra: missing, `traductor` names it in one line
+import tqdm  # noqa: F401
+
 from ..cli import cli_translator
 from .local import run_local
 from .options import DatasetError, DatasetOptions

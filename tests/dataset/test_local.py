@@ -196,3 +196,10 @@ def test_driver_killed_mid_job_then_rerun_gives_the_uninterrupted_output(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in (tmp_path / "ref").iterdir()
     )
+
+
+def test_without_the_dataset_extra_the_error_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if pyarrow were not installed
+    monkeypatch.delitem(sys.modules, "traductor.runtime.dataset.cli", raising=False)
+    assert run(tmp_path, "--output", tmp_path / "out") == 2
+    assert "pip install 'traductor[dataset]'" in _one_line_error(capsys)
