@@ -13,6 +13,7 @@ import pyarrow  # noqa: F401 - the dataset extra: missing, `traductor` names it 
 import tqdm  # noqa: F401
 
 from ..cli import cli_translator
+from .core import ModelSpec
 from .local import run_local
 from .options import DatasetError, DatasetOptions
 from .parts import (
@@ -68,7 +69,19 @@ def translate_dataset_main(args) -> int:
         if todo and args.engine == "ray":
             start_s = _run_ray(args, translator, todo, opts, out, progress)
         elif todo:
-            run_local(translator, todo, opts, out, progress)
+            workers = args.workers or os.cpu_count() or 1
+            if workers < 1:
+                raise DatasetError(f"invalid --workers {workers}: must be >= 1")
+            run_local(
+                translator,
+                todo,
+                opts,
+                out,
+                progress,
+                workers,
+                _model_spec(args, translator),
+                args.threads,
+            )
         seconds = time.perf_counter() - t0 - start_s
         rows, kinds = tally(out, parts)
     finally:
@@ -96,16 +109,19 @@ def _check_ray() -> None:
         ) from e
 
 
-def _run_ray(args, translator, todo, opts, out, progress) -> float:
-    from .ray_engine import ModelSpec, RayOptions, run_ray
-
-    fallback = ("cpu",) if args.fallback_cpu else ()
-    model = ModelSpec(
+def _model_spec(args, translator) -> ModelSpec:
+    return ModelSpec(
         str(Path(translator.model_dir).resolve()),
         translator.variant,
         tuple(args.provider.split(",")),
-        fallback,
+        ("cpu",) if args.fallback_cpu else (),
     )
+
+
+def _run_ray(args, translator, todo, opts, out, progress) -> float:
+    from .ray_engine import RayOptions, run_ray
+
+    model = _model_spec(args, translator)
     ro = RayOptions(
         address=args.address,
         cpus_per_actor=args.cpus_per_actor,

@@ -16,6 +16,27 @@ from .sources import check_text, read_rows
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """What a worker process or actor needs to build its Translator (the driver's checked flags)."""
+
+    path: str
+    variant: str | None
+    providers: tuple[str, ...]
+    fallback: tuple[str, ...]
+
+    def load(self, threads: int | None):
+        from ..translator import Translator
+
+        return Translator(
+            self.path,
+            providers=list(self.providers),
+            variant=self.variant,
+            intra_threads=threads,
+            fallback=self.fallback,
+        )
+
+
+@dataclass(frozen=True)
 class PartStats:
     name: str
     rows: int

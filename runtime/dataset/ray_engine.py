@@ -19,8 +19,7 @@ import numpy as np
 import ray
 
 from ..package import TraductorError
-from ..translator import Translator
-from .core import translate_part
+from .core import ModelSpec, translate_part
 from .options import DatasetError, DatasetOptions
 from .parts import Part
 from .progress import progress_bar
@@ -36,28 +35,12 @@ class RayOptions:
     ship_model: bool = False  # upload the model package with the job (runtime_env working_dir)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What an actor needs to build its Translator (the driver's checked copy of the flags)."""
-
-    path: str
-    variant: str | None
-    providers: tuple[str, ...]
-    fallback: tuple[str, ...]
-
-
 class TranslatorActor:
     """One per pool slot: loads the package once, then translates and writes its parts."""
 
     def __init__(self, opts: DatasetOptions, model: ModelSpec, out: str, threads: int):
         self.opts, self.out = opts, Path(out)
-        self.translator = Translator(
-            model.path,
-            providers=list(model.providers),
-            variant=model.variant,
-            intra_threads=threads,
-            fallback=model.fallback,
-        )
+        self.translator = model.load(threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         stats = [

@@ -627,6 +627,13 @@ def _add_translate_dataset(sub) -> None:
         help="local: this process, all cores; ray: a Ray Data actor pool (ray extra)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local engine: worker processes, each with its own model on cores / workers threads "
+        "(default: one per core; 1 = this process, --threads applies)",
+    )
+    p.add_argument(
         "--output-format", choices=["parquet", "jsonl"], default="parquet", help="format of parts"
     )
     p.add_argument(
