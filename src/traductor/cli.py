@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import platform
 import sys
 
 from traductor import __version__
@@ -747,25 +748,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The base install: without one of these, no command runs (a platform without a wheel for it, such
+# as 32-bit ARM for onnxruntime, or a broken install).
+BASE_DEPENDENCIES = ("onnxruntime", "numpy", "tokenizers")
+
+
 def _load(target: str):
     module_name, func = target.split(":")
     try:
         return getattr(importlib.import_module(module_name), func)
-    except ModuleNotFoundError as e:
-        missing = (e.name or "").split(".")[0]
-        if missing in EXTRA_OF:
-            # The extra that pulls the missing package in for this command: convert needs torch
-            # too, and the pictures take matplotlib from the explain extra (no torch).
-            extra = COMMAND_EXTRA.get(module_name, EXTRA_OF[missing])
-            raise UserError(
-                f"this command needs {missing}, which is not installed: "
-                f"pip install 'traductor[{extra}]'"
-            ) from e
-        raise
+    except ImportError as e:
+        error = _missing(e, module_name)
+        if error is None:
+            raise
+        raise error from e
+
+
+def _missing(e: ImportError, module_name: str = "") -> UserError | None:
+    """The one line for an import that failed for want of a package, or None for another failure."""
+    missing = (e.name or "").split(".")[0]
+    if missing in BASE_DEPENDENCIES:
+        return UserError(
+            f"{missing} could not be imported ({e}); traductor needs it on every platform: "
+            f"pip install {missing} (on {platform.machine()} with Python "
+            f"{platform.python_version()}: if pip finds no wheel, see docs/edge.md for the "
+            "platforms that have one)"
+        )
+    if isinstance(e, ModuleNotFoundError) and missing in EXTRA_OF:
+        # The extra that pulls the missing package in for this command: convert needs torch
+        # too, and the pictures take matplotlib from the explain extra (no torch).
+        extra = COMMAND_EXTRA.get(module_name, EXTRA_OF[missing])
+        return UserError(
+            f"this command needs {missing}, which is not installed: "
+            f"pip install 'traductor[{extra}]'"
+        )
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ImportError as e:  # some subcommands' defaults come from the runtime
+        if (error := _missing(e)) is None or os.environ.get("TRADUCTOR_DEBUG"):
+            raise
+        print(f"traductor: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return _load(args.run)(args) or 0
     except KeyboardInterrupt:

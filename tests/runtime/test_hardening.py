@@ -363,3 +363,21 @@ def test_training_commands_name_the_missing_extra_without_torch():
         assert (
             proc.returncode == 2 and "pip install 'traductor[" in err and "Traceback" not in err
         ), (args, err)
+
+
+@pytest.mark.parametrize("blocked", ["onnxruntime", "tokenizers"])
+def test_a_missing_base_dependency_is_one_line_naming_it(blocked):
+    """As on a platform without a wheel for it: the CLI still starts and says what is missing."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        "from traductor.cli import main\n"
+        "sys.exit(main(['translate', 'hola']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"pip install {blocked}" in lines[0], r.stderr
