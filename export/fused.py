@@ -134,9 +134,17 @@ def _top_k(g: _Graph, scores: str, k: str, vocab: int, outputs: list[str]) -> No
     g.op("Add", [g.one("Mul", [block, size]), g.one("Mod", [where, size])], outputs=[outputs[1]])
 
 
+def alignment_layer(n_decoder_layers: int) -> int:
+    """The decoder layer whose cross-attention gives word alignments (config.json `alignment`).
+    Measured on the shipped model (benchmarks/results/alignment_names.md): the middle layer, mean of
+    its heads, links 96% of Bible names (the last layer 91%, the first 59%)."""
+    return n_decoder_layers // 2
+
+
 def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
     """The decoder step of `model` as an ONNX graph (see the module docstring)."""
     cfg = model.cfg
+    aligned = alignment_layer(cfg.n_decoder_layers)
     g = _Graph()
     step = _step_tensors(g, io, cfg)
     x, pe, embed_name = _embedding(g, model, io)
@@ -160,7 +168,7 @@ def build_decoder(model: Transformer, io: IONames) -> onnx.ModelProto:
             x = h = g.one("Add", [x, pe])
         o, bias = _self_attention_block(g, layer.self_attn, h, i, p, io, step, cfg.n_heads)
         h, x = _residual(g, cfg.pre_norm, o, bias, x, ln[0], ln[1])
-        o, bias = _cross_attention_block(g, layer.cross_attn, h, i, p, io, step)
+        o, bias = _cross_attention_block(g, layer.cross_attn, h, i, p, io, step, i == aligned)
         h, x = _residual(g, cfg.pre_norm, o, bias, x, ln[1], ln[2])
         o, bias = _feed_forward_block(g, layer.ffn, h, p, cfg.activation)
         if cfg.pre_norm:
@@ -232,7 +240,10 @@ def _embedding(g: _Graph, model: Transformer, io: IONames) -> tuple[str, str, st
     emb = g.one("Gather", [g.init(embed_name, model.target_embed.weight), io.input_ids])
     if cfg.scale_embedding:
         emb = g.one("Mul", [emb, g.init("embed_scale", np.array(math.sqrt(d), dtype=np.float32))])
-    table = sinusoidal_positions(torch.arange(cfg.max_len + 1), d, cfg.positions)
+    # Computed in float64: the exported table is then the same bytes on whichever CPU exports it.
+    table = sinusoidal_positions(
+        torch.arange(cfg.max_len + 1), d, cfg.positions, torch.float64
+    ).float()
     pe = g.one("Gather", [g.init("positions", table.reshape(-1, 1, d)), io.position])
     return emb, pe, embed_name
 
@@ -292,10 +303,12 @@ def _self_attention_block(
 
 
 def _cross_attention_block(
-    g: _Graph, ca, h: str, i: int, p: str, io: IONames, step: _StepTensors
+    g: _Graph, ca, h: str, i: int, p: str, io: IONames, step: _StepTensors, aligned: bool = False
 ) -> tuple[str, str]:
     """Attention over the encoder's K/V: the rows of a sentence are the queries of one product per
-    head -> (the output projection's product (rows, 1, d), its bias)."""
+    head -> (the output projection's product (rows, 1, d), its bias). aligned: this layer's
+    attention weights are also the graph output `alignment_attention`, so a greedy search reads
+    word alignments off its own steps instead of a second pass through the alignment graph."""
     wq, bq = _linear_t(g, f"{p}.cross_attn.q_proj", ca.q_proj)
     q = g.one("Mul", [g.one("Add", [g.one("MatMul", [h, wq]), bq]), step.score_scale])
     # (batch, heads, group, head_dim)
@@ -305,7 +318,11 @@ def _cross_attention_block(
     # (batch, heads, group, src_len)
     scores = g.one("Add", [g.one("MatMul", [q, k_t]), step.mask_bias])
     # (batch, heads, group, head_dim)
-    c = g.one("MatMul", [g.one("Softmax", [scores], axis=-1), io.layer("value_cross", i)])
+    if aligned:
+        weights = g.op("Softmax", [scores], outputs=[io.alignment_attention], axis=-1)[0]
+    else:
+        weights = g.one("Softmax", [scores], axis=-1)
+    c = g.one("MatMul", [weights, io.layer("value_cross", i)])
     c = g.one("Reshape", [g.one("Transpose", [c], perm=[0, 2, 1, 3]), step.per_row])  # (rows, 1, d)
     wo, bo = _linear_t(g, f"{p}.cross_attn.out_proj", ca.out_proj)
     return g.one("MatMul", [c, wo]), bo
@@ -378,6 +395,7 @@ def _model(g: _Graph, io: IONames, cfg) -> onnx.ModelProto:
     outputs += [
         vi(io.top_log_probs, f32, ["rows", "top_k"]),
         vi(io.top_ids, TensorProto.INT64, ["rows", "top_k"]),
+        vi(io.alignment_attention, f32, ["batch", cfg.n_heads, "group", "src_len"]),
     ]
     graph = helper.make_graph(g.nodes, "traductor_decoder_step", inputs, outputs, g.inits)
     m = helper.make_model(

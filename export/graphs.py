@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from traductor.runtime.package import INT8_ROWS, IONames, Variant
 from traductor.training.model import Transformer
 
-from .fused import build_decoder
+from .fused import alignment_layer, build_decoder
 from .quantize import quantize_int8
 
 # The files of each variant a package can hold.
@@ -70,7 +70,9 @@ class AlignmentGraph(nn.Module):
     target_ids (batch, tgt_len): the start token then the tokens of a translation; attention_mask
     (batch, src_len); the encoder's cross K/V per layer -> alignment_weights (batch, layers, heads,
     tgt_len, src_len): row p is the attention while predicting target token p (the end token last).
-    Run only when alignments are asked for, so the decoding graphs stay as they are.
+    `layers` runs up to the alignment layer (config.json `alignment.layer`): the layers above it
+    cannot change its weights, so they are not computed. Run only when alignments are asked for
+    and the decoding did not record them (beam search), so the decoding graphs stay as they are.
     """
 
     def __init__(self, model: Transformer, int8_embedding: bool = False):
@@ -89,7 +91,7 @@ class AlignmentGraph(nn.Module):
         self_bias = causal_bias(target_ids.shape[1], 0, target_ids.device)
         src_bias = source_bias(attention_mask != 0)
         weights = []
-        for i, layer in enumerate(m.decoder_layers):
+        for i, layer in enumerate(m.decoder_layers[: alignment_layer(len(m.decoder_layers)) + 1]):
             layer.cross_attn.keep_weights = True
             try:
                 x, _ = layer(x, None, (cross[2 * i], cross[2 * i + 1]), self_bias, src_bias)

@@ -39,6 +39,7 @@ from traductor.runtime.package import (
 from traductor.runtime.quality import encode_sources
 
 from .card import model_card
+from .fused import alignment_layer
 from .gates import (
     ExportError,
     fail_or_warn,
@@ -211,9 +212,7 @@ def _package_config(
         tokenizers=tokenizers,
         language_tags=dict(source.language_tags),
         converted_from=source.converted_from,
-        # Measured on the shipped model (benchmarks/results/alignment_names.md): the middle decoder
-        # layer, mean of its heads, links 96% of Bible names (the last layer 91%, the first 59%).
-        alignment=AlignmentSettings(layer=cfg.n_decoder_layers // 2),
+        alignment=AlignmentSettings(layer=alignment_layer(cfg.n_decoder_layers)),
     )
 
 

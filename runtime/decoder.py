@@ -134,11 +134,16 @@ class CachedStepDecoder:
         attention_mask: np.ndarray,
         repeat: int = 1,
         max_steps: int | None = None,
+        record_attention: bool = False,
     ):
         import onnxruntime as ort
 
         self._ort = ort
         self.model, self.repeat = model, repeat
+        # With record_attention (and a decoder that outputs it), `attention` holds after each step
+        # the alignment layer's cross-attention of every row: (rows, heads, src_len).
+        self._record = record_attention and model.step_attention is not None
+        self.attention: np.ndarray | None = None
         self.cross = model.encode(
             input_ids, attention_mask
         )  # one per sentence, shared by its `repeat` rows
@@ -222,6 +227,11 @@ class CachedStepDecoder:
             self._io.bind_ortvalue_output(q, value)
         for name, array in zip(outputs, self._out):
             self._io.bind_ortvalue_output(name, self._value(array))
+        if self._record:  # (batch, heads, group, src_len), group = repeat
+            d = self.model.config.dims
+            shape = (self._n // self.repeat, d.n_heads, self.repeat, self.mask.shape[1])
+            self._attn = np.empty(shape, dtype=np.float32)
+            self._io.bind_ortvalue_output(self.model.step_attention, self._value(self._attn))
         self._bound_outputs = top_k
         self._top_k[0] = top_k or 1
 
@@ -248,6 +258,10 @@ class CachedStepDecoder:
         self._pos[0] = self.position
         self._session.run_with_iobinding(self._io)
         self.position += 1
+        if self._record:  # -> (rows, heads, src_len)
+            self.attention = (
+                self._attn.transpose(0, 2, 1, 3).reshape(self._n, -1, self._attn.shape[3]).copy()
+            )
         # Copies: the buffers are rewritten by the next step.
         return (
             (self._out[0][:, :top_k].copy(), self._out[1][:, :top_k].copy())
@@ -376,6 +390,14 @@ class DroppingRows:
     def rows(self) -> int:
         return self._rows.size
 
+    @property
+    def attention(self) -> np.ndarray | None:
+        """The inner decoder's attention of the last step (if it records it), of the live rows."""
+        attention = getattr(self.inner, "attention", None)
+        if attention is None or self._rows.size == self.inner.rows:
+            return attention
+        return attention[self._rows]
+
     def step(self, tokens: np.ndarray, top_k: int | None = None):
         if self._rows.size == self.inner.rows:
             return self.inner.step(tokens, top_k)
@@ -412,9 +434,12 @@ def make_step_decoder(
     attention_mask: np.ndarray,
     repeat: int = 1,
     max_steps: int | None = None,
+    record_attention: bool = False,
 ):
     """A device-resident cache where the first provider is a GPU, an in-place host cache elsewhere.
-    max_steps: the most steps the search will take (sizes the cache; more still works, slower)."""
+    max_steps: the most steps the search will take (sizes the cache; more still works, slower).
+    record_attention: greedy on the host cache keeps each step's alignment-layer attention
+    (`.attention`) where the decoder graph outputs it; elsewhere `.attention` stays None."""
     device = DEVICE_PROVIDERS.get(model.providers[0])
     if device:
         inner = DeviceStepDecoder(model, input_ids, attention_mask, repeat, device)
@@ -424,7 +449,9 @@ def make_step_decoder(
         # the growing past -> present cache; greedy only drops rows, where in place is faster.
         inner = OnnxStepDecoder(model, input_ids, attention_mask, repeat)
     else:
-        inner = CachedStepDecoder(model, input_ids, attention_mask, repeat, max_steps)
+        inner = CachedStepDecoder(
+            model, input_ids, attention_mask, repeat, max_steps, record_attention
+        )
     # Beam search gathers the whole cache at every step anyway, so a finished sentence's rows can
     # leave at once for free (slack 0; beam 4 x 16 measured 3% faster than slack 0.25).
     return DroppingRows(

@@ -251,12 +251,21 @@ class OnnxSeq2Seq:
         self.dec_in_names = io.decoder_inputs(n)
         self.dec_out_names = io.decoder_outputs(n)
         self._check_io()
+        # The alignment layer's attention at each step (format 7): greedy alignments need no
+        # second pass through the alignment graph. None in packages exported before it.
+        self.step_attention = (
+            io.alignment_attention
+            if io.alignment_attention in {o.name for o in self.decoder.get_outputs()}
+            else None
+        )
         present = self.dec_out_names[1 : 1 + 2 * n]
         self._full_outputs = [io.log_probs, *present]
         self._top_outputs = [*present, io.top_log_probs, io.top_ids]
 
-    def align_session(self) -> ort.InferenceSession:
-        """The alignment graph (loaded on first use: only when alignments are asked for)."""
+    def align_session(self, tokens: int = 0) -> ort.InferenceSession:
+        """The alignment graph (loaded on first use: only when alignments are asked for), for a run
+        over `tokens` (batch x tgt_len) target positions: like the encoder, a run over many goes to
+        a session on all cores."""
         if not self._files.align:
             raise ModelError(
                 f"this package has no alignment graph for its {self.variant} variant: re-export it "
@@ -273,6 +282,8 @@ class OnnxSeq2Seq:
                         self._verify,
                         self._settings.intra_threads or 1,
                     )
+        if self._wide and tokens >= WIDE_ENCODER_TOKENS:
+            return self._wide_session(self._files.align)
         return self._align
 
     def alignment_weights(
@@ -285,7 +296,7 @@ class OnnxSeq2Seq:
         """Cross-attention of teacher-forced target_ids (batch, tgt_len; the start token first) ->
         (batch, layers, heads, tgt_len, src_len). cross: encode(input_ids, attention_mask) when
         the caller has it already (the decoding's), else it is computed here."""
-        session = self.align_session()
+        session = self.align_session(target_ids.size)
         if cross is None:
             cross = self.encode(input_ids, attention_mask)
         feeds = {
@@ -293,7 +304,9 @@ class OnnxSeq2Seq:
             self.config.io.attention_mask: attention_mask,
             **dict(zip(self.enc_out_names, cross)),
         }
-        return session.run(None, feeds)[0]
+        # Graphs that stop at the alignment layer take only the cross K/V up to it.
+        wanted = {i.name for i in session.get_inputs()}
+        return session.run(None, {k: v for k, v in feeds.items() if k in wanted})[0]
 
     def encoder_for(self, tokens: int) -> ort.InferenceSession:
         """The encoder session for a batch of `tokens` (batch x src_len) source positions."""

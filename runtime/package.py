@@ -26,9 +26,10 @@ FORMAT = "traductor-model"
 # operators (com.microsoft), whose self-attention cache may be one buffer bound as past and present;
 # 5: int8 with per-row activation scales (opset 21, MatMulIntegerToFloat), sources padded to
 # decoding.source_pad_multiple; 6: a source and a target tokenizer (converted OPUS-MT models),
-# target vocabulary size, language tags, decoding.min_length, suppressed tokens. Version 5 loads.
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (5, 6)
+# target vocabulary size, language tags, decoding.min_length, suppressed tokens; 7: the decoder
+# outputs the alignment layer's cross-attention (io.alignment_attention). Versions 5 and 6 load.
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (5, 6, 7)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = (
     "config.json",
     "manifest.json",
@@ -44,7 +45,6 @@ INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row acti
 # flatbuffers, form variant V + ORT_SUFFIX; ORT_OPERATORS_FILE lists the operators they use.
 ORT_SUFFIX = "-ort"
 ORT_OPERATORS_FILE = "required_operators.config"
-
 
 
 class TraductorError(Exception):
@@ -116,6 +116,9 @@ class IONames:
     top_k: str = "top_k"  # decoder input, (1,) int64: how many best tokens per row to return
     top_log_probs: str = "top_log_probs"  # decoder output, (rows, top_k) float32, best first
     top_ids: str = "top_ids"  # decoder output, (rows, top_k) int64
+    # decoder output, (batch, heads, group, src_len): the cross-attention weights of the alignment
+    # layer at this step. Packages exported before it lack it (their alignments use align.onnx).
+    alignment_attention: str = "alignment_attention"
     # rows = batch * group: each run of `group` consecutive decoder rows (the beams of one sentence)
     # shares that sentence's cross K/V and mask. Greedy decoding has group 1.
 

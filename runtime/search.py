@@ -29,6 +29,9 @@ class Hypothesis:
     score: float  # sum of the token log-probabilities (end token included when finished)
     finished: bool  # False when the length limit stopped it
     token_scores: list[float] = field(default_factory=list)
+    # Each token's cross-attention (heads, src_len) as the decoder recorded it, when it does
+    # (greedy on a decoder graph that outputs it): word alignments without a second pass.
+    attention: list[np.ndarray] | None = None
 
     def normalized(self, length_penalty: float) -> float:
         # Lengths count the end token, so a hypothesis that ended at once still has length 1.
@@ -65,6 +68,7 @@ class GreedySearch:
             # With min_length 1, step 0 asks for two tokens: the end token may not come first.
             first = step == 0 and self.min_length > 0
             vals, ids = decoder.step(tokens, top_k=2 if first else 1)  # (rows, 1 or 2)
+            attention = getattr(decoder, "attention", None)  # (rows, heads, src_len) or None
             if first:
                 col, at = (ids[:, 0] == self.eos_id).astype(np.int64), np.arange(len(ids))
                 best, best_logp = ids[at, col], vals[at, col]
@@ -79,6 +83,9 @@ class GreedySearch:
                     continue
                 h.tokens.append(t)
                 h.token_scores.append(s)
+                if attention is not None:
+                    h.attention = h.attention or []
+                    h.attention.append(attention[row])
                 produced.append((i, t))
                 if step + 1 < limits[i]:
                     keep.append(row)

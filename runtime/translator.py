@@ -346,14 +346,19 @@ class Translator:
         return pad_sources(seqs, self._specials.pad_id, self.config.decoding.source_pad_multiple)
 
     def _search(
-        self, seqs: list[list[int]], opts: TranslationOptions, model=None
+        self, seqs: list[list[int]], opts: TranslationOptions, model=None, attention=False
     ) -> list[list[Hypothesis]]:
+        """attention: greedy hypotheses carry their decoding's cross-attention where the decoder
+        records it (Hypothesis.attention)."""
         st, model = self._specials, model or self.model
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
         if opts.beam_size == 1:
+            decoder = make_step_decoder(
+                model, ids, mask, max_steps=max(limits), record_attention=attention
+            )
             return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
-                make_step_decoder(model, ids, mask, max_steps=max(limits)), limits
+                decoder, limits
             )
         return self._beam_search(opts).search(
             make_step_decoder(model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)),
@@ -388,17 +393,34 @@ class Translator:
         plan = self._plan(texts, opts)
         if not opts.return_alignments:
             return plan.results(dict(enumerate(self.translate_ids(plan.sources, opts))))
-        # Alignments: each decoding batch is aligned at once, on the encoder output it decoded from.
+        # Alignments: greedy reads them off its own steps where the decoder graph outputs the
+        # attention; otherwise each decoding batch is aligned at once by the alignment graph, on the
+        # encoder output it decoded from.
         work, hyps, pairs = plan._work, {}, {}
         order = sorted(range(len(work)), key=lambda i: len(work[i].ids))
         for start in range(0, len(order), opts.batch_size):
             idx = order[start : start + opts.batch_size]
             model = _Recording(self.model)
-            found = self._search([work[i].ids for i in idx], opts, model)
-            aligned = self._align([(work[i], h) for i, h in zip(idx, found)], len(idx), model.cross)
+            found = self._search([work[i].ids for i in idx], opts, model, attention=True)
+            items = [(work[i], h) for i, h in zip(idx, found)]
+            if all(h.attention is not None or not h.tokens for _, hs in items for h in hs):
+                aligned = [[self._align_recorded(seg, h) for h in hs] for seg, hs in items]
+            else:
+                aligned = self._align(items, len(idx), model.cross)
             for i, h, a in zip(idx, found, aligned):
                 hyps[i], pairs[id(work[i])] = h, a
         return plan.results(hyps, pairs)
+
+    def _align_recorded(self, seg: _Segment, h: Hypothesis) -> list[tuple[int, int]]:
+        """The word alignment of a hypothesis from the attention its decoding recorded: the same
+        layer, heads and rows as the alignment graph's (`_align`)."""
+        if not h.tokens:
+            return []
+        a = self.config.alignment
+        weights = np.stack(h.attention)  # (tokens, heads, src_len)
+        heads = a.heads if a.heads is not None else slice(None)
+        attn = weights[:, heads].mean(axis=1)[:, : len(seg.ids)]
+        return align_words(attn, seg.words, target_words(self.target_tokenizer, h.tokens))
 
     def plan(self, texts: Sequence[str], **options) -> Plan:
         """The sentences to decode for `texts` (for a caller that runs the decoding itself, as the

@@ -89,15 +89,19 @@ class ModelConfig:
 ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu}
 
 
-def sinusoidal_positions(positions: Tensor, d_model: int, layout: str = "interleaved") -> Tensor:
+def sinusoidal_positions(
+    positions: Tensor, d_model: int, layout: str = "interleaved", dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Sinusoidal encodings (section 3.5) for integer positions of any shape -> (..., d_model).
 
     layout "interleaved": sin in even dims, cos in odd ones, as in the paper; "halves": sin in the
-    first d_model/2 dims and cos in the second (Marian). Same frequencies either way.
+    first d_model/2 dims and cos in the second (Marian). Same frequencies either way. dtype: the
+    arithmetic's (float64, rounded to float32 after, gives the same table on every CPU; float32
+    sin/cos kernels differ between CPUs in the last bit).
     """
-    half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
+    half = torch.arange(0, d_model, 2, device=positions.device, dtype=dtype)
     inv_freq = torch.exp(half * (-math.log(10000.0) / d_model))  # (d_model/2,)
-    angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # (..., d_model/2)
+    angles = positions.to(dtype).unsqueeze(-1) * inv_freq  # (..., d_model/2)
     if layout == "halves":
         return torch.cat((angles.sin(), angles.cos()), dim=-1)
     return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)

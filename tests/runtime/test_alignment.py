@@ -111,9 +111,12 @@ def test_alignments_of_a_batch_equal_each_sentence_alone(variant, threads, beam)
             assert got == want, text
 
     # The weights themselves: record every alignment-graph run of a batched call (on the decoding
-    # batch's encoder output), and compare each row's own block with that row run alone.
+    # batch's encoder output), and compare each row's own block with that row run alone. Greedy
+    # reads its alignments off the decoding: without it (packages before format 7) it runs the
+    # graph too.
     runs = []
     original = tr.model.alignment_weights
+    tr.model.step_attention = None
 
     def spy(ids, mask, target, cross=None):  # cross: the decoding's encoder output
         w = original(ids, mask, target, cross)
@@ -137,3 +140,44 @@ def test_alignments_of_a_batch_equal_each_sentence_alone(variant, threads, beam)
             own_ids, own_mask = tr._pad([ids[r, :src].tolist()])
             alone = original(own_ids, own_mask, target[r : r + 1, :tgt])
             assert np.array_equal(alone[0, :, :, :tgt, :src], w[r, :, :, :tgt, :src])
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_greedy_reads_the_alignment_graphs_attention_off_its_own_steps(variant):
+    """The decoder graph outputs the alignment layer's cross-attention at each step: a greedy
+    search keeps it, and it is the alignment graph's over the same tokens (rows: the step that
+    predicts each token), so the alignments are the graph's without a second pass. In fp32 the
+    two agree to float rounding; int8 graphs quantize differently (the step graph's fused
+    self-attention, the alignment graph's int8 embedding table), which moves weights by up to ~0.05
+    here (so only the word alignments are compared) and, on the shipped model, alignments rarely
+    (docs/alignments.md)."""
+    from traductor.runtime.translator import TranslationOptions
+
+    from .test_batch_invariance import random_sources
+
+    tr = Translator(TINY_MODEL, variant=variant)
+    assert tr.model.step_attention == "alignment_attention"
+    texts = REVERSED + random_sources(seed=5, n=12)
+    seqs = [s.ids for s in tr._segments(texts, TranslationOptions())]
+    hyps = [h for (h,) in tr._search(seqs, TranslationOptions(beam_size=1), attention=True)]
+    layer = tr.config.alignment.layer
+    for ids, h in zip(seqs, hyps):
+        recorded = np.stack(h.attention)  # (tokens, heads, src_len)
+        src_ids, mask = tr._pad([ids])
+        target = np.array([[tr.config.special_tokens.bos_id, *h.tokens]], dtype=np.int64)
+        graph = tr.model.alignment_weights(src_ids, mask, target)[0, layer]  # (heads, tgt, src)
+        graph = graph.transpose(1, 0, 2)[
+            : len(h.tokens), :, : len(ids)
+        ]  # (the end token's row off)
+        assert recorded.shape == (len(h.tokens), *graph.shape[1:2], recorded.shape[2])
+        np.testing.assert_allclose(recorded.sum(axis=2), 1.0, atol=1e-5)
+        assert np.all(recorded[:, :, len(ids) :] == 0)  # padding gets no attention
+        if variant == "fp32":
+            np.testing.assert_allclose(recorded[:, :, : len(ids)], graph, atol=1e-5)
+
+    recorded = tr.translate_batch(texts, return_alignments=True, beam_size=1)
+    tr.model.step_attention = None  # as a package without the output: the alignment graph
+    graph = tr.translate_batch(texts, return_alignments=True, beam_size=1)
+    assert [r.hypotheses[0].alignment for r in recorded] == [
+        r.hypotheses[0].alignment for r in graph
+    ]
