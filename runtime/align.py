@@ -31,11 +31,8 @@ def token_words(offsets: list[tuple[int, int]], text: str) -> list[int]:
 
 def target_words(tokenizer, ids: list[int]) -> list[int]:
     """Each generated token's word index in translation.split(): its decoded prefix's last word."""
-    out = []
-    for i in range(len(ids)):
-        n = len(tokenizer.decode(ids[: i + 1]).split())
-        out.append(max(n - 1, 0))
-    return out
+    prefixes = tokenizer.decode_batch([ids[: i + 1] for i in range(len(ids))])  # one call
+    return [max(len(p.split()) - 1, 0) for p in prefixes]
 
 
 def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int]) -> np.ndarray:
@@ -50,14 +47,15 @@ def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int])
     a = attn[:, keep]
     a = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-12)
     cols = src[keep]
-    per_word = np.zeros((a.shape[0], int(cols.max()) + 1))
-    for j, w in enumerate(cols):
-        per_word[:, w] += a[:, j]
+    per_word = np.zeros((int(cols.max()) + 1, a.shape[0]))
+    np.add.at(per_word, cols, a.T)  # in token order, as a loop over them would add
+    per_word = per_word.T
     out = np.zeros((n_tgt, per_word.shape[1]))
-    for tw in range(n_tgt):
-        rows = [t for t, w in enumerate(tgt_words) if w == tw]
-        if rows:
-            out[tw] = per_word[rows].mean(axis=0)
+    rows_of: dict[int, list[int]] = {}
+    for t, w in enumerate(tgt_words):
+        rows_of.setdefault(w, []).append(t)
+    for tw, rows in rows_of.items():
+        out[tw] = per_word[rows].mean(axis=0)
     return out
 
 

@@ -219,6 +219,9 @@ def _word_styles(text: str, chars: _Chars, a: int, b: int) -> tuple:
     mid = a + len(lead)
 
     def most(i: int, j: int):
+        first = chars[i].style
+        if all(chars[k].style == first for k in range(i + 1, j)):  # the usual case: one style
+            return first
         return Counter(chars[k].style for k in range(i, j)).most_common(1)[0][0]
 
     style = most(mid, mid + len(core))
