@@ -23,6 +23,7 @@ def cli_translator(args) -> Translator:
         variant=args.variant,
         intra_threads=args.threads,
         fallback=fallback,
+        shortlist=not getattr(args, "no_shortlist", False),
     )
 
 

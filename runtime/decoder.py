@@ -33,14 +33,21 @@ class OnnxStepDecoder:
     )  # floats per cache tensor (256 KB) from which `keep` gathers into reused buffers
 
     def __init__(
-        self, model: OnnxSeq2Seq, input_ids: np.ndarray, attention_mask: np.ndarray, repeat: int = 1
+        self,
+        model: OnnxSeq2Seq,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        repeat: int = 1,
+        candidates=None,
     ):
-        """input_ids, attention_mask: (batch, src_len); repeat: rows (beams) per sentence.
+        """input_ids, attention_mask: (batch, src_len); repeat: rows (beams) per sentence;
+        candidates: the sentences' shortlist.Candidates, None for the whole vocabulary.
 
         Cross K/V stay one per sentence: the decoder graph lets each group of `repeat` consecutive
         rows share them, so beams never copy them.
         """
         self.model = model
+        self.candidates = candidates
         self.cross = model.encode(
             input_ids, attention_mask
         )  # per layer key, value: (batch, heads, src_len, head_dim)
@@ -80,7 +87,13 @@ class OnnxStepDecoder:
 
     def step(self, tokens: np.ndarray, top_k: int | None = None):
         out, self.past = self.model.step(
-            tokens.reshape(-1, 1), self.position, self.mask, self.past, self.cross, top_k
+            tokens.reshape(-1, 1),
+            self.position,
+            self.mask,
+            self.past,
+            self.cross,
+            top_k,
+            self.candidates,
         )
         self.position += 1
         return out
@@ -91,6 +104,7 @@ class OnnxStepDecoder:
         self.past = self._gather(rows)
         if not same:
             self.cross, self.mask = _kept_sentences(rows, self.repeat, self.cross, self.mask)
+            self.candidates = _kept_candidates(rows, self.repeat, self.candidates)
 
 
 def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
@@ -108,6 +122,10 @@ def _kept_sentences(
     """
     sentences = rows[::k] // k
     return [c[sentences] for c in cross], mask[sentences]
+
+
+def _kept_candidates(rows: np.ndarray, k: int, candidates):
+    return None if candidates is None else candidates.of_sentences(rows[::k] // k)
 
 
 class CachedStepDecoder:
@@ -135,11 +153,13 @@ class CachedStepDecoder:
         repeat: int = 1,
         max_steps: int | None = None,
         record_attention: bool = False,
+        candidates=None,
     ):
         import onnxruntime as ort
 
         self._ort = ort
         self.model, self.repeat = model, repeat
+        self.candidates = candidates  # shortlist.Candidates, None for the whole vocabulary
         # With record_attention (and a decoder that outputs it), `attention` holds after each step
         # the alignment layer's cross-attention of every row: (rows, heads, src_len).
         self._record = record_attention and model.step_attention is not None
@@ -186,6 +206,14 @@ class CachedStepDecoder:
         ]
         ids, pos, top_k, mask, *rest = [self._value(a) for a in self._keep_alive]
         cross, cache = rest[: 2 * m.n_layers], rest[2 * m.n_layers :]
+        if m.candidate_names:  # fixed for the batch: bound with the mask
+            from .shortlist import Candidates
+
+            c = self.candidates or Candidates.empty(self.mask.shape[0])
+            arrays = [c.ids, c.rows, c.bias]
+            self._keep_alive += arrays
+            for name, a in zip(m.candidate_names, arrays):
+                io.bind_ortvalue_input(name, self._value(a))
         for name, value in [
             (names.input_ids, ids),
             (names.position, pos),
@@ -249,6 +277,9 @@ class CachedStepDecoder:
         self._bind()
 
     def step(self, tokens: np.ndarray, top_k: int | None = None):
+        if top_k is None and self.candidates is not None:
+            self.candidates = None  # whole-vocabulary log-probs: the batch leaves its shortlist
+            self._bind()
         if self.position >= self._cache[0].shape[2]:
             self._grow()
         bound = self._bound_outputs
@@ -288,6 +319,7 @@ class CachedStepDecoder:
             self._n = rows.size
             if not same:
                 self.cross, self.mask = _kept_sentences(rows, self.repeat, self.cross, self.mask)
+                self.candidates = _kept_candidates(rows, self.repeat, self.candidates)
             self._bind()
 
 
@@ -308,10 +340,12 @@ class DeviceStepDecoder:
         repeat: int = 1,
         device: str = "cuda",
         device_id: int = 0,
+        candidates=None,
     ):
         import onnxruntime as ort
 
         self._ort = ort
+        self.candidates = candidates
         self.model, self.device, self.device_id, self.repeat = model, device, device_id, repeat
         io = model.encoder.io_binding()
         names = model.config.io
@@ -344,6 +378,12 @@ class DeviceStepDecoder:
         io.bind_ortvalue_input(names.attention_mask, self.mask)
         for name, value in zip(m.dec_in_names[3:-1], [*self.past, *self.cross]):
             io.bind_ortvalue_input(name, value)
+        if m.candidate_names:
+            from .shortlist import Candidates
+
+            c = (self.candidates if top_k else None) or Candidates.empty(self.mask_host.shape[0])
+            for name, a in zip(m.candidate_names, (c.ids, c.rows, c.bias)):
+                io.bind_cpu_input(name, a)
         host = [names.top_log_probs, names.top_ids] if top_k else [names.log_probs]
         present = m.dec_out_names[1 : 1 + 2 * m.n_layers]
         for name in host:
@@ -363,6 +403,7 @@ class DeviceStepDecoder:
             cross, self.mask_host = _kept_sentences(
                 rows, self.repeat, [c.numpy() for c in self.cross], self.mask_host
             )
+            self.candidates = _kept_candidates(rows, self.repeat, self.candidates)
             self.cross = [self._upload(c) for c in cross]
             self.mask = self._upload(self.mask_host)
 
@@ -435,22 +476,26 @@ def make_step_decoder(
     repeat: int = 1,
     max_steps: int | None = None,
     record_attention: bool = False,
+    candidates=None,
 ):
     """A device-resident cache where the first provider is a GPU, an in-place host cache elsewhere.
     max_steps: the most steps the search will take (sizes the cache; more still works, slower).
     record_attention: greedy on the host cache keeps each step's alignment-layer attention
-    (`.attention`) where the decoder graph outputs it; elsewhere `.attention` stays None."""
+    (`.attention`) where the decoder graph outputs it; elsewhere `.attention` stays None.
+    candidates: the sentences' shortlist.Candidates (steps asked for top_k score only them)."""
     device = DEVICE_PROVIDERS.get(model.providers[0])
     if device:
-        inner = DeviceStepDecoder(model, input_ids, attention_mask, repeat, device)
+        inner = DeviceStepDecoder(
+            model, input_ids, attention_mask, repeat, device, candidates=candidates
+        )
     elif repeat > 1:
         # Beam search reorders rows every step. On the in-place layout (rows, heads, capacity,
         # head_dim) that reorder copies strided blocks, and beam 4 x 32 measured 4-12% slower than
         # the growing past -> present cache; greedy only drops rows, where in place is faster.
-        inner = OnnxStepDecoder(model, input_ids, attention_mask, repeat)
+        inner = OnnxStepDecoder(model, input_ids, attention_mask, repeat, candidates)
     else:
         inner = CachedStepDecoder(
-            model, input_ids, attention_mask, repeat, max_steps, record_attention
+            model, input_ids, attention_mask, repeat, max_steps, record_attention, candidates
         )
     # Beam search gathers the whole cache at every step anyway, so a finished sentence's rows can
     # leave at once for free (slack 0; beam 4 x 16 measured 3% faster than slack 0.25).

@@ -258,6 +258,21 @@ class OnnxSeq2Seq:
             if io.alignment_attention in {o.name for o in self.decoder.get_outputs()}
             else None
         )
+        # Format 8 decoders with a shortlist take candidate inputs (empty: the whole vocabulary).
+        inputs = {i.name for i in self.decoder.get_inputs()}
+        self.candidate_names = (
+            [io.candidate_ids, io.candidate_rows, io.candidate_bias]
+            if io.candidate_ids in inputs
+            else []
+        )
+        self.shortlist = None
+        if self.candidate_names and self.config.shortlist is not None:
+            from .shortlist import Shortlist
+
+            name = self.config.shortlist.file
+            if verify:
+                verify_files(self.model_dir, [name])
+            self.shortlist = Shortlist.load(self.model_dir / name)
         present = self.dec_out_names[1 : 1 + 2 * n]
         self._full_outputs = [io.log_probs, *present]
         self._top_outputs = [*present, io.top_log_probs, io.top_ids]
@@ -417,10 +432,13 @@ class OnnxSeq2Seq:
         past: list[np.ndarray],
         cross: list[np.ndarray],
         top_k: int | None = None,
+        candidates=None,
     ):
         """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V),
         or with top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position`
-        may be an int64 array, a position per row (continuous.supports_rows_at_different_steps)."""
+        may be an int64 array, a position per row (continuous.supports_rows_at_different_steps).
+        candidates: shortlist.Candidates of the batch's sentences (with top_k only), None for the
+        whole vocabulary."""
         position = (
             position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
         )
@@ -437,6 +455,14 @@ class OnnxSeq2Seq:
                 ],
             )
         )
+        if self.candidate_names:
+            if candidates is None or top_k is None:
+                from .shortlist import Candidates
+
+                candidates = Candidates.empty(attention_mask.shape[0])
+            feeds.update(
+                zip(self.candidate_names, (candidates.ids, candidates.rows, candidates.bias))
+            )
         decoder = self.decoder_for(tokens.shape[0])
         if top_k is None:
             out = decoder.run(self._full_outputs, feeds)

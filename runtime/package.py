@@ -27,9 +27,11 @@ FORMAT = "traductor-model"
 # 5: int8 with per-row activation scales (opset 21, MatMulIntegerToFloat), sources padded to
 # decoding.source_pad_multiple; 6: a source and a target tokenizer (converted OPUS-MT models),
 # target vocabulary size, language tags, decoding.min_length, suppressed tokens; 7: the decoder
-# outputs the alignment layer's cross-attention (io.alignment_attention). Versions 5 and 6 load.
-FORMAT_VERSION = 7
-READABLE_VERSIONS = (5, 6, 7)
+# outputs the alignment layer's cross-attention (io.alignment_attention); 8: an optional vocabulary
+# shortlist (config.shortlist, shortlist.npz) and a decoder whose output projection can run over
+# candidate tokens (io.candidate_*). Versions 5 to 7 load.
+FORMAT_VERSION = 8
+READABLE_VERSIONS = (5, 6, 7, 8)
 CONFIG_FILE, MANIFEST_FILE, TOKENIZER_FILE, CARD_FILE = (
     "config.json",
     "manifest.json",
@@ -45,6 +47,7 @@ INT8_ROWS = "int8-rows"  # Variant.quantization of int8 graphs with per-row acti
 # flatbuffers, form variant V + ORT_SUFFIX; ORT_OPERATORS_FILE lists the operators they use.
 ORT_SUFFIX = "-ort"
 ORT_OPERATORS_FILE = "required_operators.config"
+SHORTLIST_FILE = "shortlist.npz"  # the lexical shortlist (ShortlistSettings)
 
 
 class TraductorError(Exception):
@@ -119,6 +122,15 @@ class IONames:
     # decoder output, (batch, heads, group, src_len): the cross-attention weights of the alignment
     # layer at this step. Packages exported before it lack it (their alignments use align.onnx).
     alignment_attention: str = "alignment_attention"
+    # Decoder inputs of packages with a shortlist (format 8). candidate_ids (n,) int64: the union of
+    # the batch's candidate tokens, ascending; candidate_rows (batch, width) int64: each sentence's
+    # own candidates as positions in candidate_ids, ascending, padded; candidate_bias (batch, width)
+    # float32: 0 at a candidate, -inf at padding. With n > 0 the step scores only each row's own
+    # candidates (log_probs is then (rows, width), in candidate_rows order; top_ids are token ids);
+    # with n = 0 (empty inputs) the whole vocabulary, as without them.
+    candidate_ids: str = "candidate_ids"
+    candidate_rows: str = "candidate_rows"
+    candidate_bias: str = "candidate_bias"
     # rows = batch * group: each run of `group` consecutive decoder rows (the beams of one sentence)
     # shares that sentence's cross K/V and mask. Greedy decoding has group 1.
 
@@ -213,6 +225,22 @@ class AlignmentSettings:
 
 
 @dataclass(frozen=True)
+class ShortlistSettings:
+    """A lexical vocabulary shortlist (shortlist.npz): for each source token the `per_token` target
+    tokens likeliest to appear in its translations, plus the `frequent` most frequent target tokens.
+    A sentence's candidates are the frequent tokens and those of its own source tokens, so its
+    translation never depends on the batch (see runtime/shortlist.py)."""
+
+    file: str = SHORTLIST_FILE
+    per_token: int = 100
+    frequent: int = 100
+    corpus: str = ""  # what it was built from
+    # The gate's figures (export/shortlist.py): share of test sentences translated identically with
+    # and without the shortlist, and the BLEU change, per variant and search ("int8 beam4": {...}).
+    gate: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelPackageConfig:
     dims: Dimensions
     special_tokens: SpecialTokens
@@ -227,6 +255,7 @@ class ModelPackageConfig:
     language_tags: dict[str, str] = field(default_factory=dict)
     converted_from: str | None = None  # e.g. "Helsinki-NLP/opus-mt-en-es (transformers MarianMT)"
     alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
+    shortlist: ShortlistSettings | None = None  # format 8: a vocabulary shortlist, if built
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -257,17 +286,20 @@ class ModelPackageConfig:
                 language_tags=dict(d.get("language_tags", {})),
                 converted_from=d.get("converted_from"),
                 alignment=AlignmentSettings(**d.get("alignment", {})),
+                shortlist=ShortlistSettings(**d["shortlist"]) if d.get("shortlist") else None,
                 format=d["format"],
                 format_version=version,
             )
         except (KeyError, TypeError) as e:
             raise ModelError(f"config.json is missing or has a malformed field: {e}") from e
-        for side in ("source", "target"):
-            name = getattr(cfg.tokenizers, side)
+        names = [("tokenizers.source", cfg.tokenizers.source)]
+        names += [("tokenizers.target", cfg.tokenizers.target)]
+        if cfg.shortlist is not None:
+            names.append(("shortlist.file", cfg.shortlist.file))
+        for side, name in names:
             if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
                 raise ModelError(
-                    f"config.json: tokenizers.{side} must be a file name inside the package, got "
-                    f"{name!r}"
+                    f"config.json: {side} must be a file name inside the package, got {name!r}"
                 )
         m = cfg.decoding.min_length
         if not isinstance(m, int) or isinstance(m, bool) or m not in (0, 1):

@@ -143,8 +143,12 @@ class Translator:
         provider_options: dict | None = None,
         fallback: Sequence[str] = (),
         optimization: str = "all",
+        shortlist: bool = True,
     ):
         self.model_dir = resolve_model(model)
+        # Score only each sentence's shortlisted tokens where the package has a shortlist
+        # (config.shortlist); False: always the whole vocabulary. May be changed between calls.
+        self.use_shortlist = shortlist
         if intra_threads is not None and (not isinstance(intra_threads, int) or intra_threads < 1):
             raise InputError(
                 f"invalid intra_threads={intra_threads!r}: must be None or an integer >= 1"
@@ -353,17 +357,29 @@ class Translator:
         st, model = self._specials, model or self.model
         ids, mask = self._pad(seqs)
         limits = [opts.max_length or self._limit(s) for s in seqs]
+        candidates = self._candidates(seqs, 2 * opts.beam_size + 1)
         if opts.beam_size == 1:
             decoder = make_step_decoder(
-                model, ids, mask, max_steps=max(limits), record_attention=attention
+                model,
+                ids,
+                mask,
+                max_steps=max(limits),
+                record_attention=attention,
+                candidates=candidates,
             )
             return GreedySearch(st.bos_id, st.eos_id, self.config.decoding.min_length).search(
                 decoder, limits
             )
-        return self._beam_search(opts).search(
-            make_step_decoder(model, ids, mask, repeat=opts.beam_size, max_steps=max(limits)),
-            limits,
+        decoder = make_step_decoder(
+            model, ids, mask, repeat=opts.beam_size, max_steps=max(limits), candidates=candidates
         )
+        return self._beam_search(opts).search(decoder, limits)
+
+    def _candidates(self, seqs: list[list[int]], width: int):
+        """Each sentence's shortlisted target tokens (None: the whole vocabulary). width: the most
+        tokens a step asks of a row."""
+        table = self.model.shortlist
+        return table.candidates(seqs, width) if table is not None and self.use_shortlist else None
 
     def translate_ids(
         self, seqs: list[list[int]], opts: TranslationOptions

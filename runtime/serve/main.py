@@ -18,7 +18,12 @@ def serve_main(args) -> int:
     settings = settings_from_args(args)
     settings.check()
     translators = [
-        Translator(m, variant=settings.variant, intra_threads=settings.threads)
+        Translator(
+            m,
+            variant=settings.variant,
+            intra_threads=settings.threads,
+            shortlist=settings.shortlist,
+        )
         for m in (args.model or [None])
     ]
     from .app import create_app
@@ -87,6 +92,7 @@ def settings_from_args(args) -> Settings:
         continuous=args.continuous,
         variant=args.variant,
         threads=args.threads,
+        shortlist=not getattr(args, "no_shortlist", False),
         log_level=args.log_level,
     )
 

@@ -48,6 +48,8 @@ class Settings:
     # spinning worker threads lost to the HTTP side (32 clients: 48 req/s on 1 thread, 22 on
     # "auto").
     threads: int = 1
+    # Score only each sentence's shortlisted tokens where a package has a vocabulary shortlist.
+    shortlist: bool = True
     log_level: str = "warning"  # uvicorn's
 
     def check(self) -> None:

@@ -265,6 +265,25 @@ def _add_export(sub) -> None:
     p.set_defaults(run="traductor.export.export:main")
 
 
+def _add_shortlist(sub) -> None:
+    p = sub.add_parser(
+        "shortlist",
+        help="add a vocabulary shortlist, built from a parallel corpus, to a model package (gated)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", help="the model package directory, changed in place")
+    p.add_argument(
+        "--corpus", required=True, help="source<TAB>target pairs the table is built from"
+    )
+    p.add_argument(
+        "--test",
+        help="held-out source<TAB>reference pairs for the gate (without it, no gate runs)",
+    )
+    p.add_argument("--per-token", type=int, default=100, help="target tokens per source token")
+    p.add_argument("--frequent", type=int, default=100, help="most frequent target tokens")
+    p.set_defaults(run="traductor.export.shortlist:main")
+
+
 def _add_convert(sub) -> None:
     p = sub.add_parser(
         "convert", help="convert a model from another toolkit into a verified package"
@@ -477,6 +496,11 @@ def _add_serve(sub) -> None:
         help="intra-op threads per package (1 measured best under load)",
     )
     p.add_argument(
+        "--no-shortlist",
+        action="store_true",
+        help="score the whole vocabulary even where a package has a vocabulary shortlist",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=Settings.workers,
@@ -532,6 +556,11 @@ def _add_model_options(p) -> None:
         default=None,
         help="intra-op threads for everything (default: automatic: encoder on all cores, decoder "
         "on one thread below 24 running rows)",
+    )
+    p.add_argument(
+        "--no-shortlist",
+        action="store_true",
+        help="score the whole vocabulary even where the package has a vocabulary shortlist",
     )
 
 
@@ -740,6 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_evaluate,
         _add_export,
+        _add_shortlist,
         _add_convert,
         _add_serve,
         _add_explain,

@@ -119,6 +119,14 @@ export class StepDecoder {
       [io.attention_mask]: this.mask, [io.top_k]: int64([topK], [1]) };
     m.pastNames.forEach((name, j) => { feeds[name] = this.past[j]; });
     m.encOutNames.forEach((name, j) => { feeds[name] = this.cross[j]; });
+    if (io.candidate_ids && m.decoder.inputNames.includes(io.candidate_ids)) {
+      // A package with a vocabulary shortlist (format 8): the browser does not use it. Empty
+      // candidates ask the decoder for the whole vocabulary, as Python's shortlist=False.
+      const batch = this.mask.dims[0];
+      feeds[io.candidate_ids] = int64([], [0]);
+      feeds[io.candidate_rows] = int64([], [batch, 0]);
+      feeds[io.candidate_bias] = new ort.Tensor('float32', new Float32Array(0), [batch, 0]);
+    }
     const out = await m.decoder.run(feeds, m.stepOutputs);
     this.past = m.presentNames.map((name) => out[name]);
     this.position += 1;

@@ -5,7 +5,7 @@ import { ModelError } from './errors.js';
 import { sha256Hex } from './sha256.js';
 
 export const FORMAT = 'traductor-model';
-export const READABLE_VERSIONS = [5, 6, 7];
+export const READABLE_VERSIONS = [5, 6, 7, 8];
 
 /**
  * Fetch and check the package at `baseUrl` (a directory URL): its manifest and config, then the

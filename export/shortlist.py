@@ -1,0 +1,439 @@
+"""The lexical vocabulary shortlist of a package: the table, built from a parallel corpus, and the
+decoder graph edit that lets a step score only each sentence's candidates.
+
+Table: for each source token s, the `per_token` target tokens t most likely to appear in a
+translation of a sentence holding s, p(t | s) = (sentences holding s and t) / (sentences holding
+s), counted over the corpus' sentence pairs; plus the `frequent` most frequent target tokens (and
+the end token), which every sentence may produce and which are therefore not spent on any source
+token's list. Marian and Bergamot rank by alignment probability instead; sentence co-occurrence
+needs no aligner and is what the gate (export.shortlist_gate) measures.
+
+Graph: the decoder's output head (from the output projection to log_probs and the top-k) moves
+into the `then` branch of an If, unchanged; the `else` branch, taken when candidate_ids is not
+empty, gathers the candidates' weight rows (fp32, or the int8 rows with their scales), computes
+their logits in one product, gathers each row's own candidates (candidate_rows), normalizes over
+them and takes the top-k (runtime/shortlist.py says why a row's result is then batch invariant).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from traductor.runtime.package import IONames
+from traductor.runtime.shortlist import Shortlist
+
+HEAD_PRODUCTS = ("MatMul", "MatMulIntegerToFloat")
+# The gate: with the shortlist, at least this share of test sentences translate exactly as with the
+# whole vocabulary, and BLEU moves by at most this much, for every variant, greedy and beam 4.
+MIN_AGREEMENT = 0.98
+MAX_BLEU_CHANGE = 0.2
+GATE_SEARCHES = (1, 4)
+
+
+def build_table(
+    sources: list[list[int]],
+    targets: list[list[int]],
+    source_vocab: int,
+    target_vocab: int,
+    per_token: int = 100,
+    frequent: int = 100,
+    always: tuple[int, ...] = (),
+    never: tuple[int, ...] = (),
+) -> Shortlist:
+    """sources[i], targets[i]: token ids of sentence pair i. always: tokens every sentence may
+    produce (the end token); never: tokens never listed (padding, the start token)."""
+    t_counts = np.zeros(target_vocab, dtype=np.int64)
+    for t in targets:
+        np.add.at(t_counts, np.asarray(t, dtype=np.int64), 1)
+    t_counts[list(never)] = -1
+    by_count = np.argsort(-t_counts, kind="stable")
+    common = np.union1d(by_count[:frequent][t_counts[by_count[:frequent]] > 0], list(always))
+    banned = np.zeros(target_vocab, dtype=bool)
+    banned[common] = True
+    banned[list(never)] = True
+    keys, counts = _cooccurrences(sources, targets, target_vocab, banned)
+    src_of, tgt_of = keys // target_vocab, keys % target_vocab
+    # per source token, the largest counts first (p(t | s) = count / sentences holding s), ties
+    # to the lower target id
+    order = np.lexsort((tgt_of, -counts, src_of))
+    src_of, tgt_of = src_of[order], tgt_of[order]
+    starts = np.searchsorted(src_of, np.arange(source_vocab + 1))
+    lists = [np.sort(tgt_of[lo : min(hi, lo + per_token)]) for lo, hi in zip(starts, starts[1:])]
+    offsets = np.concatenate([[0], np.cumsum([x.size for x in lists])])
+    targets_flat = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    return Shortlist(np.array(offsets, dtype=np.int64), targets_flat, common.astype(np.int64))
+
+
+def _cooccurrences(sources, targets, target_vocab: int, banned: np.ndarray, chunk: int = 4096):
+    """-> (keys source * target_vocab + target, number of sentence pairs holding both), for the
+    targets not banned, keys ascending."""
+    keys, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for start in range(0, len(sources), chunk):
+        part = []
+        for s, t in zip(sources[start : start + chunk], targets[start : start + chunk]):
+            s = np.unique(np.asarray(s, dtype=np.int64))
+            t = np.unique(np.asarray(t, dtype=np.int64))
+            t = t[~banned[t]]
+            part.append((s[:, None] * target_vocab + t[None, :]).ravel())
+        flat = np.concatenate(part) if part else np.zeros(0, np.int64)
+        k, c = np.unique(flat, return_counts=True)
+        keys.append(k)
+        counts.append(c)
+    k, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    c = np.zeros(k.size, dtype=np.int64)
+    np.add.at(c, inverse, np.concatenate(counts))
+    return k, c
+
+
+# -- the decoder graph -----------------------------------------------------------------------------
+
+
+def _head_product(graph: onnx.GraphProto, log_probs: str) -> onnx.NodeProto:
+    """The output projection: the product that log_probs descends from, along first inputs."""
+    producers = {o: n for n in graph.node for o in n.output}
+    node = producers[log_probs]
+    while node.op_type not in HEAD_PRODUCTS:
+        node = producers[node.input[0]]
+    return node
+
+
+def _descendants(graph: onnx.GraphProto, start: onnx.NodeProto) -> list[onnx.NodeProto]:
+    reached, out = set(start.output), [start]
+    for node in graph.node:
+        if node is not start and any(i in reached for i in node.input):
+            out.append(node)
+            reached.update(node.output)
+    return out
+
+
+def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> None:
+    """Give the decoder step `model` (fp32 or int8) the candidate inputs (IONames.candidate_*), in
+    place. Without candidates (empty inputs) it computes exactly what it did."""
+    io = io or IONames()
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    product = _head_product(graph, io.log_probs)
+    head = _descendants(graph, product)
+    outputs = [io.log_probs, io.top_log_probs, io.top_ids]
+    made = {o for n in head for o in n.output}
+    graph_outputs = {o.name for o in graph.output}
+    if (made & graph_outputs) != set(outputs):
+        raise ValueError(f"unexpected decoder head outputs: {sorted(made & graph_outputs)}")
+
+    # then: the head as it was, its outputs renamed (an If's outputs are its own names)
+    rename = {o: f"full_{o}" for o in outputs}
+    for n in head:
+        for i, x in enumerate(n.input):
+            n.input[i] = rename.get(x, x)
+        for i, x in enumerate(n.output):
+            n.output[i] = rename.get(x, x)
+    vi = helper.make_tensor_value_info
+    kinds = [TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT64]
+    then = helper.make_graph(
+        head, "full_vocabulary", [], [vi(rename[o], t, None) for o, t in zip(outputs, kinds)]
+    )
+
+    new_inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+
+    def op(op_type, inputs, domain="", **attrs):
+        name = f"shortlist_{len(nodes)}_{op_type.lower()}"
+        nodes.append(
+            helper.make_node(op_type, inputs, [name], name=name, domain=domain or None, **attrs)
+        )
+        return name
+
+    def const(name, array):
+        if name not in inits and all(t.name != name for t in new_inits):
+            new_inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    ids = io.candidate_ids
+    if product.op_type == "MatMul":  # fp32: MatMul(h, Transpose(table (vocab, d)))
+        producers = {o: n for n in graph.node for o in n.output}
+        transpose = producers.get(product.input[1])
+        if transpose is None or transpose.op_type != "Transpose" or transpose.input[0] not in inits:
+            raise ValueError("the fp32 output projection is not MatMul(h, Transpose(table))")
+        rows = op("Gather", [transpose.input[0], ids], axis=0)  # (n, d)
+        vocab, d = inits[transpose.input[0]].dims
+        # One spare row of zeros: ONNX Runtime multiplies a single row by a non-constant matrix on
+        # another kernel (a vector product) whose sums round differently; with two rows or more
+        # every row's logits are the same bits whatever the number of rows.
+        spare = const("shortlist_spare_row", np.zeros((1, d), dtype=np.float32))
+        h = op("Concat", [product.input[0], spare], axis=0)
+        logits = op("MatMul", [h, op("Transpose", [rows], perm=[1, 0])])
+        logits = op(
+            "Slice",
+            [
+                logits,
+                const("shortlist_zero_1", np.array([0], dtype=np.int64)),
+                const("shortlist_minus_one", np.array([-1], dtype=np.int64)),
+                const("shortlist_zero_1", np.array([0], dtype=np.int64)),
+            ],
+        )
+    else:  # int8: MatMulIntegerToFloat(q, W (d, vocab) int8, row scales, column scales, zero point)
+        weight = numpy_helper.to_array(inits[product.input[1]])
+        table = const(f"{product.input[1]}_rows", np.ascontiguousarray(weight.T))
+        rows = op("Transpose", [op("Gather", [table, ids], axis=0)], perm=[1, 0])  # (d, n)
+        scales = op("Gather", [product.input[3], ids], axis=0)
+        logits = op(
+            "MatMulIntegerToFloat",
+            [product.input[0], rows, product.input[2], scales, *product.input[4:]],
+            domain="com.microsoft",
+        )
+        vocab = weight.shape[1]
+    for n in head:  # a bias over the vocabulary (final_logits_bias) between product and softmax
+        if n.op_type == "LogSoftmax":
+            break
+        if n.op_type == "Add" and n is not product:
+            bias = next((x for x in n.input if x in inits and list(inits[x].dims) == [vocab]), None)
+            if bias:
+                logits = op("Add", [logits, op("Gather", [bias, ids], axis=0)])
+
+    # (rows, n) -> (batch, group, n) -> each row's own candidates (batch, group, width)
+    batch = op("Shape", [io.attention_mask], end=1)
+    n_ids = op("Shape", [ids])
+    width = op("Shape", [io.candidate_rows], start=1)
+    minus_one = const("shortlist_minus_one", np.array([-1], dtype=np.int64))
+    grouped = op("Reshape", [logits, op("Concat", [batch, minus_one, n_ids], axis=0)])
+    group = op("Shape", [grouped], start=1, end=2)
+    axis1 = const("shortlist_axis_1", np.array([1], dtype=np.int64))
+    per_row_shape = op("Concat", [batch, group, width], axis=0)
+    where = op("Expand", [op("Unsqueeze", [io.candidate_rows, axis1]), per_row_shape])
+    own = op("GatherElements", [grouped, where], axis=2)
+    own = op("Add", [own, op("Unsqueeze", [io.candidate_bias, axis1])])
+    flat_shape = op("Concat", [minus_one, width], axis=0)
+    log_probs = op("LogSoftmax", [op("Reshape", [own, flat_shape])], axis=-1)  # (rows, width)
+    top = op("TopK", [log_probs, io.top_k], axis=-1, largest=1, sorted=1)
+    nodes[-1].output[:] = [top, f"{top}_where"]
+    own_ids = op("Gather", [ids, io.candidate_rows], axis=0)  # (batch, width) token ids
+    own_ids = op(
+        "Reshape", [op("Expand", [op("Unsqueeze", [own_ids, axis1]), per_row_shape]), flat_shape]
+    )
+    top_ids = op("GatherElements", [own_ids, f"{top}_where"], axis=1)
+    short_outputs = [log_probs, top, top_ids]
+    for n in nodes:  # name the branch outputs apart from the outer graph's
+        for i, x in enumerate(n.output):
+            if x in short_outputs:
+                n.output[i] = f"short_{x}"
+        for i, x in enumerate(n.input):
+            if x in short_outputs:
+                n.input[i] = f"short_{x}"
+    otherwise = helper.make_graph(
+        nodes,
+        "candidates",
+        [],
+        [vi(f"short_{o}", t, None) for o, t in zip(short_outputs, kinds)],
+    )
+    zero = const("shortlist_zero", np.array(0, dtype=np.int64))
+    graph.initializer.extend(new_inits)
+    size = helper.make_node("Size", [ids], ["shortlist_size"], name="shortlist_size")
+    full = helper.make_node(
+        "Equal", ["shortlist_size", zero], ["shortlist_off"], name="shortlist_off"
+    )
+    branch = helper.make_node(
+        "If",
+        ["shortlist_off"],
+        outputs,
+        name="shortlist_if",
+        then_branch=then,
+        else_branch=otherwise,
+    )
+    kept = [n for n in graph.node if id(n) not in {id(h) for h in head}]
+    del graph.node[:]
+    graph.node.extend([*kept, size, full, branch])
+    graph.input.extend(
+        [
+            vi(io.candidate_ids, TensorProto.INT64, ["candidates"]),
+            vi(io.candidate_rows, TensorProto.INT64, ["batch", "width"]),
+            vi(io.candidate_bias, TensorProto.FLOAT, ["batch", "width"]),
+        ]
+    )
+    for o in graph.output:  # (rows, vocab) without candidates, (rows, width) with them
+        if o.name == io.log_probs:
+            o.type.tensor_type.shape.dim[1].ClearField("dim_value")
+            o.type.tensor_type.shape.dim[1].dim_param = "log_probs_width"
+
+
+# -- the package -----------------------------------------------------------------------------------
+
+
+def read_pairs(corpus, source_tokenizer, target_tokenizer) -> tuple[list, list]:
+    """A TSV of sentence pairs -> (source ids, target ids) per pair, as the package tokenizes."""
+    from traductor.training.data import read_tsv
+
+    pairs, _ = read_tsv(corpus)
+    src = [e.ids for e in source_tokenizer.encode_batch([p.source for p in pairs])]
+    tgt = [e.ids for e in target_tokenizer.encode_batch([p.target for p in pairs])]
+    return src, tgt
+
+
+def gate(model_dir, test_corpus) -> tuple[dict, list[str]]:
+    """Translate the test corpus with and without the shortlist, every variant, greedy and beam 4
+    -> ({"int8 beam4": {"agreement", "bleu", "bleu_full"}, ...}, the failures as sentences)."""
+    from pathlib import Path
+
+    import sacrebleu
+
+    from traductor.runtime import Translator
+    from traductor.runtime.package import read_config
+    from traductor.training.data import read_tsv
+
+    pairs, _ = read_tsv(test_corpus)
+    src, refs = [p.source for p in pairs], [[p.target for p in pairs]]
+    figures, problems = {}, []
+    for variant in read_config(model_dir).variants:
+        if not (Path(model_dir) / read_config(model_dir).variants[variant].decoder).is_file():
+            continue
+        tr = Translator(model_dir, variant=variant, intra_threads=None)
+        for beam in GATE_SEARCHES:
+            tr.use_shortlist = False
+            full = tr.translate(src, beam_size=beam)
+            tr.use_shortlist = True
+            short = tr.translate(src, beam_size=beam)
+            agreement = sum(a == b for a, b in zip(full, short)) / len(src)
+            bleu_full = sacrebleu.corpus_bleu(full, refs).score
+            bleu = sacrebleu.corpus_bleu(short, refs).score
+            name = f"{variant} beam{beam}"
+            figures[name] = {
+                "agreement": round(agreement, 4),
+                "bleu": round(bleu, 2),
+                "bleu_full": round(bleu_full, 2),
+            }
+            if agreement < MIN_AGREEMENT or abs(bleu - bleu_full) > MAX_BLEU_CHANGE:
+                problems.append(
+                    f"{name}: {agreement:.1%} of {len(src)} test sentences as with the whole "
+                    f"vocabulary (at least {MIN_AGREEMENT:.0%}), BLEU {bleu_full:.2f} -> {bleu:.2f}"
+                    f" (at most {MAX_BLEU_CHANGE} apart)"
+                )
+    return figures, problems
+
+
+def add_shortlist(
+    model_dir,
+    corpus,
+    per_token: int = 100,
+    frequent: int = 100,
+    corpus_name: str | None = None,
+    test_corpus=None,
+) -> Shortlist:
+    """Build the shortlist of the package at model_dir from a TSV corpus and add it in place: the
+    table, the candidate inputs of every variant's decoder (ORT-format copies keep the whole
+    vocabulary), config.json (format 8) and the manifest. Returns the table.
+
+    test_corpus: a TSV of held-out pairs for the gate (`gate`). The package is edited in a staged
+    copy, and a table that fails is refused with the figures (ExportError); the package is then
+    left as it was. The figures are kept in config.json (shortlist.gate)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if test_corpus is None:
+        return _add_shortlist(model_dir, corpus, per_token, frequent, corpus_name)
+    from traductor.runtime.package import CONFIG_FILE, read_config, write_manifest
+
+    from .gates import ExportError
+
+    model_dir = Path(model_dir)
+    with tempfile.TemporaryDirectory(dir=model_dir.parent) as tmp:
+        staged = Path(tmp) / model_dir.name
+        shutil.copytree(model_dir, staged)
+        table = _add_shortlist(staged, corpus, per_token, frequent, corpus_name)
+        figures, problems = gate(staged, test_corpus)
+        if problems:
+            raise ExportError("the shortlist fails its gate: " + "; ".join(problems))
+        from dataclasses import replace
+
+        config = read_config(staged)
+        config = replace(config, shortlist=replace(config.shortlist, gate=figures))
+        (staged / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+        write_manifest(staged)
+        for f in staged.iterdir():
+            if not (model_dir / f.name).is_file() or _differ(f, model_dir / f.name):
+                shutil.copy2(f, model_dir / f.name)
+    return table
+
+
+def _differ(a, b) -> bool:
+    return a.stat().st_size != b.stat().st_size or a.read_bytes() != b.read_bytes()
+
+
+def _add_shortlist(
+    model_dir, corpus, per_token: int, frequent: int, corpus_name: str | None
+) -> Shortlist:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    from traductor.runtime.package import (
+        CONFIG_FILE,
+        FORMAT_VERSION,
+        ORT_SUFFIX,
+        SHORTLIST_FILE,
+        ShortlistSettings,
+        read_config,
+        write_manifest,
+    )
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    source = Tokenizer.from_file(str(model_dir / config.tokenizers.source))
+    target = Tokenizer.from_file(str(model_dir / config.tokenizers.target))
+    src, tgt = read_pairs(corpus, source, target)
+    st = config.special_tokens
+    table = build_table(
+        src,
+        tgt,
+        config.dims.vocab_size,
+        config.dims.output_vocab_size,
+        per_token,
+        frequent,
+        always=(st.eos_id,),
+        never=tuple({st.pad_id, st.bos_id} - {st.eos_id}),
+    )
+    for name, variant in config.variants.items():
+        path = model_dir / variant.decoder
+        if name.endswith(ORT_SUFFIX) or not path.is_file():
+            continue
+        graph = onnx.load(str(path))
+        if any(i.name == config.io.candidate_ids for i in graph.graph.input):
+            continue  # done before: only the table changes
+        add_candidate_head(graph, config.io)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(path))
+    table.save(model_dir / SHORTLIST_FILE)
+    settings = ShortlistSettings(
+        SHORTLIST_FILE, per_token, frequent, corpus_name or Path(corpus).name
+    )
+    config = replace(config, shortlist=settings, format_version=FORMAT_VERSION)
+    (model_dir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+    write_manifest(model_dir)
+    return table
+
+
+def main(args) -> int:
+    """`traductor shortlist MODEL --corpus TSV [--test TSV]`."""
+    import sys
+
+    table = add_shortlist(
+        args.model, args.corpus, args.per_token, args.frequent, test_corpus=args.test
+    )
+    from traductor.runtime.package import read_config
+
+    config = read_config(args.model)
+    sizes = np.diff(table.offsets)
+    print(
+        f"{args.model}: shortlist of {table.targets.size} entries ({sizes.mean():.1f} per source "
+        f"token, {table.frequent.size} frequent)",
+        file=sys.stderr,
+    )
+    for name, f in config.shortlist.gate.items():
+        print(
+            f"  {name}: {f['agreement']:.1%} as with the whole vocabulary, BLEU {f['bleu_full']} "
+            f"-> {f['bleu']}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,104 @@
+"""The vocabulary shortlist: a sentence's candidates come from its own source, a shortlisted batch
+translates exactly as its sentences alone, and without the shortlist nothing changes.
+
+The package is the tiny test model with a shortlist added (export/shortlist.py, which needs onnx);
+its lists are short (4 tokens per source token, 4 frequent ones) so that they bite.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from traductor.runtime import Translator
+from traductor.runtime.package import ModelError, read_config
+from traductor.runtime.shortlist import WIDTH_MULTIPLE, Shortlist
+
+from ..conftest import TINY_MODEL, write_reverse_corpus
+from .test_batch_invariance import batch_vs_single_differences, random_sources
+
+
+@pytest.fixture(scope="module")
+def shortlisted(tmp_path_factory):
+    pytest.importorskip("onnx")
+    from traductor.export.shortlist import add_shortlist
+
+    root = tmp_path_factory.mktemp("shortlist")
+    corpus = write_reverse_corpus(root / "corpus", n_train=500)
+    model = root / "model"
+    shutil.copytree(TINY_MODEL, model)
+    add_shortlist(model, corpus / "train.tsv", per_token=4, frequent=4)
+    return model
+
+
+def test_package_describes_its_shortlist(shortlisted):
+    config = read_config(shortlisted)
+    assert config.format_version == 8
+    assert (config.shortlist.per_token, config.shortlist.frequent) == (4, 4)
+    manifest = json.loads((shortlisted / "manifest.json").read_text())
+    assert config.shortlist.file in manifest["files"]
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("threads", [None, 1, 2], ids=["auto", "t1", "t2"])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_shortlisted_batch_result_equals_single_results(shortlisted, variant, threads, beam):
+    tr = Translator(shortlisted, variant=variant, intra_threads=threads)
+    assert tr.model.shortlist is not None
+    texts = random_sources(seed=7 * beam + (threads or 0) + len(variant), n=40)
+    for batch_size in (40, 7):
+        options = dict(beam_size=beam, batch_size=batch_size, num_hypotheses=min(beam, 2))
+        assert batch_vs_single_differences(tr, texts, **options) == []
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_without_shortlist_translations_equal_the_package_without_one(shortlisted, variant, beam):
+    """The full-vocabulary branch of the edited decoder is the old decoder, bit for bit."""
+    texts = random_sources(seed=3, n=20)
+    options = dict(beam_size=beam, return_scores=True)
+    off = Translator(shortlisted, variant=variant, shortlist=False).translate(texts, **options)
+    old = Translator(TINY_MODEL, variant=variant).translate(texts, **options)
+    assert [(r.hypotheses[0].tokens, r.hypotheses[0].log_prob) for r in off] == [
+        (r.hypotheses[0].tokens, r.hypotheses[0].log_prob) for r in old
+    ]
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_shortlisted_tokens_are_the_sentences_own_candidates(shortlisted, beam):
+    tr = Translator(shortlisted, variant="int8")
+    table = tr.model.shortlist
+    texts = random_sources(seed=5, n=20)
+    restricted = 0
+    for text, result in zip(texts, tr.translate(texts, beam_size=beam, return_scores=True)):
+        source = tr.tokenizer.encode(text).ids
+        own = set(table.sentence(source).tolist())
+        restricted += len(own) < tr.config.dims.output_vocab_size
+        for h in result.hypotheses:
+            assert set(tr.target_tokenizer.token_to_id(t) for t in h.tokens) <= own
+    assert restricted == len(texts)  # the lists are shorter than the vocabulary
+
+
+def test_a_sentences_candidates_do_not_depend_on_the_batch():
+    table = Shortlist(
+        offsets=np.array([0, 2, 3, 3, 5]), targets=np.array([7, 9, 4, 8, 9]), frequent=np.array([2])
+    )
+    alone = table.candidates([[0, 3]])
+    batch = table.candidates([[1], [0, 3], [2]])
+    assert alone.ids[alone.rows[0][alone.bias[0] == 0]].tolist() == [2, 7, 8, 9]
+    assert batch.ids[batch.rows[1][batch.bias[1] == 0]].tolist() == [2, 7, 8, 9]
+    assert batch.ids.tolist() == [2, 4, 7, 8, 9]  # the union, ascending
+    assert batch.rows.shape[1] % WIDTH_MULTIPLE == 0
+    assert np.isneginf(batch.bias[0, 2:]).all()
+
+
+def test_changed_shortlist_file_is_refused(shortlisted, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(shortlisted, copy)
+    with open(copy / read_config(copy).shortlist.file, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="manifest"):
+        Translator(copy)
