@@ -31,8 +31,7 @@ def token_words(offsets: list[tuple[int, int]], text: str) -> list[int]:
 
 def target_words(tokenizer, ids: list[int]) -> list[int]:
     """Each generated token's word index in translation.split(): its decoded prefix's last word."""
-    prefixes = tokenizer.decode_batch([ids[: i + 1] for i in range(len(ids))])  # one call
-    return [max(len(p.split()) - 1, 0) for p in prefixes]
+    return [max(len(tokenizer.decode(ids[: i + 1]).split()) - 1, 0) for i in range(len(ids))]
 
 
 def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int]) -> np.ndarray:
@@ -50,12 +49,14 @@ def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int])
     per_word = np.zeros((int(cols.max()) + 1, a.shape[0]))
     np.add.at(per_word, cols, a.T)  # in token order, as a loop over them would add
     per_word = per_word.T
+    # Each target word's mean over its tokens: summed in token order, then divided by the count
+    # (what per_word[rows].mean(axis=0) computes, without a call per word).
+    tgt = np.asarray(tgt_words)
     out = np.zeros((n_tgt, per_word.shape[1]))
-    rows_of: dict[int, list[int]] = {}
-    for t, w in enumerate(tgt_words):
-        rows_of.setdefault(w, []).append(t)
-    for tw, rows in rows_of.items():
-        out[tw] = per_word[rows].mean(axis=0)
+    np.add.at(out, tgt, per_word)
+    counts = np.bincount(tgt, minlength=n_tgt)
+    seen = counts > 0
+    out[seen] /= counts[seen, None]
     return out
 
 
