@@ -139,6 +139,8 @@ def command(config: str, args, inp: Path, work: Path) -> list[str]:
 
 
 def run(config: str, args, inp: Path, work: Path) -> dict:
+    # A fresh output folder every round: an existing one's parts would be skipped (resumed).
+    shutil.rmtree(work / f"out-{config}", ignore_errors=True)
     t0 = time.perf_counter()
     proc = subprocess.run(
         command(config, args, inp, work), capture_output=True, text=True, cwd=ROOT
