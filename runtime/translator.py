@@ -432,10 +432,15 @@ class Translator:
         layer, heads and rows as the alignment graph's (`_align`)."""
         if not h.tokens:
             return []
-        a = self.config.alignment
-        weights = np.stack(h.attention)  # (tokens, heads, src_len)
-        heads = a.heads if a.heads is not None else slice(None)
-        attn = weights[:, heads].mean(axis=1)[:, : len(seg.ids)]
+        # (tokens, heads, src_len) -> (heads, tokens, src_len)
+        return self._link_words(seg, h, np.stack(h.attention).transpose(1, 0, 2))
+
+    def _link_words(self, seg: _Segment, h: Hypothesis, per_head: np.ndarray):
+        """per_head (heads, tokens, src_len): the alignment layer's attention while predicting each
+        of h's tokens -> (source word, target word) pairs, from the mean of the configured heads."""
+        heads = self.config.alignment.heads
+        attn = (per_head if heads is None else per_head[heads]).mean(axis=0)
+        attn = attn[: len(h.tokens), : len(seg.ids)]
         return align_words(attn, seg.words, target_words(self.target_tokenizer, h.tokens))
 
     def plan(self, texts: Sequence[str], **options) -> Plan:
@@ -583,12 +588,9 @@ class Translator:
                 rows_cross = [c[sentence, :, : ids.shape[1]] for c in cross]
             # (rows, layers, heads, target, source)
             weights = self.model.alignment_weights(ids, mask, target, rows_cross)
-            heads = a.heads if a.heads is not None else list(range(weights.shape[2]))
             for r, ((i, k), h, seg) in enumerate(zip(batch, hyps, segs)):
                 # row t predicts token t
-                attn = weights[r, a.layer][heads].mean(axis=0)[: len(h.tokens), : len(seg.ids)]
-                tgt_words = target_words(self.target_tokenizer, h.tokens)
-                out[i][k] = align_words(attn, seg.words, tgt_words)
+                out[i][k] = self._link_words(seg, h, weights[r, a.layer])
         return out
 
     def _candidate(self, h: Hypothesis, opts: TranslationOptions) -> Candidate:
