@@ -30,8 +30,98 @@ def token_words(offsets: list[tuple[int, int]], text: str) -> list[int]:
 
 
 def target_words(tokenizer, ids: list[int]) -> list[int]:
-    """Each generated token's word index in translation.split(): its decoded prefix's last word."""
+    """Each generated token's word index in translation.split(): its decoded prefix's last word.
+
+    Decoding every prefix costs a call per token. Where the tokenizer's decoder only turns the
+    word marker into a space (SentencePiece-style BPE: `Metaspace`, or Replace + ByteFallback + Fuse
+    + Strip) and every token is a plain piece (no special, added or byte token), the prefixes'
+    word counts follow from the pieces' text in one pass; anything else decodes the prefixes."""
+    table = _piece_words(tokenizer)
+    if table is not None:
+        out, count, after_space = [], 0, True
+        for i in ids:
+            entry = table.get(i)
+            if entry is None:
+                break
+            from_space, from_word, ends = entry
+            count += from_space if after_space else from_word
+            if ends is not None:
+                after_space = ends
+            out.append(max(count - 1, 0))
+        else:
+            return out
     return [max(len(tokenizer.decode(ids[: i + 1]).split()) - 1, 0) for i in range(len(ids))]
+
+
+_PIECE_WORDS: dict[int, tuple] = {}  # id(tokenizer) -> (tokenizer, table or None)
+_MARKER = "\u2581"
+
+
+def _piece_words(tokenizer) -> dict[int, tuple] | None:
+    """Token id -> (words the piece starts after a space, after a word character, whether it ends
+    in a space: None for an empty piece) for the plain pieces of a marker-only decoder; None for any
+    other decoder. Kept per tokenizer (the tokenizer is held, so its id stays its own)."""
+    hit = _PIECE_WORDS.get(id(tokenizer))
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
+    table = _build_piece_words(tokenizer)
+    if len(_PIECE_WORDS) >= 16:
+        _PIECE_WORDS.clear()
+    _PIECE_WORDS[id(tokenizer)] = (tokenizer, table)
+    return table
+
+
+def _marker_only_decoder(spec) -> bool:
+    if not isinstance(spec, dict):
+        return False
+    if spec.get("type") == "Metaspace":
+        return spec.get("replacement") == _MARKER
+    if spec.get("type") != "Sequence":
+        return False
+    steps = spec.get("decoders") or []
+    replace = {"type": "Replace", "pattern": {"String": _MARKER}, "content": " "}
+    return (
+        len(steps) == 4
+        and steps[0] == replace
+        and steps[1] == {"type": "ByteFallback"}
+        and steps[2] == {"type": "Fuse"}
+        and steps[3].get("type") == "Strip"
+        and steps[3].get("content") == " "
+        and steps[3].get("stop") == 0
+    )
+
+
+def _build_piece_words(tokenizer) -> dict[int, tuple] | None:
+    import json
+
+    try:
+        spec = json.loads(tokenizer.to_str())
+    except Exception:  # not a tokenizers.Tokenizer, or one that cannot be serialized
+        return None
+    if not _marker_only_decoder(spec.get("decoder")):
+        return None
+    added = {t.get("id") for t in spec.get("added_tokens") or []}
+    table = {}
+    for piece, i in tokenizer.get_vocab(with_added_tokens=False).items():
+        if i in added or _BYTE.fullmatch(piece):
+            continue  # decoded differently (skipped, or bytes): such a hypothesis decodes prefixes
+        text = piece.replace(_MARKER, " ")
+        table[i] = (_starts(text, True), _starts(text, False), text[-1].isspace() if text else None)
+    return table
+
+
+_BYTE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _starts(text: str, after_space: bool) -> int:
+    """How many whitespace-separated words begin inside text, after a space or a word character."""
+    n = 0
+    for ch in text:
+        if ch.isspace():
+            after_space = True
+        elif after_space:
+            n, after_space = n + 1, False
+    return n
 
 
 def word_attention(attn: np.ndarray, src_words: list[int], tgt_words: list[int]) -> np.ndarray:
@@ -68,4 +158,5 @@ def align_words(
     m = word_attention(attn, src_words, tgt_words)
     if m.size == 0:
         return []
-    return sorted((int(m[tw].argmax()), tw) for tw in range(m.shape[0]) if m[tw].any())
+    linked = np.flatnonzero(m.any(axis=1))  # target words with some attention left
+    return sorted(zip(m[linked].argmax(axis=1).tolist(), linked.tolist()))

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, groupby
 
 from ..package import TraductorError
 from .base import Paragraph, Run
@@ -124,7 +124,7 @@ def _plan(p: Paragraph, language: str, terms: dict[str, str], method: str, inter
     translate. interned: the document's style tuples, shared by the words that have them."""
     text = p.text
     chars = _Chars(p.runs)
-    if not any(ch.isalpha() and not chars[i].keep for i, ch in enumerate(text)):
+    if not any(not r.keep and any(ch.isalpha() for ch in r.text) for r in chars.runs):
         return None
     atoms = _atoms(text, chars, terms, method)
     sentences = []
@@ -156,21 +156,36 @@ class _Chars:
     def __getitem__(self, k: int) -> Run:
         return self.runs[bisect_right(self.ends, k)]
 
+    def pieces(self, i: int, j: int) -> list[tuple[Run, int]]:
+        """The runs characters i..j-1 come from, in order, each with how many of them it gives."""
+        first, last = bisect_right(self.ends, i), bisect_right(self.ends, j - 1)
+        if first == last:
+            return [(self.runs[first], j - i)]
+        out, start = [], i
+        for r in range(first, last + 1):
+            end = min(self.ends[r], j)
+            out.append((self.runs[r], end - start))
+            start = end
+        return out
+
+    def keep_spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each stretch of characters from keep runs."""
+        spans: list[list[int]] = []
+        start = 0
+        for run, end in zip(self.runs, self.ends):
+            if run.keep:
+                if spans and spans[-1][1] == start:
+                    spans[-1][1] = end
+                else:
+                    spans.append([start, end])
+            start = end
+        return [(a, b) for a, b in spans]
+
 
 def _atoms(text: str, chars: _Chars, terms: dict[str, str], method: str) -> list[_Atom]:
     """Keep runs, URLs and e-mail addresses (whole words, put back verbatim), then glossary and
     keep-list terms, in paragraph order, never overlapping."""
-    spans = []
-    i = 0
-    while i < len(text):
-        if chars[i].keep:
-            j = i
-            while j < len(text) and chars[j].keep:
-                j += 1
-            spans.append((i, j))
-            i = j
-        else:
-            i += 1
+    spans = chars.keep_spans()
     spans += [m.span() for m in _URL.finditer(text)]
     atoms = [_Atom(a, b, _slice(chars, text, a, b)) for a, b in _whole_words(text, spans)]
     for a, b, target in term_spans(text, terms):
@@ -213,16 +228,24 @@ def _slice(chars: _Chars, text: str, a: int, b: int) -> list[Run]:
 def _word_styles(text: str, chars: _Chars, a: int, b: int) -> tuple:
     """A word's styles: of its leading punctuation, its letters (most of them), its trailing
     punctuation; a missing part takes the letters' style."""
+    whole = chars.pieces(a, b)
+    if len(whole) == 1:  # the usual case: the word lies in one run
+        style = whole[0][0].style
+        return (style, style, style)
     lead, core, trail = _EDGE.match(text[a:b]).groups()
     if not core:
         core, lead = lead, ""
     mid = a + len(lead)
 
     def most(i: int, j: int):
-        first = chars[i].style
-        if all(chars[k].style == first for k in range(i + 1, j)):  # the usual case: one style
+        pieces = chars.pieces(i, j)
+        first = pieces[0][0].style
+        if all(run.style == first for run, _ in pieces):  # the usual case: one style
             return first
-        return Counter(chars[k].style for k in range(i, j)).most_common(1)[0][0]
+        counts: Counter = Counter()
+        for run, n in pieces:  # in character order: a tie goes to the style met first
+            counts[run.style] += n
+        return counts.most_common(1)[0][0]
 
     style = most(mid, mid + len(core))
     return (
@@ -584,6 +607,9 @@ def _render(pieces: list[_Piece], base) -> list[Run]:
         if p.runs is not None:
             runs += p.runs
             continue
+        if p.styles[0] == p.styles[1] == p.styles[2]:  # one run (what _merge would make of three)
+            runs.append(Run(p.text, p.styles[1]))
+            continue
         lead, core, trail = _EDGE.match(p.text).groups()
         if not core:
             core, lead = lead, ""
@@ -592,10 +618,11 @@ def _render(pieces: list[_Piece], base) -> list[Run]:
 
 
 def _merge(runs: list[Run]) -> list[Run]:
+    """Neighbouring runs of one style (and keep flag) joined into one."""
     out: list[Run] = []
-    for r in runs:
-        if out and out[-1].style == r.style and out[-1].keep == r.keep:
-            out[-1] = Run(out[-1].text + r.text, r.style, r.keep)
-        else:
-            out.append(r)
+    for (style, keep), group in groupby(runs, key=lambda r: (r.style, r.keep)):
+        group = list(group)
+        out.append(
+            group[0] if len(group) == 1 else Run("".join(r.text for r in group), style, keep)
+        )
     return out

@@ -181,3 +181,36 @@ def test_greedy_reads_the_alignment_graphs_attention_off_its_own_steps(variant):
     assert [r.hypotheses[0].alignment for r in recorded] == [
         r.hypotheses[0].alignment for r in graph
     ]
+
+
+def _prefix_words(tokenizer, ids):
+    """The definition target_words keeps: each token's prefix decoded, its last word's index."""
+    return [max(len(tokenizer.decode(ids[: i + 1]).split()) - 1, 0) for i in range(len(ids))]
+
+
+@pytest.mark.parametrize("model", ["tiny", "shipped"])
+def test_target_words_from_pieces_equal_decoded_prefixes(model):
+    """The one-pass word count over the pieces' text gives what decoding every prefix gives, on
+    random token sequences with lone word markers, special and byte tokens mixed in (those send a
+    sequence to the prefix decodes)."""
+    import random
+
+    from tokenizers import Tokenizer
+
+    from traductor.runtime.align import _piece_words
+    from traductor.runtime.models import resolve_model
+
+    path = (TINY_MODEL if model == "tiny" else resolve_model(None)) / "tokenizer.json"
+    tok = Tokenizer.from_file(str(path))
+    table = _piece_words(tok)
+    assert table is not None  # the marker-only decoder: the one-pass path is the one tested
+    plain = sorted(table)
+    odd = sorted(set(range(tok.get_vocab_size())) - set(plain))[:40]
+    lone = [i for i in plain if tok.id_to_token(i) == "\u2581"]
+    rng = random.Random(0)
+    for _ in range(3000):
+        ids = [
+            rng.choice(plain) if rng.random() < 0.85 else rng.choice(lone + odd)
+            for _ in range(rng.randint(0, 30))
+        ]
+        assert target_words(tok, ids) == _prefix_words(tok, ids), ids
