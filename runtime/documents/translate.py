@@ -387,8 +387,9 @@ def _target_pieces(s: _Sentence, translation: str, alignment) -> list[_Piece]:
         _target_piece(w, s.words[source_of[t]] if t in source_of else None)
         for t, w in enumerate(words)
     ]
-    _fill_unaligned(pieces, _base_style(s))
-    _rescue_lost_styles(s.words, pieces, source_of, _base_style(s))
+    base = _base_style(s)
+    _fill_unaligned(pieces, base)
+    _rescue_lost_styles(s.words, pieces, source_of, base)
     pieces = _replace_aligned_atoms(s, pieces, source_of)
     return _insert_removed(s, pieces, alignment)
 
@@ -414,6 +415,8 @@ def fix_articles(alignment: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _target_piece(word: str, source: _Word | None) -> _Piece:
     if source is None:
         return _Piece(word, None)
+    if source.styles[0] == source.styles[1] == source.styles[2]:  # one style: no edges to find
+        return _Piece(word, source.styles)
     lead, core, trail = _EDGE.match(word).groups()
     style = source.styles[1]
     return _Piece(
