@@ -1,12 +1,19 @@
 """The lexical vocabulary shortlist of a package: the table, built from a parallel corpus, and the
 decoder graph edit that lets a step score only each sentence's candidates.
 
-Table: for each source token s, the `per_token` target tokens t most likely to appear in a
-translation of a sentence holding s, p(t | s) = (sentences holding s and t) / (sentences holding
-s), counted over the corpus' sentence pairs; plus the `frequent` most frequent target tokens (and
-the end token), which every sentence may produce and which are therefore not spent on any source
-token's list. Marian and Bergamot rank by alignment probability instead; sentence co-occurrence
-needs no aligner and is what the gate (export.shortlist_gate) measures.
+Table: for each source token s, the `per_token` target tokens t ranked first by a score, plus the
+`frequent` most frequent target tokens (and the end token), which every sentence may produce and
+which are therefore not spent on any source token's list. Two scores (`METHODS`):
+
+- "alignment" (the default): p(t | s) from word alignment, IBM Model 1 (Brown et al. 1993, section
+  4) trained by EM over the subword tokens, with a NULL source token; Marian's and Bergamot's
+  shortlists rank by the same table (fast_align's lex.s2t). Each target token's probability mass is
+  shared among the source tokens of its sentence, so frequent words do not fill every list.
+- "cooccurrence": p(t | s) = (sentence pairs holding s and t) / (sentence pairs holding s).
+
+The gate compares translations with and without the shortlist, i.e. what the model produces, not
+the references; `model_translations` gives the package's own translations of the corpus' sources,
+which add_shortlist aligns together with the references (self_translations=True).
 
 Graph: the decoder's output head (from the output projection to log_probs and the top-k) moves
 into the `then` branch of an If, unchanged; the `else` branch, taken when candidate_ids is not
@@ -30,6 +37,13 @@ HEAD_PRODUCTS = ("MatMul", "MatMulIntegerToFloat")
 MIN_AGREEMENT = 0.98
 MAX_BLEU_CHANGE = 0.2
 GATE_SEARCHES = (1, 4)
+# Table size: what passed the gate on the shipped model (docs/performance.md, Vocabulary shortlist).
+PER_TOKEN = 100
+FREQUENT = 100
+
+
+METHODS = ("alignment", "cooccurrence")
+MODEL1_ITERATIONS = 5
 
 
 def build_table(
@@ -41,29 +55,56 @@ def build_table(
     frequent: int = 100,
     always: tuple[int, ...] = (),
     never: tuple[int, ...] = (),
+    method: str = "alignment",
 ) -> Shortlist:
     """sources[i], targets[i]: token ids of sentence pair i. always: tokens every sentence may
-    produce (the end token); never: tokens never listed (padding, the start token)."""
-    t_counts = np.zeros(target_vocab, dtype=np.int64)
-    for t in targets:
-        np.add.at(t_counts, np.asarray(t, dtype=np.int64), 1)
-    t_counts[list(never)] = -1
-    by_count = np.argsort(-t_counts, kind="stable")
-    common = np.union1d(by_count[:frequent][t_counts[by_count[:frequent]] > 0], list(always))
+    produce (the end token); never: tokens never listed (padding, the start token). method: one of
+    METHODS. With "alignment" a source token's own id is listed too (a copied name or number)."""
+    if method not in METHODS:
+        raise ValueError(f"invalid method={method!r}: one of {', '.join(METHODS)}")
+    common = frequent_tokens(targets, target_vocab, frequent, always, never)
     banned = np.zeros(target_vocab, dtype=bool)
     banned[common] = True
     banned[list(never)] = True
-    keys, counts = _cooccurrences(sources, targets, target_vocab, banned)
+    if method == "cooccurrence":
+        keys, scores = _cooccurrences(sources, targets, target_vocab, banned)
+        copies = None
+    else:
+        keys, scores = translation_probabilities(sources, targets, source_vocab, target_vocab)
+        copies = np.arange(min(source_vocab, target_vocab))
+        copies = copies[~banned[copies]]
+    return _ranked_table(
+        keys, scores, source_vocab, target_vocab, per_token, banned, common, copies
+    )
+
+
+def frequent_tokens(targets, target_vocab: int, frequent: int, always=(), never=()) -> np.ndarray:
+    """The `frequent` target tokens seen most often (never those in `never`), plus `always`."""
+    counts = np.zeros(target_vocab, dtype=np.int64)
+    for t in targets:
+        np.add.at(counts, np.asarray(t, dtype=np.int64), 1)
+    counts[list(never)] = -1
+    by_count = np.argsort(-counts, kind="stable")
+    top = by_count[:frequent]
+    return np.union1d(top[counts[top] > 0], list(always)).astype(np.int64)
+
+
+def _ranked_table(keys, scores, source_vocab, target_vocab, per_token, banned, common, copies):
+    """(keys s * target_vocab + t, scores) -> per source token the per_token best-scored targets
+    not banned (ties to the lower target id), plus copies (source id = target id) where given."""
     src_of, tgt_of = keys // target_vocab, keys % target_vocab
-    # per source token, the largest counts first (p(t | s) = count / sentences holding s), ties
-    # to the lower target id
-    order = np.lexsort((tgt_of, -counts, src_of))
+    keep = (src_of < source_vocab) & ~banned[tgt_of]  # the NULL source token has no list
+    src_of, tgt_of, scores = src_of[keep], tgt_of[keep], scores[keep]
+    order = np.lexsort((tgt_of, -scores, src_of))
     src_of, tgt_of = src_of[order], tgt_of[order]
     starts = np.searchsorted(src_of, np.arange(source_vocab + 1))
-    lists = [np.sort(tgt_of[lo : min(hi, lo + per_token)]) for lo, hi in zip(starts, starts[1:])]
-    offsets = np.concatenate([[0], np.cumsum([x.size for x in lists])])
-    targets_flat = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-    return Shortlist(np.array(offsets, dtype=np.int64), targets_flat, common.astype(np.int64))
+    rank = np.arange(src_of.size) - starts[src_of]
+    src_of, tgt_of = src_of[rank < per_token], tgt_of[rank < per_token]
+    if copies is not None:
+        src_of, tgt_of = np.concatenate([src_of, copies]), np.concatenate([tgt_of, copies])
+    pairs = np.unique(src_of * target_vocab + tgt_of)  # by source, then target ascending
+    offsets = np.searchsorted(pairs // target_vocab, np.arange(source_vocab + 1))
+    return Shortlist(offsets.astype(np.int64), pairs % target_vocab, common)
 
 
 def _cooccurrences(sources, targets, target_vocab: int, banned: np.ndarray, chunk: int = 4096):
@@ -85,6 +126,54 @@ def _cooccurrences(sources, targets, target_vocab: int, banned: np.ndarray, chun
     c = np.zeros(k.size, dtype=np.int64)
     np.add.at(c, inverse, np.concatenate(counts))
     return k, c
+
+
+def translation_probabilities(
+    sources,
+    targets,
+    source_vocab: int,
+    target_vocab: int,
+    iterations: int = MODEL1_ITERATIONS,
+    chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """IBM Model 1 by EM -> (keys s * target_vocab + t ascending, p(t | s)), over the pairs seen
+    in some sentence pair. Source id source_vocab is NULL, present in every sentence. The sums run
+    over chunks of sentence pairs, so memory grows with the distinct pairs, not the corpus."""
+
+    def chunks():
+        for start in range(0, len(sources), chunk):
+            part = [
+                _position_pairs(s, t, source_vocab, target_vocab)
+                for s, t in zip(sources[start : start + chunk], targets[start : start + chunk])
+            ]
+            # each entry's target position, numbered across the chunk
+            first = np.cumsum([0] + [n for _, n in part[:-1]])
+            where = [
+                np.tile(np.arange(n), k.size // max(n, 1)) + f for (k, n), f in zip(part, first)
+            ]
+            yield np.concatenate([k for k, _ in part]), np.concatenate(where)
+
+    keys = np.unique(np.concatenate([np.unique(k) for k, _ in chunks()] or [np.zeros(0, np.int64)]))
+    src_of = keys // target_vocab
+    prob = np.ones(keys.size)  # uniform start: the first E step splits each target evenly
+    for _ in range(iterations):
+        counts = np.zeros(keys.size)
+        for k, position in chunks():
+            pair = np.searchsorted(keys, k)
+            p = prob[pair]
+            # E: a target token's alignment to each source token of its sentence, NULL included
+            share = p / np.bincount(position, weights=p)[position]
+            counts += np.bincount(pair, weights=share, minlength=keys.size)
+        prob = counts / np.bincount(src_of, weights=counts)[src_of]  # M: normalize per source
+    return keys, prob
+
+
+def _position_pairs(source, target, null: int, target_vocab: int) -> tuple[np.ndarray, int]:
+    """Every (source position or NULL, target position) of one pair as s * target_vocab + t,
+    source-major: (len(source) + 1) * len(target) keys, and len(target)."""
+    s = np.append(np.asarray(source, dtype=np.int64), null)
+    t = np.asarray(target, dtype=np.int64)
+    return (s[:, None] * target_vocab + t[None, :]).ravel(), t.size
 
 
 # -- the decoder graph -----------------------------------------------------------------------------
@@ -270,6 +359,23 @@ def read_pairs(corpus, source_tokenizer, target_tokenizer) -> tuple[list, list]:
     return src, tgt
 
 
+def model_translations(model_dir, corpus) -> tuple[list, list]:
+    """The package's own greedy translations (default variant, whole vocabulary) of the corpus'
+    sources -> (source ids, output ids) per decoded sentence, as the decoder saw and produced them
+    (a long source split into sentences gives several; the output's ids are the model's, not a
+    re-tokenization of its text)."""
+    from traductor.runtime import Translator
+    from traductor.training.data import read_tsv
+
+    pairs, _ = read_tsv(corpus)
+    tr = Translator(model_dir, shortlist=False)
+    plan = tr.plan([p.source for p in pairs], beam_size=1)
+    hyps = tr.translate_ids(plan.sources, tr._options(dict(beam_size=1)))
+    eos = tr.config.special_tokens.eos_id
+    sources = [s[:-1] if s and s[-1] == eos else s for s in plan.sources]
+    return sources, [h[0].tokens for h in hyps]
+
+
 def gate(model_dir, test_corpus) -> tuple[dict, list[str]]:
     """Translate the test corpus with and without the shortlist, every variant, greedy and beam 4
     -> ({"int8 beam4": {"agreement", "bleu", "bleu_full"}, ...}, the failures as sentences)."""
@@ -314,14 +420,20 @@ def gate(model_dir, test_corpus) -> tuple[dict, list[str]]:
 def add_shortlist(
     model_dir,
     corpus,
-    per_token: int = 100,
-    frequent: int = 100,
+    per_token: int = PER_TOKEN,
+    frequent: int = FREQUENT,
     corpus_name: str | None = None,
     test_corpus=None,
+    method: str = "alignment",
+    self_translations: bool = False,
 ) -> Shortlist:
     """Build the shortlist of the package at model_dir from a TSV corpus and add it in place: the
     table, the candidate inputs of every variant's decoder (ORT-format copies keep the whole
     vocabulary), config.json (format 8) and the manifest. Returns the table.
+
+    method: how target tokens are ranked per source token (METHODS). self_translations: also count
+    the package's own translations of the corpus' sources (`model_translations`; costs one
+    translation of the corpus), what the gate compares against.
 
     test_corpus: a TSV of held-out pairs for the gate (`gate`). The package is edited in a staged
     copy, and a table that fails is refused with the figures (ExportError); the package is then
@@ -330,8 +442,11 @@ def add_shortlist(
     import tempfile
     from pathlib import Path
 
+    if method not in METHODS:
+        raise ValueError(f"invalid method={method!r}: one of {', '.join(METHODS)}")
+    table_options = (per_token, frequent, method, self_translations)
     if test_corpus is None:
-        return _add_shortlist(model_dir, corpus, per_token, frequent, corpus_name)
+        return _add_shortlist(model_dir, corpus, table_options, corpus_name)
     from traductor.runtime.package import CONFIG_FILE, read_config, write_manifest
 
     from .gates import ExportError
@@ -340,7 +455,7 @@ def add_shortlist(
     with tempfile.TemporaryDirectory(dir=model_dir.parent) as tmp:
         staged = Path(tmp) / model_dir.name
         shutil.copytree(model_dir, staged)
-        table = _add_shortlist(staged, corpus, per_token, frequent, corpus_name)
+        table = _add_shortlist(staged, corpus, table_options, corpus_name)
         figures, problems = gate(staged, test_corpus)
         if problems:
             raise ExportError("the shortlist fails its gate: " + "; ".join(problems))
@@ -360,9 +475,7 @@ def _differ(a, b) -> bool:
     return a.stat().st_size != b.stat().st_size or a.read_bytes() != b.read_bytes()
 
 
-def _add_shortlist(
-    model_dir, corpus, per_token: int, frequent: int, corpus_name: str | None
-) -> Shortlist:
+def _add_shortlist(model_dir, corpus, table_options, corpus_name: str | None) -> Shortlist:
     from dataclasses import replace
     from pathlib import Path
 
@@ -378,11 +491,17 @@ def _add_shortlist(
         write_manifest,
     )
 
+    per_token, frequent, method, self_translations = table_options
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     source = Tokenizer.from_file(str(model_dir / config.tokenizers.source))
     target = Tokenizer.from_file(str(model_dir / config.tokenizers.target))
     src, tgt = read_pairs(corpus, source, target)
+    described = corpus_name or Path(corpus).name
+    if self_translations:  # before the decoders change: the whole-vocabulary graphs translate
+        more_src, more_tgt = model_translations(model_dir, corpus)
+        src, tgt = src + more_src, tgt + more_tgt
+        described += " + the model's greedy translations of its sources"
     st = config.special_tokens
     table = build_table(
         src,
@@ -393,6 +512,7 @@ def _add_shortlist(
         frequent,
         always=(st.eos_id,),
         never=tuple({st.pad_id, st.bos_id} - {st.eos_id}),
+        method=method,
     )
     for name, variant in config.variants.items():
         path = model_dir / variant.decoder
@@ -405,9 +525,8 @@ def _add_shortlist(
         onnx.checker.check_model(graph)
         onnx.save(graph, str(path))
     table.save(model_dir / SHORTLIST_FILE)
-    settings = ShortlistSettings(
-        SHORTLIST_FILE, per_token, frequent, corpus_name or Path(corpus).name
-    )
+    # ShortlistSettings has no field for the method: the corpus description names it
+    settings = ShortlistSettings(SHORTLIST_FILE, per_token, frequent, f"{described} ({method})")
     config = replace(config, shortlist=settings, format_version=FORMAT_VERSION)
     (model_dir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
     write_manifest(model_dir)
@@ -419,7 +538,13 @@ def main(args) -> int:
     import sys
 
     table = add_shortlist(
-        args.model, args.corpus, args.per_token, args.frequent, test_corpus=args.test
+        args.model,
+        args.corpus,
+        args.per_token,
+        args.frequent,
+        test_corpus=args.test,
+        method=args.method,
+        self_translations=args.self_translations,
     )
     from traductor.runtime.package import read_config
 

@@ -281,6 +281,20 @@ def _add_shortlist(sub) -> None:
     )
     p.add_argument("--per-token", type=int, default=100, help="target tokens per source token")
     p.add_argument("--frequent", type=int, default=100, help="most frequent target tokens")
+    p.add_argument(
+        "--method",
+        choices=("alignment", "cooccurrence"),
+        default="alignment",
+        help="rank a source token's targets by IBM Model 1 p(t|s) (alignment) or by sentence "
+        "co-occurrence",
+    )
+    p.add_argument(
+        "--self-translations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also count the package's own greedy translations of the corpus' sources, what the "
+        "gate compares against (costs one translation of the corpus)",
+    )
     p.set_defaults(run="traductor.export.shortlist:main")
 
 
