@@ -43,6 +43,8 @@ Engines, all on those weights, all with one thread:
                   quantize_int8 (the call --int8 makes before its gate), labelled "ungated" in the
                   table. Every attempt's log lies in --work; logs of identical earlier commands are
                   reused (pass --rebuild to redo everything: about 20 more minutes).
+  ct2-*-vmap, traductor-*-shortlist: run by benchmarks/marian_shortlist.py through this script's
+                  children (use_vmap=True; a package with a shortlist, named per engine).
 
 Every engine decodes the same source ids (MarianTokenizer, end token included; CTranslate2 gets the
 same ids as pieces) in the same length-sorted batches, with max 32 new tokens, pad never generated,
@@ -179,11 +181,14 @@ def _traductor_runner(spec: dict):
     from traductor.runtime import TranslationOptions, Translator
 
     engine = spec["engine"]
-    tr = Translator(
-        spec["package_int8" if engine == "traductor-int8" else "package"],
-        variant=engine.split("-")[1],
-        intra_threads=1,
+    # marian_shortlist.py names a package per engine (the -shortlist copies)
+    package = (
+        spec.get("packages", {}).get(engine)
+        or spec["package_int8" if engine == "traductor-int8" else "package"]
     )
+    tr = Translator(package, variant=engine.split("-")[1], intra_threads=1)
+    if (tr.model.shortlist is not None) != engine.endswith("-shortlist"):
+        raise RuntimeError(f"{engine}: {package} has shortlist {tr.model.shortlist is not None}")
     opts = TranslationOptions(beam_size=spec["beam"], batch_size=10_000, max_length=NEW_TOKENS)
 
     def run(batch):
@@ -198,6 +203,8 @@ def _ct2_runner(spec: dict):
     ct = ctranslate2.Translator(
         spec["ct2_dir"][spec["engine"]], device="cpu", intra_threads=1, inter_threads=1
     )
+    # -vmap (marian_shortlist.py): the directory's vmap.txt restricts each batch's target tokens
+    use_vmap = spec["engine"].endswith("-vmap")
     pieces = spec["pieces"]
     index = {p: i for i, p in enumerate(pieces)}
 
@@ -210,6 +217,7 @@ def _ct2_runner(spec: dict):
             max_decoding_length=NEW_TOKENS,
             length_penalty=1.0,
             return_scores=False,
+            use_vmap=use_vmap,
         )
         return [[index[t] for t in r.hypotheses[0]] for r in res]
 
