@@ -5,6 +5,8 @@ against CTranslate2's vocabulary map (vmap), same random weights, same table, on
         --out benchmarks/results/marian-engines-shortlist --repeats 3
     # options: --sentences 64 --b1-sentences 24 --work /tmp/marian-bench --per-token 100
     #          --frequent 100 --corpus data/bible/train.tsv --engines ... --rebuild
+    # other modes: --combine DIR DIR (pool runs), --profile (one decoder step, ORT's profiler),
+    #              --time-parts (encoder / decoder steps / cache reorder, cProfile), --render
 
 Builds on marian_engines.py (its model, its conversions in --work, its children and timing loop;
 read its docstring): the same random-weight Marian (d512, 6+6, vocabulary 58,101), the same
@@ -546,6 +548,45 @@ def report(res: dict, out: Path) -> None:
     print(text)
 
 
+def time_parts(package: Path, src: list[list[int]]) -> dict:
+    """Where the end-to-end time of traductor int8 goes (cProfile around translate_ids, one
+    thread, greedy b16 and beam 4 b32 over the sources): ONNX Runtime's encoder and decoder runs,
+    the beam's cache reorder (numpy take), the rest (search, candidates, Python) -> seconds."""
+    import cProfile
+    import pstats
+
+    from traductor.runtime import TranslationOptions, Translator
+
+    tr = Translator(package, variant="int8", intra_threads=1)
+    src = sorted(src, key=len)
+    out = {}
+    for name, (beam, size) in (("greedy b16", (1, 16)), ("beam4 b32", (4, 32))):
+        opts = TranslationOptions(beam_size=beam, batch_size=10_000, max_length=me.NEW_TOKENS)
+        tr.translate_ids(src[:size], opts)  # warm-up
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        for i in range(0, len(src), size):
+            tr.translate_ids(src[i : i + size], opts)
+        prof.disable()
+        total = time.perf_counter() - t0
+        stats = pstats.Stats(prof).stats  # (file, line, function) -> (cc, nc, tottime, cumtime, _)
+
+        def tot(part: str, stats=stats) -> float:  # built-ins: ("~", 0, "<built-in method ...>")
+            return sum(v[2] for k, v in stats.items() if part in k[2])
+
+        encoder = sum(v[3] for k, v in stats.items() if k[2] == "encode" and "onnx_model" in k[0])
+        parts = {
+            "total": total,
+            "encoder": encoder,
+            "decoder steps": tot(".run>") + tot(".run_with_iobinding>") - encoder,
+            "cache reorder (take)": tot("'take' of 'numpy.ndarray'"),
+        }
+        parts["rest"] = total - sum(v for k, v in parts.items() if k != "total")
+        out[name] = {k: round(v, 3) for k, v in parts.items()}
+    return out
+
+
 def combine(dirs: list[Path]) -> str:
     """Several runs' results.json -> a markdown table: per engine and workload the median tokens/s
     over every repeat of every run, and for each ratio of RATIOS the ratio of those medians and
@@ -618,6 +659,12 @@ def _parser() -> argparse.ArgumentParser:
         "--render", action="store_true", help="write results.md again from --out's results.json"
     )
     p.add_argument(
+        "--time-parts",
+        action="store_true",
+        help="instead of the run, time the parts of traductor int8's end-to-end time (encoder, "
+        "decoder steps, cache reorder, rest), with and without the shortlist; prints JSON",
+    )
+    p.add_argument(
         "--combine",
         nargs="+",
         metavar="DIR",
@@ -652,6 +699,13 @@ def main() -> int:
         print(json.dumps(notes["table"], indent=1))
         return 0
     src, pad, pieces = me._sources(paths, args.sentences, notes)
+    if args.time_parts:
+        got = {
+            e: time_parts(Path(paths["packages"][e]), src)
+            for e in ("traductor-int8-shortlist", "traductor-int8")
+        }
+        print(json.dumps(got, indent=1))
+        return 0
     if args.profile:
         got = {
             f"{v} rows {r} (beam {b})": profile_step(
