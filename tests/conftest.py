@@ -61,8 +61,11 @@ def tiny_checkpoint(reverse_corpus, tmp_path_factory) -> Path:
         max_tokens=600,
         lr=5e-3,
         warmup=100,
-        steps=300,
-        eval_every=300,
+        # 600 steps: at 300 the int8 gate's next-token agreement sat at 97.35% on an AVX2-only AMD
+        # EPYC (torch trains other last bits there, so other weights), under the 98% the export
+        # needs; at 600 seeds 1-4 all pass there.
+        steps=600,
+        eval_every=600,
         eval_sentences=20,
         seed=3,
         device="cpu",
