@@ -219,42 +219,17 @@ def list_sizes(table, src: list[list[int]], batches: dict[str, int]) -> dict:
 def shortlist_package(pkg: Path, out: Path, table, facts: dict) -> Path:
     """A copy of the traductor package at pkg with the table: shortlist.npz, every decoder's
     candidate inputs, config.json `shortlist` (format 8), the manifest."""
-    from dataclasses import replace
-
-    import onnx
-
-    from traductor.export.shortlist import add_candidate_head
-    from traductor.runtime.package import (
-        CONFIG_FILE,
-        FORMAT_VERSION,
-        ORT_SUFFIX,
-        SHORTLIST_FILE,
-        ShortlistSettings,
-        read_config,
-        write_manifest,
-    )
+    from traductor.export.shortlist import install_table
 
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(pkg, out)
-    config = read_config(out)
-    for name, variant in config.variants.items():
-        path = out / variant.decoder
-        if name.endswith(ORT_SUFFIX) or not path.is_file():
-            continue
-        graph = onnx.load(str(path))
-        add_candidate_head(graph, config.io)
-        onnx.checker.check_model(graph)
-        onnx.save(graph, str(path))
-    table.save(out / SHORTLIST_FILE)
-    settings = ShortlistSettings(
-        SHORTLIST_FILE,
+    install_table(
+        out,
+        table,
         facts["per_token"],
         facts["frequent_asked"],
         f"{facts['corpus']} (benchmark table, gate not run: random weights)",
     )
-    config = replace(config, shortlist=settings, format_version=FORMAT_VERSION)
-    (out / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
-    write_manifest(out)
     return out
 
 

@@ -477,20 +477,11 @@ def _differ(a, b) -> bool:
 
 
 def _add_shortlist(model_dir, corpus, table_options, corpus_name: str | None) -> Shortlist:
-    from dataclasses import replace
     from pathlib import Path
 
     from tokenizers import Tokenizer
 
-    from traductor.runtime.package import (
-        CONFIG_FILE,
-        FORMAT_VERSION,
-        ORT_SUFFIX,
-        SHORTLIST_FILE,
-        ShortlistSettings,
-        read_config,
-        write_manifest,
-    )
+    from traductor.runtime.package import read_config
 
     per_token, frequent, method, self_translations = table_options
     model_dir = Path(model_dir)
@@ -515,6 +506,30 @@ def _add_shortlist(model_dir, corpus, table_options, corpus_name: str | None) ->
         never=tuple({st.pad_id, st.bos_id} - {st.eos_id}),
         method=method,
     )
+    # ShortlistSettings has no field for the method: the corpus description names it
+    install_table(model_dir, table, per_token, frequent, f"{described} ({method})")
+    return table
+
+
+def install_table(model_dir, table: Shortlist, per_token: int, frequent: int, corpus: str) -> None:
+    """Put a built table into the package at model_dir: every decoder (ORT-format copies aside)
+    gets the candidate inputs (once), then shortlist.npz, config.json `shortlist` (format 8) and
+    the manifest. No gate: callers run it (add_shortlist) or say why not."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from traductor.runtime.package import (
+        CONFIG_FILE,
+        FORMAT_VERSION,
+        ORT_SUFFIX,
+        SHORTLIST_FILE,
+        ShortlistSettings,
+        read_config,
+        write_manifest,
+    )
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
     for name, variant in config.variants.items():
         path = model_dir / variant.decoder
         if name.endswith(ORT_SUFFIX) or not path.is_file():
@@ -526,12 +541,10 @@ def _add_shortlist(model_dir, corpus, table_options, corpus_name: str | None) ->
         onnx.checker.check_model(graph)
         onnx.save(graph, str(path))
     table.save(model_dir / SHORTLIST_FILE)
-    # ShortlistSettings has no field for the method: the corpus description names it
-    settings = ShortlistSettings(SHORTLIST_FILE, per_token, frequent, f"{described} ({method})")
+    settings = ShortlistSettings(SHORTLIST_FILE, per_token, frequent, corpus)
     config = replace(config, shortlist=settings, format_version=FORMAT_VERSION)
     (model_dir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
     write_manifest(model_dir)
-    return table
 
 
 def main(args) -> int:
