@@ -212,3 +212,53 @@ def test_cli_arguments_become_convert_options(marian_shared, tmp_path, monkeypat
     )
     with pytest.raises(ValueError, match="invalid dev_sentences=0"):
         marian.ConvertOptions("x", PackageOptions(tmp_path), dev_sentences=0)
+
+
+def test_a_shortlist_of_the_whole_vocabulary_changes_nothing(converted_shared, tmp_path):
+    """A converted decoder adds -inf at <pad> after its softmax; the shortlisted head must do the
+    same. A table that lists every token (<pad> too) leaves nothing outside the list, so the
+    translations, their scores and the whole n-best equal those without the shortlist."""
+    import shutil
+
+    import numpy as np
+
+    from traductor.export.shortlist import install_table
+    from traductor.runtime.shortlist import Shortlist
+
+    pkg = tmp_path / "listed"
+    shutil.copytree(converted_shared, pkg)
+    config = read_config(pkg)
+    vocab = config.dims.output_vocab_size
+    table = Shortlist(np.zeros(config.dims.vocab_size + 1), np.zeros(0), np.arange(vocab))
+    install_table(pkg, table, 0, vocab, "every token")
+    pad = config.special_tokens.pad_id
+    for variant in [v for v in ("fp32", "int8") if v in config.variants]:
+        with_list = Translator(pkg, variant=variant)
+        without = Translator(pkg, variant=variant, shortlist=False)
+        for beam in (1, 4):
+            options = dict(
+                target_language="en",
+                beam_size=beam,
+                num_hypotheses=beam,
+                return_scores=True,
+                max_length=12,
+            )
+            a = with_list.translate(SENTENCES, **options)
+            b = without.translate(SENTENCES, **options)
+            for x, y in zip(a, b):
+                assert [h.tokens for h in x.hypotheses] == [h.tokens for h in y.hypotheses]
+                for hx, hy in zip(x.hypotheses, y.hypotheses):
+                    assert hx.log_prob == pytest.approx(hy.log_prob, abs=1e-4)
+                    assert pad not in [with_list.target_tokenizer.token_to_id(t) for t in hx.tokens]
+        # one step, every listed token: <pad> is -inf, as the whole-vocabulary head makes it
+        from traductor.runtime.decoder import OnnxStepDecoder
+
+        seqs = with_list.plan(SENTENCES[:2], target_language="en").sources
+        ids, mask = with_list._pad(seqs)
+        cands = with_list.model.shortlist.candidates(seqs)
+        step = OnnxStepDecoder(with_list.model, ids, mask, candidates=cands)
+        bos = np.full(len(seqs), config.special_tokens.bos_id, dtype=np.int64)
+        vals, got = step.step(bos, top_k=cands.rows.shape[1])
+        vals, got = vals[:, :vocab], got[:, :vocab]  # every token once, then the row's padding
+        assert (np.sort(got, axis=1) == np.arange(vocab)).all()
+        assert np.isneginf(vals[got == pad]).all() and np.isfinite(vals[got != pad]).all()

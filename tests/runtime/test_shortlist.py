@@ -102,3 +102,52 @@ def test_changed_shortlist_file_is_refused(shortlisted, tmp_path):
         f.write(b"\0")
     with pytest.raises(ModelError, match="manifest"):
         Translator(copy)
+
+
+def outside_estimate(log_probs: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """What a shortlisted step should return for the listed tokens, from whole-vocabulary log-probs
+    (rows, vocab): their log-probs renormalized over the list plus an estimate of the mass outside
+    it, n * exp(mean + var / 2) over the outside tokens' log-probs (listed: (rows, vocab) bool)."""
+    lp = log_probs.astype(np.float64)
+    out = np.where(listed, np.nan, lp)
+    n = (~listed).sum(1)
+    mean, var = np.nanmean(out, 1), np.nanvar(out, 1)
+    inside = np.log(np.where(listed, np.exp(lp), 0.0).sum(1))
+    z = np.logaddexp(inside, np.where(n > 0, np.log(np.maximum(n, 1)) + mean + var / 2, -np.inf))
+    return lp - z[:, None]
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_shortlisted_log_probs_estimate_the_mass_outside_the_list(shortlisted, variant):
+    """Beam search compares hypotheses across rows, so a row's log-probs must not depend on how
+    much of the vocabulary its list holds: the step adds an estimate of the outside mass (the
+    outside logits' mean and variance, exact) to the list's normalizer."""
+    from traductor.runtime.decoder import OnnxStepDecoder, pad_sources
+
+    tr = Translator(shortlisted, variant=variant)
+    table, vocab = tr.model.shortlist, tr.config.dims.output_vocab_size
+    texts = random_sources(seed=7, n=6)
+    seqs = [tr.tokenizer.encode(t).ids + [tr.config.special_tokens.eos_id] for t in texts]
+    ids, mask = pad_sources(seqs, tr.config.special_tokens.pad_id, 8)
+    cands = table.candidates(seqs)
+    listed = np.zeros((len(seqs), vocab), dtype=bool)
+    for r, s in enumerate(seqs):
+        listed[r, table.sentence(s)] = True
+    full = OnnxStepDecoder(tr.model, ids, mask)
+    short = OnnxStepDecoder(tr.model, ids, mask, candidates=cands)
+    tokens = np.full(len(seqs), tr.config.special_tokens.bos_id, dtype=np.int64)
+    for _ in range(3):
+        whole = full.step(tokens)
+        vals, got = short.step(tokens, top_k=cands.rows.shape[1])
+        expected = outside_estimate(whole, listed)
+        for r in range(len(seqs)):
+            n = int(listed[r].sum())
+            assert sorted(got[r, :n].tolist()) == np.flatnonzero(listed[r]).tolist()
+            np.testing.assert_allclose(vals[r, :n], expected[r, got[r, :n]], atol=2e-4)
+            # the estimate matters: renormalizing over the list alone gives other numbers
+            assert not np.allclose(
+                vals[r, :n],
+                expected[r, got[r, :n]] - np.log(np.exp(expected[r, got[r, :n]]).sum()),
+                atol=1e-3,
+            )
+        tokens = whole.argmax(1)
