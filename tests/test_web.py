@@ -271,6 +271,21 @@ def make_bad_packages(v6: Path, models: Path) -> None:
     (models / "int8-only" / "manifest.json").write_text(json.dumps(listed))
 
 
+def make_shortlisted(src: Path, dst: Path) -> None:
+    """A copy of the package with a vocabulary shortlist that bites (every sentence may produce only
+    the 1,500 lowest ids): the page does not use it, so it must translate as Python's
+    shortlist=False, and Python's default (with it) translates otherwise."""
+    pytest.importorskip("onnx")
+    from traductor.export.shortlist import install_table
+    from traductor.runtime.package import read_config
+    from traductor.runtime.shortlist import Shortlist
+
+    shutil.copytree(src, dst)
+    config = read_config(dst)
+    table = Shortlist(np.zeros(config.dims.vocab_size + 1), np.zeros(0), np.arange(1500))
+    install_table(dst, table, 0, 1500, "the 1,500 lowest ids (browser test)")
+
+
 def wait_for_server(proc: subprocess.Popen, url: str, seconds: float = 20) -> None:
     """Until `url` answers; RuntimeError if the server exits or `seconds` pass first."""
     deadline = time.time() + seconds
@@ -296,6 +311,7 @@ def server(tmp_path_factory):
             shutil.copyfile(f, models / "es-en" / f.name)
     make_format6(MODEL, models / "v6")
     make_bad_packages(models / "v6", models)
+    make_shortlisted(models / "es-en", models / "es-en-shortlist")
     port = free_port()
     command = [sys.executable, str(WEB / "serve.py"), "--port", str(port)]
     command += ["--models", str(models), "--quiet"]
@@ -429,6 +445,18 @@ def _page_runs(models: Path) -> tuple[list[dict], list[Translator]]:
             }
         )
         pythons.append(tr)
+    shortlisted = Translator(models / "es-en-shortlist", variant="int8", shortlist=False)
+    runs.append(
+        {
+            "model": "es-en-shortlist",
+            "variant": "int8",
+            "cases": [
+                {"text": t, "options": {"beam_size": b}} for b in (1, 4) for t in verse_list[:6]
+            ],
+            "batches": [],
+        }
+    )
+    pythons.append(shortlisted)
     texts6 = verse_list[:6] + ["", "🙂", "Y dijo Dios: Sea la luz."]
     cases6 = [
         {"text": t, "options": {"beam_size": b, "target_language": lang}}
@@ -591,8 +619,19 @@ def test_browser_matches_python_runtime(server, tmp_path):
     report = _run_page(url, runs, tmp_path)
     failures, summary = [], []
     for run, got, tr in zip(runs, report["runs"], pythons):
+        if "info" in got:  # the page says whether the package has a shortlist, and never uses it
+            listed = run["model"] == "es-en-shortlist"
+            info = (got["info"].get("shortlistInPackage"), got["info"].get("shortlistUsed"))
+            if info != (listed, False):
+                failures.append(f"{run['model']}: shortlist in package / used: {info}")
         run_failures, line = _check_run(run, got, tr)
         failures += run_failures
         summary.append(line)
+    # like with like: with its shortlist, Python translates that package otherwise
+    listed = next(r for r in runs if r["model"] == "es-en-shortlist")
+    texts = [c["text"] for c in listed["cases"] if c["options"]["beam_size"] == 1]
+    with_list = Translator(models / "es-en-shortlist", variant="int8").translate(texts, beam_size=1)
+    without = Translator(models / "es-en-shortlist", variant="int8", shortlist=False)
+    assert with_list != without.translate(texts, beam_size=1)
     print("equal to the Python runtime: " + "; ".join(summary))
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:20])

@@ -65,7 +65,8 @@ async function run() {
 loading.then((tr) => {
   const c = tr.config;
   $('model').textContent = `model ${model} (${c.source_language} → ${c.target_language}), variant ${tr.variant}, `
-    + `${tr.info.threads} thread${tr.info.threads > 1 ? 's' : ''}; loaded ${MB(tr.info.downloadBytes)} in ${(tr.info.loadMs / 1000).toFixed(1)} s`;
+    + `${tr.info.threads} thread${tr.info.threads > 1 ? 's' : ''}; loaded ${MB(tr.info.downloadBytes)} in ${(tr.info.loadMs / 1000).toFixed(1)} s`
+    + (tr.info.shortlistInPackage ? '; its vocabulary shortlist is not used here (whole vocabulary)' : '');
   $('source-label').textContent = `Source (${c.source_language})`;
   $('target-label').textContent = `Translation (${c.target_language})`;
   $('loading').hidden = true;

@@ -52,7 +52,10 @@ export async function load(baseUrl, options = {}) {
     baseUrl: pkg.base, config, variant: pkg.variant, encoder: sessions.encoder, decoder: sessions.decoder,
     tokenizer: tokenizers[config.tokenizers.source], targetTokenizer: tokenizers[config.tokenizers.target],
     info: { threads: sessions.threads, crossOriginIsolated: !!globalThis.crossOriginIsolated, downloadBytes: total,
-      downloadMs: pkg.downloadMs, loadMs: 0, files: pkg.files },
+      downloadMs: pkg.downloadMs, loadMs: 0, files: pkg.files,
+      // A package's vocabulary shortlist (format 8) is not used here: every step scores the whole
+      // vocabulary, as the Python runtime with shortlist=False.
+      shortlistInPackage: !!config.shortlist, shortlistUsed: false },
   });
   tr.info.loadMs = now() - t0;
   progress({ phase: 'ready', file: null, loaded: total, total });
