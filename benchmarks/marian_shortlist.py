@@ -296,7 +296,10 @@ def prepare(args, notes: dict) -> tuple[dict, object, dict]:
         if pkg is None:
             continue
         out = work / f"{Path(pkg).name}-shortlist"
-        built = f"{facts['key']} {(Path(pkg) / 'manifest.json').read_text()}"
+        # The head's kind too: packages made before the outside-mass estimate are made again.
+        from traductor.export.shortlist import OUTSIDE_MATRIX
+
+        built = f"{facts['key']} {OUTSIDE_MATRIX} {(Path(pkg) / 'manifest.json').read_text()}"
         if args.rebuild or not (out / "BUILT").is_file() or (out / "BUILT").read_text() != built:
             t0 = time.time()
             shortlist_package(Path(pkg), out, table, facts)
