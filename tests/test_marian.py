@@ -262,3 +262,46 @@ def test_a_shortlist_of_the_whole_vocabulary_changes_nothing(converted_shared, t
         vals, got = vals[:, :vocab], got[:, :vocab]  # every token once, then the row's padding
         assert (np.sort(got, axis=1) == np.arange(vocab)).all()
         assert np.isneginf(vals[got == pad]).all() and np.isfinite(vals[got != pad]).all()
+
+
+def test_a_shortlist_on_separate_vocabularies(marian_separate, tmp_path):
+    """A converted model with its own target vocabulary: the table maps source-vocabulary ids to
+    target-vocabulary ids, built by `traductor shortlist`'s code from a corpus; each sentence
+    translates the same alone and in a batch, only ever with tokens of its own list."""
+    import numpy as np
+
+    from traductor.export.shortlist import add_shortlist
+
+    pkg = tmp_path / "sep"
+    assert convert(marian_separate, pkg) == 0
+    corpus = tmp_path / "pairs.tsv"
+    english = ["the sun and the moon", "tomorrow the child is here", "where is the big dog"]
+    corpus.write_text(
+        "".join(f"{s}\t{t}\n" for s, t in zip(SENTENCES, english * 2)), encoding="utf-8"
+    )
+    table = add_shortlist(pkg, corpus, per_token=5, frequent=5)
+    config = read_config(pkg)
+    assert config.shortlist is not None and config.shortlist.per_token == 5
+    assert len(table.offsets) == config.dims.vocab_size + 1
+    target_vocab = config.dims.output_vocab_size
+    assert target_vocab == config.dims.target_vocab_size != config.dims.vocab_size
+    assert table.targets.max() < target_vocab and table.frequent.max() < target_vocab
+
+    tr = Translator(pkg)
+    whole = Translator(pkg, shortlist=False)
+    for beam in (1, 4):
+        together = tr.translate(SENTENCES, beam_size=beam, max_length=20, return_scores=True)
+        alone = [
+            tr.translate([s], beam_size=beam, max_length=20, return_scores=True)[0]
+            for s in SENTENCES
+        ]
+        assert [r.text for r in together] == [r.text for r in alone]
+        plan = tr.plan(SENTENCES, beam_size=beam)
+        lists = tr.model.shortlist.candidates(plan.sources)
+        for row, r in enumerate(together):
+            own = set(lists.ids[lists.rows[row][np.isfinite(lists.bias[row])]].tolist())
+            got = {tr.target_tokenizer.token_to_id(t) for t in r.hypotheses[0].tokens}
+            assert got <= own, (SENTENCES[row], got - own)
+        # the lists are small: the whole vocabulary must translate some sentence otherwise
+        if beam == 1:
+            assert [r.text for r in together] != whole.translate(SENTENCES, max_length=20)
