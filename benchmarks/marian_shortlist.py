@@ -296,10 +296,13 @@ def prepare(args, notes: dict) -> tuple[dict, object, dict]:
         if pkg is None:
             continue
         out = work / f"{Path(pkg).name}-shortlist"
-        # The head's kind too: packages made before the outside-mass estimate are made again.
+        # The head's kind too: packages made before the outside-mass estimate, or before the
+        # per-batch state inputs, are made again.
         from traductor.export.shortlist import OUTSIDE_MATRIX
+        from traductor.runtime.package import IONames
 
-        built = f"{facts['key']} {OUTSIDE_MATRIX} {(Path(pkg) / 'manifest.json').read_text()}"
+        head = f"{OUTSIDE_MATRIX} {IONames.state_input(0)}"
+        built = f"{facts['key']} {head} {(Path(pkg) / 'manifest.json').read_text()}"
         if args.rebuild or not (out / "BUILT").is_file() or (out / "BUILT").read_text() != built:
             t0 = time.time()
             shortlist_package(Path(pkg), out, table, facts)

@@ -221,14 +221,13 @@ def outside_statistics(weights: np.ndarray, bias: np.ndarray) -> tuple[np.ndarra
     return m.astype(np.float32), float(b.sum()), float(b @ b)
 
 
-def _outside_mass(op, const, own, bias, hidden, batch, weights, logit_bias) -> str:
+def _outside_mass(op, const, own, bias, hidden, batch, vocab: int, d: int, stats) -> str:
     """(batch, group, 1): the estimated log of the probability mass (times the normalizer) of each
     row's tokens outside its list, log(n * exp(mean + var / 2)): the tokens' logits taken as normal
     with the mean and variance of the actual outside logits. These come exactly from sums over the
     vocabulary (outside_statistics, one (d, d + 2) product per row) minus the row's own logits.
     -inf when the list is the whole vocabulary."""
-    vocab, d = weights.shape
-    m, total, total_sq = outside_statistics(weights, logit_bias)
+    m, total, total_sq = stats  # outside_statistics of the output projection
     spare = const("shortlist_spare_row", np.zeros((1, d), dtype=np.float32))
     h = op("Concat", [hidden, spare], axis=0)  # (see the spare row of the fp32 product)
     p = op(
@@ -320,153 +319,206 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
     )
 
     new_inits: list[onnx.TensorProto] = []
-    nodes: list[onnx.NodeProto] = []
-
-    def op(op_type, inputs, domain="", **attrs):
-        name = f"shortlist_{len(nodes)}_{op_type.lower()}"
-        nodes.append(
-            helper.make_node(op_type, inputs, [name], name=name, domain=domain or None, **attrs)
-        )
-        return name
 
     def const(name, array):
         if name not in inits and all(t.name != name for t in new_inits):
             new_inits.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
+    # What the list head reads of the output projection, and the per-batch state it gathers.
     ids = io.candidate_ids
     if product.op_type == "MatMul":  # fp32: MatMul(h, Transpose(table (vocab, d)))
         producers = {o: n for n in graph.node for o in n.output}
         transpose = producers.get(product.input[1])
         if transpose is None or transpose.op_type != "Transpose" or transpose.input[0] not in inits:
             raise ValueError("the fp32 output projection is not MatMul(h, Transpose(table))")
-        rows = op("Gather", [transpose.input[0], ids], axis=0)  # (n, d)
-        vocab, d = inits[transpose.input[0]].dims
-        hidden = product.input[0]
-        weights = numpy_helper.to_array(inits[transpose.input[0]]).astype(np.float64)
-        # One spare row of zeros: ONNX Runtime multiplies a single row by a non-constant matrix on
-        # another kernel (a vector product) whose sums round differently; with two rows or more
-        # every row's logits are the same bits whatever the number of rows.
-        spare = const("shortlist_spare_row", np.zeros((1, d), dtype=np.float32))
-        h = op("Concat", [product.input[0], spare], axis=0)
-        logits = op("MatMul", [h, op("Transpose", [rows], perm=[1, 0])])
-        logits = op(
-            "Slice",
-            [
-                logits,
-                const("shortlist_zero_1", np.array([0], dtype=np.int64)),
-                const("shortlist_minus_one", np.array([-1], dtype=np.int64)),
-                const("shortlist_zero_1", np.array([0], dtype=np.int64)),
-            ],
-        )
+        table = transpose.input[0]
+        vocab, d = inits[table].dims
+        weights = numpy_helper.to_array(inits[table]).astype(np.float64)
+        state_types = [TensorProto.FLOAT]
     else:  # int8: MatMulIntegerToFloat(q, W (d, vocab) int8, row scales, column scales, zero point)
-        weight = numpy_helper.to_array(inits[product.input[1]])
-        table = const(f"{product.input[1]}_rows", np.ascontiguousarray(weight.T))
-        rows = op("Transpose", [op("Gather", [table, ids], axis=0)], perm=[1, 0])  # (d, n)
-        scales = op("Gather", [product.input[3], ids], axis=0)
-        logits = op(
-            "MatMulIntegerToFloat",
-            [product.input[0], rows, product.input[2], scales, *product.input[4:]],
-            domain="com.microsoft",
-        )
-        vocab = weight.shape[1]
-        # The float hidden state the int8 logits stand for: (q - zero point) * its row scale.
         if len(product.input) > 5 and product.input[5]:
             raise ValueError("the int8 output projection has a weight zero point: not supported")
-        hidden = op("Cast", [product.input[0]], to=TensorProto.FLOAT)
-        if len(product.input) > 4 and product.input[4]:
-            hidden = op("Sub", [hidden, op("Cast", [product.input[4]], to=TensorProto.FLOAT)])
-        hidden = op("Mul", [hidden, product.input[2]])
+        weight = numpy_helper.to_array(inits[product.input[1]])
+        table = const(f"{product.input[1]}_rows", np.ascontiguousarray(weight.T))
+        vocab, d = weight.shape[1], weight.shape[0]
         column_scales = numpy_helper.to_array(inits[product.input[3]]).astype(np.float64)
         weights = weight.T.astype(np.float64) * column_scales[:, None]  # (vocab, d), dequantized
-    # Vectors over the vocabulary added to the logits before the softmax (a bias such as
-    # final_logits_bias) and to the log-probs after it (a converted Marian's <pad> suppression).
-    logit_bias, after = np.zeros(vocab), []
-    softmax_seen = False
-    for n in head:
-        if n.op_type == "LogSoftmax":
-            softmax_seen = True
-        if n.op_type == "Add" and n is not product:
-            vector = next(
-                (x for x in n.input if x in inits and list(inits[x].dims) == [vocab]), None
-            )
-            if vector and not softmax_seen:
-                logit_bias += numpy_helper.to_array(inits[vector]).astype(np.float64)
-                logits = op("Add", [logits, op("Gather", [vector, ids], axis=0)])
-            elif vector:
-                after.append(vector)
+        state_types = [TensorProto.INT8, TensorProto.FLOAT]
+    pre_softmax, after = _head_vectors(head, product, inits, vocab)
+    logit_bias = np.zeros(vocab)
+    for vector in pre_softmax:
+        logit_bias += numpy_helper.to_array(inits[vector]).astype(np.float64)
+    stats = outside_statistics(weights, logit_bias)
+    state_types += [TensorProto.FLOAT] * len(pre_softmax)
+    state_types += [TensorProto.INT64] + [TensorProto.FLOAT] * len(after)
+    state_ranks = [2] + [1] * (len(state_types) - 2 - len(after)) + [2] * (1 + len(after))
+    state_in = [io.state_input(i) for i in range(len(state_types))]
+    state_out = [io.state_output(i) for i in range(len(state_types))]
+    empty = [
+        const(f"shortlist_empty_{t}_{r}", np.zeros((0,) * r, helper.tensor_dtype_to_np_dtype(t)))
+        for t, r in zip(state_types, state_ranks)
+    ]
 
-    # (rows, n) -> (batch, group, n) -> each row's own candidates (batch, group, width)
-    batch = op("Shape", [io.attention_mask], end=1)
-    n_ids = op("Shape", [ids])
-    width = op("Shape", [io.candidate_rows], start=1)
-    minus_one = const("shortlist_minus_one", np.array([-1], dtype=np.int64))
-    grouped = op("Reshape", [logits, op("Concat", [batch, minus_one, n_ids], axis=0)])
-    group = op("Shape", [grouped], start=1, end=2)
-    axis1 = const("shortlist_axis_1", np.array([1], dtype=np.int64))
-    per_row_shape = op("Concat", [batch, group, width], axis=0)
-    where = op("Expand", [op("Unsqueeze", [io.candidate_rows, axis1]), per_row_shape])
-    own = op("GatherElements", [grouped, where], axis=2)  # (batch, group, width)
-    bias = op("Unsqueeze", [io.candidate_bias, axis1])  # (batch, 1, width): 0 or -inf
-    outside = _outside_mass(op, const, own, bias, hidden, batch, weights, logit_bias)
-    own = op("Add", [own, bias])
-    # The outside estimate goes first, in a block of WIDTH_MULTIPLE columns of its own, so that the
-    # row's own values keep their positions and vector blocks whatever the batch's widest row.
-    fill_width = np.array([WIDTH_MULTIPLE - 1], dtype=np.int64)
-    filler = op(
-        "Expand",
+    def fresh_state(b: _Branch) -> list[str]:
+        """The batch's state, from candidate_ids and candidate_rows: the gathered weight rows
+        (d, n) (int8: and their column scales), the pre-softmax vectors at the candidates, each
+        sentence's own token ids (batch, width) and the post-softmax vectors at them."""
+        rows = b.op("Transpose", [b.op("Gather", [table, ids], axis=0)], perm=[1, 0])  # (d, n)
+        state = [rows]
+        if product.op_type != "MatMul":
+            state.append(b.op("Gather", [product.input[3], ids], axis=0))
+        state += [b.op("Gather", [v, ids], axis=0) for v in pre_softmax]
+        own_ids = b.op("Gather", [ids, io.candidate_rows], axis=0)  # (batch, width) token ids
+        return [*state, own_ids, *(b.op("Gather", [v, own_ids], axis=0) for v in after)]
+
+    def list_head(b: _Branch, state: list[str]) -> list[str]:
+        """log_probs, top log-probs and top ids over each row's own candidates, from the state."""
+        rows, state = state[0], state[1:]
+        if product.op_type == "MatMul":
+            # One spare row of zeros: ONNX Runtime multiplies a single row by a non-constant matrix
+            # on another kernel (a vector product) whose sums round differently; with two rows or
+            # more every row's logits are the same bits whatever the number of rows.
+            spare = const("shortlist_spare_row", np.zeros((1, d), dtype=np.float32))
+            h = b.op("Concat", [product.input[0], spare], axis=0)
+            logits = b.op(
+                "Slice",
+                [
+                    b.op("MatMul", [h, rows]),
+                    const("shortlist_zero_1", np.array([0], dtype=np.int64)),
+                    const("shortlist_minus_one", np.array([-1], dtype=np.int64)),
+                    const("shortlist_zero_1", np.array([0], dtype=np.int64)),
+                ],
+            )
+            hidden = product.input[0]
+        else:
+            scales, state = state[0], state[1:]
+            logits = b.op(
+                "MatMulIntegerToFloat",
+                [product.input[0], rows, product.input[2], scales, *product.input[4:]],
+                domain="com.microsoft",
+            )
+            # The float hidden state the int8 logits stand for: (q - zero point) * its row scale.
+            hidden = b.op("Cast", [product.input[0]], to=TensorProto.FLOAT)
+            if len(product.input) > 4 and product.input[4]:
+                hidden = b.op(
+                    "Sub", [hidden, b.op("Cast", [product.input[4]], to=TensorProto.FLOAT)]
+                )
+            hidden = b.op("Mul", [hidden, product.input[2]])
+        # Vectors over the vocabulary added to the logits before the softmax (a bias such as
+        # final_logits_bias) and to the log-probs after it (a converted Marian's <pad> suppression).
+        for at_ids in state[: len(pre_softmax)]:
+            logits = b.op("Add", [logits, at_ids])
+        own_ids, after_at = state[len(pre_softmax)], state[len(pre_softmax) + 1 :]
+
+        # (rows, n) -> (batch, group, n) -> each row's own candidates (batch, group, width)
+        batch = b.op("Shape", [io.attention_mask], end=1)
+        n_ids = b.op("Shape", [ids])
+        width = b.op("Shape", [io.candidate_rows], start=1)
+        minus_one = const("shortlist_minus_one", np.array([-1], dtype=np.int64))
+        grouped = b.op("Reshape", [logits, b.op("Concat", [batch, minus_one, n_ids], axis=0)])
+        group = b.op("Shape", [grouped], start=1, end=2)
+        axis1 = const("shortlist_axis_1", np.array([1], dtype=np.int64))
+        per_row_shape = b.op("Concat", [batch, group, width], axis=0)
+
+        def per_row(x):  # (batch, width) -> (rows, width): each sentence's value for its rows
+            return b.op("Expand", [b.op("Unsqueeze", [x, axis1]), per_row_shape])
+
+        own = b.op("GatherElements", [grouped, per_row(io.candidate_rows)], axis=2)
+        bias = b.op("Unsqueeze", [io.candidate_bias, axis1])  # (batch, 1, width): 0 or -inf
+        outside = _outside_mass(b.op, const, own, bias, hidden, batch, vocab, d, stats)
+        own = b.op("Add", [own, bias])
+        # The outside estimate goes first, in a block of WIDTH_MULTIPLE columns of its own, so that
+        # the row's own values keep their positions and vector blocks whatever the widest row.
+        fill_width = np.array([WIDTH_MULTIPLE - 1], dtype=np.int64)
+        filler = b.op(
+            "Expand",
+            [
+                const("shortlist_filler", np.full((1, 1, WIDTH_MULTIPLE - 1), -np.inf, np.float32)),
+                b.op("Concat", [batch, group, const("shortlist_filler_width", fill_width)], axis=0),
+            ],
+        )
+        own = b.op("Concat", [outside, filler, own], axis=2)
+        flat_shape = b.op("Concat", [minus_one, width], axis=0)
+        block = const("shortlist_block", np.array([WIDTH_MULTIPLE], dtype=np.int64))
+        wider = b.op("Concat", [minus_one, b.op("Add", [width, block])], axis=0)
+        log_probs = b.op("LogSoftmax", [b.op("Reshape", [own, wider])], axis=-1)
+        end = const("shortlist_end", np.array([np.iinfo(np.int64).max], dtype=np.int64))
+        log_probs = b.op("Slice", [log_probs, block, end, axis1])  # (rows, width): own columns
+        for x in after_at:
+            log_probs = b.op("Add", [log_probs, b.op("Reshape", [per_row(x), flat_shape])])
+        row_ids = b.op("Reshape", [per_row(own_ids), flat_shape])  # (rows, width) token ids
+        top = b.op("TopK", [log_probs, io.top_k], axis=-1, largest=1, sorted=1)
+        b.nodes[-1].output[:] = [top, f"{top}_where"]
+        return [log_probs, top, b.op("GatherElements", [row_ids, f"{top}_where"], axis=1)]
+
+    # The list's branch: an If on whether the state was given. Without it (the first step of a
+    # batch) the branch gathers it and returns it (state outputs); with it, the step reads it and
+    # returns empty state outputs. The runtime feeds a batch's state back until its candidates
+    # change, so a step does not gather the same weight rows again.
+    fresh, cached = _Branch("shortlist_fresh"), _Branch("shortlist_cached")
+    computed = fresh_state(fresh)
+    fresh_outputs = [*list_head(fresh, computed), *computed]
+    cached_outputs = [*list_head(cached, state_in), *(cached.op("Identity", [e]) for e in empty)]
+    head_types = [TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT64]
+    types = head_types + state_types
+
+    def branch(b: _Branch, results: list[str], tag: str) -> onnx.GraphProto:
+        outs = [f"{tag}_{i}" for i in range(len(results))]
+        b.rename(dict(zip(results, outs)))
+        return helper.make_graph(b.nodes, tag, [], [vi(o, t, None) for o, t in zip(outs, types)])
+
+    given = _Branch("shortlist_state")
+    state_given = given.op(
+        "Not",
         [
-            const("shortlist_filler", np.full((1, 1, WIDTH_MULTIPLE - 1), -np.inf, np.float32)),
-            op("Concat", [batch, group, const("shortlist_filler_width", fill_width)], axis=0),
+            given.op(
+                "Equal",
+                [
+                    given.op("Size", [state_in[0]]),
+                    const("shortlist_zero", np.array(0, dtype=np.int64)),
+                ],
+            )
         ],
     )
-    own = op("Concat", [outside, filler, own], axis=2)
-    flat_shape = op("Concat", [minus_one, width], axis=0)
-    block = const("shortlist_block", np.array([WIDTH_MULTIPLE], dtype=np.int64))
-    wider = op("Concat", [minus_one, op("Add", [width, block])], axis=0)
-    log_probs = op("LogSoftmax", [op("Reshape", [own, wider])], axis=-1)
-    end = const("shortlist_end", np.array([np.iinfo(np.int64).max], dtype=np.int64))
-    log_probs = op("Slice", [log_probs, block, end, axis1])  # (rows, width): the own columns
-    own_ids = op("Gather", [ids, io.candidate_rows], axis=0)  # (batch, width) token ids
-    own_ids = op(
-        "Reshape", [op("Expand", [op("Unsqueeze", [own_ids, axis1]), per_row_shape]), flat_shape]
+    short = _Branch("shortlist_list")
+    short.nodes = given.nodes
+    short.op(
+        "If",
+        [state_given],
+        outputs=[f"short_{o}" for o in [*outputs, *state_out]],
+        then_branch=branch(cached, cached_outputs, "shortlist_cached_out"),
+        else_branch=branch(fresh, fresh_outputs, "shortlist_fresh_out"),
     )
-    for vector in after:
-        log_probs = op("Add", [log_probs, op("Gather", [vector, own_ids], axis=0)])
-    top = op("TopK", [log_probs, io.top_k], axis=-1, largest=1, sorted=1)
-    nodes[-1].output[:] = [top, f"{top}_where"]
-    top_ids = op("GatherElements", [own_ids, f"{top}_where"], axis=1)
-    short_outputs = [log_probs, top, top_ids]
-    for n in nodes:  # name the branch outputs apart from the outer graph's
-        for i, x in enumerate(n.output):
-            if x in short_outputs:
-                n.output[i] = f"short_{x}"
-        for i, x in enumerate(n.input):
-            if x in short_outputs:
-                n.input[i] = f"short_{x}"
     otherwise = helper.make_graph(
-        nodes,
+        short.nodes,
         "candidates",
         [],
-        [vi(f"short_{o}", t, None) for o, t in zip(short_outputs, kinds)],
+        [vi(f"short_{o}", t, None) for o, t in zip([*outputs, *state_out], types)],
     )
+    # the whole vocabulary's branch returns empty state outputs too
+    then.node.extend(
+        helper.make_node("Identity", [e], [f"full_{s}"]) for e, s in zip(empty, state_out)
+    )
+    then.output.extend(vi(f"full_{s}", t, None) for s, t in zip(state_out, state_types))
+
     zero = const("shortlist_zero", np.array(0, dtype=np.int64))
     graph.initializer.extend(new_inits)
     size = helper.make_node("Size", [ids], ["shortlist_size"], name="shortlist_size")
     full = helper.make_node(
         "Equal", ["shortlist_size", zero], ["shortlist_off"], name="shortlist_off"
     )
-    branch = helper.make_node(
+    branch_node = helper.make_node(
         "If",
         ["shortlist_off"],
-        outputs,
+        [*outputs, *state_out],
         name="shortlist_if",
         then_branch=then,
         else_branch=otherwise,
     )
     kept = [n for n in graph.node if id(n) not in {id(h) for h in head}]
     del graph.node[:]
-    graph.node.extend([*kept, size, full, branch])
+    graph.node.extend([*kept, size, full, branch_node])
     graph.input.extend(
         [
             vi(io.candidate_ids, TensorProto.INT64, ["candidates"]),
@@ -474,10 +526,58 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
             vi(io.candidate_bias, TensorProto.FLOAT, ["batch", "width"]),
         ]
     )
+    # The state inputs are optional: each defaults to an empty initializer (the first step's case),
+    # so callers that never feed it (the browser page, one-off steps) get what they got before.
+    for name, t, r in zip(state_in, state_types, state_ranks):
+        dims = [f"{name}_{k}" for k in range(r)]
+        graph.input.append(vi(name, t, dims))
+        graph.initializer.append(
+            numpy_helper.from_array(np.zeros((0,) * r, helper.tensor_dtype_to_np_dtype(t)), name)
+        )
+    for name, t, r in zip(state_out, state_types, state_ranks):
+        graph.output.append(vi(name, t, [f"{name}_{k}" for k in range(r)]))
     for o in graph.output:  # (rows, vocab) without candidates, (rows, width) with them
         if o.name == io.log_probs:
             o.type.tensor_type.shape.dim[1].ClearField("dim_value")
             o.type.tensor_type.shape.dim[1].dim_param = "log_probs_width"
+
+
+class _Branch:
+    """Nodes of one branch of the shortlist head, named apart by a prefix."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.nodes = prefix, []
+
+    def op(self, op_type, inputs, domain="", outputs=None, **attrs) -> str:
+        name = f"{self.prefix}_{len(self.nodes)}_{op_type.lower()}"
+        self.nodes.append(
+            helper.make_node(
+                op_type, inputs, outputs or [name], name=name, domain=domain or None, **attrs
+            )
+        )
+        return self.nodes[-1].output[0]
+
+    def rename(self, names: dict[str, str]) -> None:
+        for n in self.nodes:
+            n.output[:] = [names.get(x, x) for x in n.output]
+            n.input[:] = [names.get(x, x) for x in n.input]
+
+
+def _head_vectors(head, product, inits, vocab: int) -> tuple[list[str], list[str]]:
+    """The vectors over the vocabulary that the head adds to the logits before its softmax (a bias
+    such as final_logits_bias) and to the log-probs after it (a converted Marian's <pad>
+    suppression), by initializer name."""
+    before, after, softmax_seen = [], [], False
+    for n in head:
+        if n.op_type == "LogSoftmax":
+            softmax_seen = True
+        if n.op_type == "Add" and n is not product:
+            vector = next(
+                (x for x in n.input if x in inits and list(inits[x].dims) == [vocab]), None
+            )
+            if vector:
+                (after if softmax_seen else before).append(vector)
+    return before, after
 
 
 # -- the package -----------------------------------------------------------------------------------

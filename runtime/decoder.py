@@ -6,6 +6,7 @@ import numpy as np
 
 from .onnx_model import OnnxSeq2Seq
 from .package import padded_length
+from .shortlist import StepState
 
 
 def pad_sources(
@@ -48,6 +49,7 @@ class OnnxStepDecoder:
         """
         self.model = model
         self.candidates = candidates
+        self._state = StepState()  # the shortlist head's per-batch state, for these candidates
         self.cross = model.encode(
             input_ids, attention_mask
         )  # per layer key, value: (batch, heads, src_len, head_dim)
@@ -94,6 +96,7 @@ class OnnxStepDecoder:
             self.cross,
             top_k,
             self.candidates,
+            self._state,
         )
         self.position += 1
         return out
@@ -105,6 +108,7 @@ class OnnxStepDecoder:
         if not same:
             self.cross, self.mask = _kept_sentences(rows, self.repeat, self.cross, self.mask)
             self.candidates = _kept_candidates(rows, self.repeat, self.candidates)
+            self._state = StepState()
 
 
 def _same_blocks(rows: np.ndarray, k: int, n_rows: int) -> bool:
@@ -214,6 +218,9 @@ class CachedStepDecoder:
             self._keep_alive += arrays
             for name, a in zip(m.candidate_names, arrays):
                 io.bind_ortvalue_input(name, self._value(a))
+        # The shortlist head's per-batch state: left unbound (empty: the step gathers it) until the
+        # first step returns it; then bound as input until the next _bind.
+        self._state_pending = bool(m.state_names and self.candidates is not None)
         for name, value in [
             (names.input_ids, ids),
             (names.position, pos),
@@ -249,12 +256,14 @@ class CachedStepDecoder:
             self._out = (np.empty((self._n, self.model.config.dims.vocab_size), dtype=np.float32),)
             outputs = (names.log_probs,)
         self._io.clear_binding_outputs()
-        for value, q in zip(
-            self._cache_values, self.model.dec_out_names[1 : 1 + 2 * self.model.n_layers]
-        ):
+        present = self.model.dec_out_names[1 : 1 + 2 * self.model.n_layers]
+        for value, q in zip(self._cache_values, present):
             self._io.bind_ortvalue_output(q, value)
         for name, array in zip(outputs, self._out):
             self._io.bind_ortvalue_output(name, self._value(array))
+        for name in self.model.state_out_names:  # empty once the state is bound as input
+            self._io.bind_output(name, "cpu")
+        self._output_order = [*present, *outputs, *self.model.state_out_names]
         if self._record:  # (batch, heads, group, src_len), group = repeat
             d = self.model.config.dims
             shape = (self._n // self.repeat, d.n_heads, self.repeat, self.mask.shape[1])
@@ -289,6 +298,12 @@ class CachedStepDecoder:
         self._pos[0] = self.position
         self._session.run_with_iobinding(self._io)
         self.position += 1
+        if self._state_pending and top_k:  # the state of these candidates: bound from now on
+            values = dict(zip(self._output_order, self._io.get_outputs()))
+            for name, out in zip(self.model.state_names, self.model.state_out_names):
+                self._io.bind_ortvalue_input(name, values[out])
+                self._io.bind_output(out, "cpu")  # unallocated again: later steps return it empty
+            self._state_pending = False
         if self._record:  # -> (rows, heads, src_len)
             self.attention = (
                 self._attn.transpose(0, 2, 1, 3).reshape(self._n, -1, self._attn.shape[3]).copy()

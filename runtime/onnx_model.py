@@ -265,6 +265,15 @@ class OnnxSeq2Seq:
             if io.candidate_ids in inputs
             else []
         )
+        # A shortlist head's per-batch state (decoders shortlisted from 2026-12-07 on): optional
+        # inputs that the first step of a batch returns as outputs, fed back while the batch's
+        # candidates stay, so that later steps do not gather the same weight rows again.
+        overridable = {i.name for i in self.decoder.get_overridable_initializers()}
+        count = 0
+        while self.candidate_names and io.state_input(count) in overridable:
+            count += 1
+        self.state_names = [io.state_input(i) for i in range(count)]
+        self.state_out_names = [io.state_output(i) for i in range(count)]
         self.shortlist = None
         if self.candidate_names and self.config.shortlist is not None:
             from .shortlist import Shortlist
@@ -433,12 +442,14 @@ class OnnxSeq2Seq:
         cross: list[np.ndarray],
         top_k: int | None = None,
         candidates=None,
+        state=None,
     ):
         """tokens (rows, 1) at absolute `position` -> (log-probs (rows, vocab), present self K/V),
         or with top_k: ((top log-probs (rows, k), top ids (rows, k)), present self K/V). `position`
         may be an int64 array, a position per row (continuous.supports_rows_at_different_steps).
         candidates: shortlist.Candidates of the batch's sentences (with top_k only), None for the
-        whole vocabulary."""
+        whole vocabulary. state: a shortlist.StepState that belongs to these candidates: filled by
+        the first step that scores them, fed back by the next ones (None: each step gathers it)."""
         position = (
             position if isinstance(position, np.ndarray) else np.array([position], dtype=np.int64)
         )
@@ -455,6 +466,7 @@ class OnnxSeq2Seq:
                 ],
             )
         )
+        outputs = self._top_outputs
         if self.candidate_names:
             if candidates is None or top_k is None:
                 from .shortlist import Candidates
@@ -463,11 +475,19 @@ class OnnxSeq2Seq:
             feeds.update(
                 zip(self.candidate_names, (candidates.ids, candidates.rows, candidates.bias))
             )
+            if state is None or not self.state_names or not candidates.ids.size:
+                state = None
+            elif state.values is None:
+                outputs = [*outputs, *self.state_out_names]
+            else:
+                feeds.update(zip(self.state_names, state.values))
         decoder = self.decoder_for(tokens.shape[0])
         if top_k is None:
             out = decoder.run(self._full_outputs, feeds)
             return out[0], out[1:]
-        out = decoder.run(self._top_outputs, feeds)
+        out = decoder.run(outputs, feeds)
+        if len(outputs) > len(self._top_outputs):
+            state.values, out = out[len(self._top_outputs) :], out[: len(self._top_outputs)]
         return (out[-2], out[-1]), out[:-2]
 
 

@@ -137,6 +137,17 @@ class IONames:
     def layer(self, template: str, i: int) -> str:
         return getattr(self, template).format(i=i)
 
+    # A shortlist head's per-batch state (docs/format.md): optional decoder inputs
+    # candidate_state_0.. (each defaults to an empty initializer) and outputs
+    # new_candidate_state_0..; the names are fixed, not configurable.
+    @staticmethod
+    def state_input(i: int) -> str:
+        return f"candidate_state_{i}"
+
+    @staticmethod
+    def state_output(i: int) -> str:
+        return f"new_candidate_state_{i}"
+
     def encoder_outputs(self, n_layers: int) -> list[str]:
         return [
             n

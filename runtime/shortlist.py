@@ -51,6 +51,15 @@ class Candidates:
         )
 
 
+class StepState:
+    """A shortlist head's per-batch state: the weight rows of the batch's candidates and what else
+    depends only on the candidates (docs/format.md). The decoder returns it from the first step of
+    a batch; the step decoders feed it back until the candidates change, and reset it then."""
+
+    def __init__(self) -> None:
+        self.values: list | None = None
+
+
 class Shortlist:
     """The table: offsets (source_vocab + 1,) into targets (the candidates of each source token,
     ascending), and frequent (the tokens every sentence may produce)."""

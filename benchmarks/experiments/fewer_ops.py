@@ -21,17 +21,17 @@ own shortlist:
 from __future__ import annotations
 
 import argparse
-import collections
 import shutil
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = {"greedy b1": (1, 1, 24), "greedy b16": (1, 16, 64), "beam4 b32": (4, 32, 64)}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleaved import WORKLOADS, benchmark_sources, time_rotated  # noqa: E402
+
 PRODUCTS = ("MatMul", "MatMulIntegerToFloat")
 
 
@@ -183,7 +183,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
 
-    from traductor.runtime import TranslationOptions, Translator
+    from traductor.runtime import Translator
     from traductor.runtime.package import read_config
 
     work = Path(args.work)
@@ -191,11 +191,6 @@ def main() -> int:
         "int8": work / "traductor-pkg-int8-ungated-shortlist",
         "fp32": work / "traductor-pkg-shortlist",
     }
-    lines = [
-        x
-        for x in (REPO / "benchmarks/test-books.es.txt").read_text(encoding="utf-8").splitlines()
-        if x.strip()
-    ]
     scratch = Path(tempfile.mkdtemp(prefix="fewer-ops-"))
     rows = []
     for variant in args.variants.split(","):
@@ -209,24 +204,8 @@ def main() -> int:
             info[n] = (kernels(pkg / read_config(pkg).variants[variant].decoder), gone)
         trs = {n: Translator(p, variant=variant, intra_threads=1) for n, p in pkgs.items()}
         tok = trs["as exported"].tokenizer
-        eos = trs["as exported"].config.special_tokens.eos_id
-        src = sorted((tok.encode(x).ids + [eos] for x in lines[:64]), key=len)
-        speed = collections.defaultdict(list)
-        tokens = {}
-        order = list(trs)
-        for r in range(args.repeats):
-            for w, (beam, size, count) in WORKLOADS.items():
-                opts = TranslationOptions(beam_size=beam, batch_size=10_000, max_length=32)
-                part = src[:count]
-                for n in order[r % len(order) :] + order[: r % len(order)]:  # rotated each round
-                    tr = trs[n]
-                    t0 = time.perf_counter()
-                    out = []
-                    for i in range(0, count, size):
-                        out += tr.translate_ids(part[i : i + size], opts)
-                    elapsed = time.perf_counter() - t0
-                    tokens[(n, w)] = [h[0].tokens for h in out]
-                    speed[(n, w)].append(sum(len(t) for t in tokens[(n, w)]) / elapsed)
+        src = benchmark_sources(tok, trs["as exported"].config.special_tokens.eos_id)
+        speed, tokens = time_rotated(trs, src, args.repeats)
         for w in WORKLOADS:
             ref = statistics.median(speed[("as exported", w)])
             for n in pkgs:

@@ -151,3 +151,44 @@ def test_shortlisted_log_probs_estimate_the_mass_outside_the_list(shortlisted, v
                 atol=1e-3,
             )
         tokens = whole.argmax(1)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_the_batch_state_is_gathered_once_then_fed_back(shortlisted, variant):
+    """The first step of a batch returns the head's per-batch state (the candidates' weight rows
+    and the like); the step decoders feed it back, and later steps read it instead of gathering
+    again, with the very numbers of a step that gathers every time."""
+    from traductor.runtime.decoder import CachedStepDecoder, OnnxStepDecoder, pad_sources
+    from traductor.runtime.shortlist import StepState
+
+    tr = Translator(shortlisted, variant=variant, intra_threads=1)
+    m = tr.model
+    assert m.state_names and len(m.state_names) == len(m.state_out_names)
+    texts = random_sources(seed=11, n=5)
+    seqs = [tr.tokenizer.encode(t).ids + [tr.config.special_tokens.eos_id] for t in texts]
+    ids, mask = pad_sources(seqs, tr.config.special_tokens.pad_id, 8)
+    cands = m.shortlist.candidates(seqs)
+    k = cands.rows.shape[1]
+    fed = OnnxStepDecoder(m, ids, mask, candidates=cands)
+    bound = CachedStepDecoder(m, ids, mask, max_steps=8, candidates=cands)
+    past, cross = m.empty_past(len(seqs)), m.encode(ids, mask)
+    tokens = np.full(len(seqs), tr.config.special_tokens.bos_id, dtype=np.int64)
+    for position in range(4):
+        (vals, got), past = m.step(tokens.reshape(-1, 1), position, mask, past, cross, k, cands)
+        for decoder in (fed, bound):
+            v, g = decoder.step(tokens, top_k=k)
+            np.testing.assert_array_equal(v, vals)
+            np.testing.assert_array_equal(g, got)
+        state = fed._state.values
+        assert state is not None and state[0].shape[1] == cands.ids.size  # (d, n) weight rows
+        assert not bound._state_pending  # taken from the first step's outputs, bound as input
+        if position > 0:  # given the state, a step returns it empty
+            outputs = dict(zip(bound._output_order, bound._io.get_outputs()))
+            assert outputs[m.state_out_names[0]].shape() == [0, 0]
+        tokens = got[:, 0]
+    # what is fed back is what the step reads: other weight rows, other numbers
+    wrong = StepState()
+    wrong.values = [np.zeros_like(state[0]), *state[1:]]
+    (vals_wrong, _), _ = m.step(tokens.reshape(-1, 1), 4, mask, past, cross, k, cands, wrong)
+    (vals_right, _), _ = m.step(tokens.reshape(-1, 1), 4, mask, past, cross, k, cands)
+    assert not np.array_equal(vals_wrong, vals_right)

@@ -1,0 +1,66 @@
+"""What does feeding the shortlist head's per-batch state back give? The same shortlisted
+package twice, alternately in one process, the order rotated each round (tokens/s, medians): once
+as the runtime runs it (the first step of a batch gathers the candidates' weight rows and the
+rest of the state, later steps read it back), once with the state never fed (every step gathers
+and transposes the same rows again, as decoders shortlisted before 2026-12-07 did). The graph is
+the same, so the tokens must be too.
+
+Made for the OPUS-MT-size shortlisted packages of benchmarks/marian_shortlist.py (its --work
+folder; run that first, it rebuilds them with this checkout's head).
+
+    .venv/bin/python benchmarks/experiments/batch_state.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleaved import WORKLOADS, benchmark_sources, time_rotated  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", default="/tmp/marian-bench", help="marian_shortlist.py's --work")
+    p.add_argument("--variants", default="int8,fp32")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+
+    from traductor.runtime import Translator
+
+    work = Path(args.work)
+    packages = {
+        "int8": work / "traductor-pkg-int8-ungated-shortlist",
+        "fp32": work / "traductor-pkg-shortlist",
+    }
+    rows = []
+    for variant in args.variants.split(","):
+        fed = Translator(packages[variant], variant=variant, intra_threads=1)
+        if not fed.model.state_names:
+            raise SystemExit(f"{packages[variant]}: no state inputs; run marian_shortlist.py first")
+        gathered = Translator(packages[variant], variant=variant, intra_threads=1)
+        gathered.model.state_names, gathered.model.state_out_names = [], []  # never fed
+        trs = {"state fed back": fed, "gathered every step": gathered}
+        src = benchmark_sources(fed.tokenizer, fed.config.special_tokens.eos_id)
+        speed, tokens = time_rotated(trs, src, args.repeats)
+        for w in WORKLOADS:
+            new, old = (statistics.median(speed[(n, w)]) for n in trs)
+            a, b = (tokens[(n, w)] for n in trs)
+            same = sum(x == y for x, y in zip(a, b))
+            rows.append(
+                f"| {variant} | {w} | {old:.1f} | {new:.1f} | {new / old:.3f} | {same}/{len(a)} |"
+            )
+    print(
+        "| variant | workload | tokens/s, gathered every step | tokens/s, state fed back | ratio"
+        " | same tokens |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The timing loop the OPUS-MT-size experiments share: several translators over the same sources,
+each workload in turn, the translators' order rotated each round (so none always runs first, on a
+warm or a cold cache), tokens/s per round."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# name -> (beam, batch size, sentences): marian_shortlist.py's workloads, on fewer sentences
+WORKLOADS = {"greedy b1": (1, 1, 24), "greedy b16": (1, 16, 64), "beam4 b32": (4, 32, 64)}
+
+
+def benchmark_sources(tokenizer, eos: int, count: int = 64) -> list[list[int]]:
+    """The first `count` lines of benchmarks/test-books.es.txt as source ids, sorted by length."""
+    lines = [
+        x
+        for x in (REPO / "benchmarks/test-books.es.txt").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    return sorted((tokenizer.encode(x).ids + [eos] for x in lines[:count]), key=len)
+
+
+def time_rotated(translators: dict, src: list[list[int]], repeats: int, workloads=WORKLOADS):
+    """-> (speed {(name, workload): [tokens/s per round]}, tokens {(name, workload): [token
+    lists of the last round]}), 32 tokens at most per sentence."""
+    from traductor.runtime import TranslationOptions
+
+    speed, tokens = collections.defaultdict(list), {}
+    order = list(translators)
+    for r in range(repeats):
+        for w, (beam, size, count) in workloads.items():
+            opts = TranslationOptions(beam_size=beam, batch_size=10_000, max_length=32)
+            part = src[:count]
+            for n in order[r % len(order) :] + order[: r % len(order)]:
+                tr = translators[n]
+                t0 = time.perf_counter()
+                out = []
+                for i in range(0, count, size):
+                    out += tr.translate_ids(part[i : i + size], opts)
+                elapsed = time.perf_counter() - t0
+                tokens[(n, w)] = [h[0].tokens for h in out]
+                speed[(n, w)].append(sum(len(t) for t in tokens[(n, w)]) / elapsed)
+    return speed, tokens
