@@ -13,14 +13,16 @@ REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = {"greedy b1": (1, 1, 24), "greedy b16": (1, 16, 64), "beam4 b32": (4, 32, 64)}
 
 
-def benchmark_sources(tokenizer, eos: int, count: int = 64) -> list[list[int]]:
-    """The first `count` lines of benchmarks/test-books.es.txt as source ids, sorted by length."""
+def benchmark_sources(tokenizer, eos: int, count: int = 64, by_length=True) -> list[list[int]]:
+    """The first `count` lines of benchmarks/test-books.es.txt as source ids, sorted by length
+    (by_length=False: in the file's order, as marian_engines.py batches them)."""
     lines = [
         x
         for x in (REPO / "benchmarks/test-books.es.txt").read_text(encoding="utf-8").splitlines()
         if x.strip()
     ]
-    return sorted((tokenizer.encode(x).ids + [eos] for x in lines[:count]), key=len)
+    ids = [tokenizer.encode(x).ids + [eos] for x in lines[:count]]
+    return sorted(ids, key=len) if by_length else ids
 
 
 def time_rotated(translators: dict, src: list[list[int]], repeats: int, workloads=WORKLOADS):
