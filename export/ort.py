@@ -16,6 +16,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from traductor.runtime.onnx_model import CPU_DISABLED_OPTIMIZERS
 from traductor.runtime.package import (
     CONFIG_FILE,
     ORT_OPERATORS_FILE,
@@ -32,7 +33,8 @@ def ort_file_name(onnx_name: str) -> str:
 
 def convert_graph(onnx_path: Path, ort_path: Path) -> None:
     """One .onnx graph -> ORT format, optimized as convert_onnx_models_to_ort does by default: all
-    levels, without the NCHWc layout (a convolution layout for x86 that would not run on ARM)."""
+    levels, without the NCHWc layout (a convolution layout for x86 that would not run on ARM) and
+    without the fusions the runtime leaves out on the CPU (so the .ort decodes as the .onnx)."""
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.optimized_model_filepath = str(ort_path)
@@ -43,7 +45,7 @@ def convert_graph(onnx_path: Path, ort_path: Path) -> None:
             str(onnx_path),
             sess_options=so,
             providers=["CPUExecutionProvider"],
-            disabled_optimizers=["NchwcTransformer"],
+            disabled_optimizers=["NchwcTransformer", *CPU_DISABLED_OPTIMIZERS],
         )
     except Exception as e:  # onnxruntime's own exception types
         raise ModelError(

@@ -171,6 +171,13 @@ _OPT_LEVELS = {
 }
 
 
+# ONNX Runtime fusions left out on the CPU. SkipLayerNormalization (a residual Add fused with the
+# LayerNormalization after it, which ORT makes in traced encoders) is slower there than the two
+# ops: the encoder ran 1.03-1.13x faster without it at OPUS-MT size (docs/performance.md). The
+# ORT-format files are written without it too (export/ort.py), so they decode as the .onnx do.
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+
+
 def _session(
     model_bytes: bytes, name: str, model_dir: Path, settings: SessionSettings, threads: int
 ) -> ort.InferenceSession:
@@ -183,9 +190,6 @@ def _session(
     so.intra_op_num_threads = threads  # 0 = onnxruntime's default: one per physical core
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    # On the CPU, ONNX Runtime's SkipLayerNormalization (the fusion of a residual Add with the
-    # LayerNormalization after it, which it makes in traced encoders) is slower than the two ops:
-    # the encoder ran 1.03-1.13x faster without it at OPUS-MT size (docs/performance.md).
     cpu = settings.providers[0][0] == "CPUExecutionProvider"
     try:
         return ort.InferenceSession(
@@ -193,7 +197,7 @@ def _session(
             sess_options=so,
             providers=[p for p, _ in settings.providers],
             provider_options=[o for _, o in settings.providers],
-            disabled_optimizers=["SkipLayerNormFusion"] if cpu else None,
+            disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS) if cpu else None,
         )
     except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         msg = str(e).splitlines()[0][:300]
