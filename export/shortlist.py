@@ -460,35 +460,21 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
     computed = fresh_state(fresh)
     fresh_outputs = [*list_head(fresh, computed), *computed]
     cached_outputs = [*list_head(cached, state_in), *(cached.op("Identity", [e]) for e in empty)]
-    head_types = [TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT64]
-    types = head_types + state_types
+    types = kinds + state_types
 
     def branch(b: _Branch, results: list[str], tag: str) -> onnx.GraphProto:
         outs = [f"{tag}_{i}" for i in range(len(results))]
         b.rename(dict(zip(results, outs)))
         return helper.make_graph(b.nodes, tag, [], [vi(o, t, None) for o, t in zip(outs, types)])
 
-    given = _Branch("shortlist_state")
-    state_given = given.op(
-        "Not",
-        [
-            given.op(
-                "Equal",
-                [
-                    given.op("Size", [state_in[0]]),
-                    const("shortlist_zero", np.array(0, dtype=np.int64)),
-                ],
-            )
-        ],
-    )
     short = _Branch("shortlist_list")
-    short.nodes = given.nodes
+    zero = const("shortlist_zero", np.array(0, dtype=np.int64))
     short.op(
         "If",
-        [state_given],
+        [short.op("Equal", [short.op("Size", [state_in[0]]), zero])],  # no state given
         outputs=[f"short_{o}" for o in [*outputs, *state_out]],
-        then_branch=branch(cached, cached_outputs, "shortlist_cached_out"),
-        else_branch=branch(fresh, fresh_outputs, "shortlist_fresh_out"),
+        then_branch=branch(fresh, fresh_outputs, "shortlist_fresh_out"),
+        else_branch=branch(cached, cached_outputs, "shortlist_cached_out"),
     )
     otherwise = helper.make_graph(
         short.nodes,
@@ -502,7 +488,6 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
     )
     then.output.extend(vi(f"full_{s}", t, None) for s, t in zip(state_out, state_types))
 
-    zero = const("shortlist_zero", np.array(0, dtype=np.int64))
     graph.initializer.extend(new_inits)
     size = helper.make_node("Size", [ids], ["shortlist_size"], name="shortlist_size")
     full = helper.make_node(

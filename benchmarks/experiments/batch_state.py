@@ -13,29 +13,26 @@ folder; run that first, it rebuilds them with this checkout's head).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interleaved import WORKLOADS, benchmark_sources, time_rotated  # noqa: E402
+from interleaved import (  # noqa: E402
+    WORKLOADS,
+    benchmark_sources,
+    parser,
+    shortlisted_packages,
+    time_rotated,
+)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", default="/tmp/marian-bench", help="marian_shortlist.py's --work")
-    p.add_argument("--variants", default="int8,fp32")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+    args = parser(__doc__).parse_args()
 
     from traductor.runtime import Translator
 
-    work = Path(args.work)
-    packages = {
-        "int8": work / "traductor-pkg-int8-ungated-shortlist",
-        "fp32": work / "traductor-pkg-shortlist",
-    }
+    packages = shortlisted_packages(args.work)
     rows = []
     for variant in args.variants.split(","):
         fed = Translator(packages[variant], variant=variant, intra_threads=1)

@@ -20,7 +20,6 @@ own shortlist:
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import sys
@@ -30,7 +29,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interleaved import WORKLOADS, benchmark_sources, time_rotated  # noqa: E402
+from interleaved import (  # noqa: E402
+    WORKLOADS,
+    benchmark_sources,
+    parser,
+    shortlisted_packages,
+    time_rotated,
+)
 
 PRODUCTS = ("MatMul", "MatMulIntegerToFloat")
 
@@ -177,20 +182,12 @@ def kernels(path: Path) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", default="/tmp/marian-bench", help="marian_shortlist.py's --work")
-    p.add_argument("--variants", default="int8,fp32")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+    args = parser(__doc__).parse_args()
 
     from traductor.runtime import Translator
     from traductor.runtime.package import read_config
 
-    work = Path(args.work)
-    bases = {
-        "int8": work / "traductor-pkg-int8-ungated-shortlist",
-        "fp32": work / "traductor-pkg-shortlist",
-    }
+    bases = shortlisted_packages(args.work)
     scratch = Path(tempfile.mkdtemp(prefix="fewer-ops-"))
     rows = []
     for variant in args.variants.split(","):

@@ -4,6 +4,7 @@ warm or a cold cache), tokens/s per round."""
 
 from __future__ import annotations
 
+import argparse
 import collections
 import time
 from pathlib import Path
@@ -11,6 +12,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # name -> (beam, batch size, sentences): marian_shortlist.py's workloads, on fewer sentences
 WORKLOADS = {"greedy b1": (1, 1, 24), "greedy b16": (1, 16, 64), "beam4 b32": (4, 32, 64)}
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options these experiments share: marian_shortlist.py's --work folder, the variants and
+    the rounds."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--work", default="/tmp/marian-bench", help="marian_shortlist.py's --work")
+    p.add_argument("--variants", default="int8,fp32")
+    p.add_argument("--repeats", type=int, default=3)
+    return p
+
+
+def shortlisted_packages(work) -> dict[str, Path]:
+    """marian_shortlist.py's shortlisted packages in its --work folder, by variant."""
+    work = Path(work)
+    return {
+        "int8": work / "traductor-pkg-int8-ungated-shortlist",
+        "fp32": work / "traductor-pkg-shortlist",
+    }
 
 
 def benchmark_sources(tokenizer, eos: int, count: int = 64, by_length=True) -> list[list[int]]:
