@@ -53,8 +53,9 @@ greedy batch 1, greedy batch 16, beam 4 batch 32. Each measurement runs in a fre
 load and one warm-up batch are excluded from the timing. Engines are interleaved (for each repeat,
 each workload, each engine, the engine order rotated every repeat); the median of the repeats is
 reported as tokens/s = generated tokens (32 per sentence; the best hypothesis for beam search) /
-wall time. traductor's translate_ids splits a batch into buckets of equal padded source length (its
-batch invariance), so its effective batches can be smaller than the others'.
+wall time. traductor decodes each batch as one (sources padded to the batch's longest, rounded up
+to 8, as runtime/translator.py's translate_ids explains); its encoder runs the rows of each padded
+length on their own, so a short source costs what it costs alone.
 """
 
 from __future__ import annotations
