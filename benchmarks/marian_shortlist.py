@@ -5,6 +5,7 @@ against CTranslate2's vocabulary map (vmap), same random weights, same table, on
         --out benchmarks/results/marian-engines-shortlist --repeats 3
     # options: --sentences 64 --b1-sentences 24 --work /tmp/marian-bench --per-token 100
     #          --frequent 100 --corpus data/bible/train.tsv --engines ... --rebuild
+    #          --workloads "greedy b1,greedy b16,beam4 b32" (any "greedy bN" / "beamK bN")
     # other modes: --combine DIR DIR (pool runs), --profile (one decoder step, ORT's profiler),
     #              --time-parts (encoder / decoder steps / cache reorder, cProfile), --render
 
@@ -346,10 +347,21 @@ def token_checks(table, workloads: dict, hyps: dict) -> dict:
     return out
 
 
+def parse_workloads(text: str) -> dict[str, tuple[int, int]]:
+    """'greedy b16,beam4 b32' -> {name: (beam, batch)}."""
+    out = {}
+    for name in (x.strip() for x in text.split(",") if x.strip()):
+        m = re.fullmatch(r"(greedy|beam(\d+)) b(\d+)", name)
+        if not m:
+            raise SystemExit(f"--workloads: {name!r} is not 'greedy bN' or 'beamK bN'")
+        out[name] = (int(m.group(2) or 1), int(m.group(3)))
+    return out
+
+
 def agreement(hyps: dict, pairs: list[tuple[str, str]]) -> dict:
     """Share of sentences with identical tokens, per workload, for pairs of engines."""
     out = {}
-    for wname in me.WORKLOADS:
+    for wname in dict.fromkeys(w for w, _ in hyps):  # the workloads in the order they ran
         for a, b in pairs:
             x, y = hyps.get((wname, a)), hyps.get((wname, b))
             if x and y:
@@ -626,6 +638,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default="/tmp/marian-bench", help="models and converted engines")
     p.add_argument("--sentences", type=int, default=64, help="sources for greedy b16, beam4 b32")
     p.add_argument("--b1-sentences", type=int, default=24, help="sources for greedy b1")
+    p.add_argument(
+        "--workloads",
+        default=",".join(me.WORKLOADS),
+        help="comma-separated, each 'greedy bN' or 'beamK bN' (N sentences a batch); batch 1 "
+        "runs on --b1-sentences, the others on --sentences",
+    )
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median reported)")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines, comma-separated")
     p.add_argument("--per-token", type=int, default=100, help="target tokens per source token")
@@ -705,7 +723,7 @@ def main() -> int:
     }
     workloads = {
         name: (beam, size, src[: args.b1_sentences] if size == 1 else src)
-        for name, (beam, size) in me.WORKLOADS.items()
+        for name, (beam, size) in parse_workloads(args.workloads).items()
     }
     common = {
         "pad": pad,
