@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -764,7 +765,7 @@ def main() -> int:
         "rows": me._rows(workloads, list(args.engines), times, lengths, hyps, errors),
         "wall_minutes": (time.time() - started) / 60,
         "command": "$ flock /tmp/bench.lock .venv/bin/python benchmarks/marian_shortlist.py "
-        + " ".join(sys.argv[1:]),
+        + shlex.join(sys.argv[1:]),
     }
     res["versions"]["traductor git"] = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
