@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interleaved import REPO, benchmark_sources, parser, shortlisted_packages  # noqa: E402
-
-sys.path.insert(0, str(REPO / "src"))
+from interleaved import benchmark_sources, emit, parser, shortlisted_packages  # noqa: E402
 
 
 def expanded_class():
@@ -128,9 +126,7 @@ def main() -> int:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     text = "\n".join(head + lines) + "\n"
-    print(text, end="")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    emit(text, args.out)
     return 0
 
 

@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import marian_engines as me  # noqa: E402
+from interleaved import emit  # noqa: E402
 
 ENGINES = {
     "ct2-int8-vmap": lambda w: {"ct2_dir": {"ct2-int8-vmap": str(w / "ct2-int8")}},
@@ -75,9 +77,7 @@ def main() -> int:
             f"{(m[32] - m[16]) / (16 * nb) * 1e3:.1f} | {m[32]:.2f} |"
         )
     text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    emit(text, args.out)
     return 0
 
 

@@ -33,6 +33,13 @@ def shortlisted_packages(work) -> dict[str, Path]:
     }
 
 
+def emit(text: str, out: str | None) -> None:
+    """Print an experiment's report, and write it to `out` (its --out) when given."""
+    print(text, end="")
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+
+
 def benchmark_sources(tokenizer, eos: int, count: int = 64, by_length=True) -> list[list[int]]:
     """The first `count` lines of benchmarks/test-books.es.txt as source ids, sorted by length
     (by_length=False: in the file's order, as marian_engines.py batches them)."""
