@@ -300,10 +300,10 @@ def prepare(args, notes: dict) -> tuple[dict, object, dict]:
         out = work / f"{Path(pkg).name}-shortlist"
         # The head's kind too: packages made before the outside-mass estimate, or before the
         # per-batch state inputs, are made again.
-        from traductor.export.shortlist import OUTSIDE_MATRIX
+        from traductor.export.shortlist import HEAD_REVISION, OUTSIDE_MATRIX
         from traductor.runtime.package import IONames
 
-        head = f"{OUTSIDE_MATRIX} {IONames.state_input(0)}"
+        head = f"{OUTSIDE_MATRIX} {IONames.state_input(0)} {HEAD_REVISION}"
         built = f"{facts['key']} {head} {(Path(pkg) / 'manifest.json').read_text()}"
         if args.rebuild or not (out / "BUILT").is_file() or (out / "BUILT").read_text() != built:
             t0 = time.time()

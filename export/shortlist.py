@@ -57,6 +57,9 @@ METHODS = ("alignment", "cooccurrence")
 # The decoder's (d, d + 2) matrix of sums over the vocabulary (outside_statistics): a head that has
 # it estimates the mass outside each row's list; an earlier one normalized over the list alone.
 OUTSIDE_MATRIX = "shortlist_outside_m"
+# Bumped when the list head's graph changes, so that benchmarks make their shortlisted packages
+# again (3: the per-row gather index and token ids in the per-batch state, 2026-12-07).
+HEAD_REVISION = 3
 MODEL1_ITERATIONS = 5
 
 
@@ -351,8 +354,11 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
         logit_bias += numpy_helper.to_array(inits[vector]).astype(np.float64)
     stats = outside_statistics(weights, logit_bias)
     state_types += [TensorProto.FLOAT] * len(pre_softmax)
-    state_types += [TensorProto.INT64] + [TensorProto.FLOAT] * len(after)
-    state_ranks = [2] + [1] * (len(state_types) - 2 - len(after)) + [2] * (1 + len(after))
+    state_types += [TensorProto.INT64, TensorProto.INT64] + [TensorProto.FLOAT] * len(after)
+    # weight rows (d, n), int8 scales (n,), pre-softmax vectors (batch, width), the per-row index
+    # (batch, group, width), each row's token ids (rows, width), post-softmax vectors (batch, width)
+    state_ranks = [2] + [1] * (len(state_types) - 3 - len(pre_softmax) - len(after))
+    state_ranks += [2] * len(pre_softmax) + [3, 2] + [2] * len(after)
     state_in = [io.state_input(i) for i in range(len(state_types))]
     state_out = [io.state_output(i) for i in range(len(state_types))]
     empty = [
@@ -360,17 +366,35 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
         for t, r in zip(state_types, state_ranks)
     ]
 
+    minus_one = const("shortlist_minus_one", np.array([-1], dtype=np.int64))
+    axis1 = const("shortlist_axis_1", np.array([1], dtype=np.int64))
+
     def fresh_state(b: _Branch) -> list[str]:
         """The batch's state, from candidate_ids and candidate_rows: the gathered weight rows
-        (d, n) (int8: and their column scales), the pre-softmax vectors at the candidates, each
-        sentence's own token ids (batch, width) and the post-softmax vectors at them."""
+        (d, n) (int8: and their column scales), the pre-softmax vectors at each sentence's own
+        token ids (batch, width), each row's positions of its sentence's candidates in the union
+        (batch, group, width: the index of the per-row gather), each row's token ids (rows, width)
+        and the post-softmax vectors at the sentence's ids (batch, width). Everything per row is
+        gathered here once, not at every step."""
         rows = b.op("Transpose", [b.op("Gather", [table, ids], axis=0)], perm=[1, 0])  # (d, n)
         state = [rows]
         if product.op_type != "MatMul":
             state.append(b.op("Gather", [product.input[3], ids], axis=0))
-        state += [b.op("Gather", [v, ids], axis=0) for v in pre_softmax]
         own_ids = b.op("Gather", [ids, io.candidate_rows], axis=0)  # (batch, width) token ids
-        return [*state, own_ids, *(b.op("Gather", [v, own_ids], axis=0) for v in after)]
+        state += [b.op("Gather", [v, own_ids], axis=0) for v in pre_softmax]
+        batch = b.op("Shape", [io.attention_mask], end=1)
+        group = b.op("Div", [b.op("Shape", [io.input_ids], end=1), batch])
+        width = b.op("Shape", [io.candidate_rows], start=1)
+        per_row_shape = b.op("Concat", [batch, group, width], axis=0)
+        index = b.op("Expand", [b.op("Unsqueeze", [io.candidate_rows, axis1]), per_row_shape])
+        row_ids = b.op(
+            "Reshape",
+            [
+                b.op("Expand", [b.op("Unsqueeze", [own_ids, axis1]), per_row_shape]),
+                b.op("Concat", [minus_one, width], axis=0),
+            ],
+        )
+        return [*state, index, row_ids, *(b.op("Gather", [v, own_ids], axis=0) for v in after)]
 
     def list_head(b: _Branch, state: list[str]) -> list[str]:
         """log_probs, top log-probs and top ids over each row's own candidates, from the state."""
@@ -406,25 +430,21 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
                 )
             hidden = b.op("Mul", [hidden, product.input[2]])
         # Vectors over the vocabulary added to the logits before the softmax (a bias such as
-        # final_logits_bias) and to the log-probs after it (a converted Marian's <pad> suppression).
-        for at_ids in state[: len(pre_softmax)]:
-            logits = b.op("Add", [logits, at_ids])
-        own_ids, after_at = state[len(pre_softmax)], state[len(pre_softmax) + 1 :]
+        # final_logits_bias) and to the log-probs after it (a converted Marian's <pad> suppression),
+        # at each sentence's own token ids.
+        before_at = state[: len(pre_softmax)]
+        index, row_ids = state[len(pre_softmax)], state[len(pre_softmax) + 1]
+        after_at = state[len(pre_softmax) + 2 :]
 
         # (rows, n) -> (batch, group, n) -> each row's own candidates (batch, group, width)
         batch = b.op("Shape", [io.attention_mask], end=1)
         n_ids = b.op("Shape", [ids])
         width = b.op("Shape", [io.candidate_rows], start=1)
-        minus_one = const("shortlist_minus_one", np.array([-1], dtype=np.int64))
         grouped = b.op("Reshape", [logits, b.op("Concat", [batch, minus_one, n_ids], axis=0)])
         group = b.op("Shape", [grouped], start=1, end=2)
-        axis1 = const("shortlist_axis_1", np.array([1], dtype=np.int64))
-        per_row_shape = b.op("Concat", [batch, group, width], axis=0)
-
-        def per_row(x):  # (batch, width) -> (rows, width): each sentence's value for its rows
-            return b.op("Expand", [b.op("Unsqueeze", [x, axis1]), per_row_shape])
-
-        own = b.op("GatherElements", [grouped, per_row(io.candidate_rows)], axis=2)
+        own = b.op("GatherElements", [grouped, index], axis=2)
+        for at_own in before_at:  # (the same sums as adding it to the union's logits)
+            own = b.op("Add", [own, b.op("Unsqueeze", [at_own, axis1])])
         bias = b.op("Unsqueeze", [io.candidate_bias, axis1])  # (batch, 1, width): 0 or -inf
         outside = _outside_mass(b.op, const, own, bias, hidden, batch, vocab, d, stats)
         own = b.op("Add", [own, bias])
@@ -445,9 +465,12 @@ def add_candidate_head(model: onnx.ModelProto, io: IONames | None = None) -> Non
         log_probs = b.op("LogSoftmax", [b.op("Reshape", [own, wider])], axis=-1)
         end = const("shortlist_end", np.array([np.iinfo(np.int64).max], dtype=np.int64))
         log_probs = b.op("Slice", [log_probs, block, end, axis1])  # (rows, width): own columns
-        for x in after_at:
-            log_probs = b.op("Add", [log_probs, b.op("Reshape", [per_row(x), flat_shape])])
-        row_ids = b.op("Reshape", [per_row(own_ids), flat_shape])  # (rows, width) token ids
+        if after_at:  # added per sentence: (rows, width) -> (batch, group, width) and back
+            grouped_shape = b.op("Concat", [batch, group, width], axis=0)
+            log_probs = b.op("Reshape", [log_probs, grouped_shape])
+            for x in after_at:
+                log_probs = b.op("Add", [log_probs, b.op("Unsqueeze", [x, axis1])])
+            log_probs = b.op("Reshape", [log_probs, flat_shape])
         top = b.op("TopK", [log_probs, io.top_k], axis=-1, largest=1, sorted=1)
         b.nodes[-1].output[:] = [top, f"{top}_where"]
         return [log_probs, top, b.op("GatherElements", [row_ids, f"{top}_where"], axis=1)]

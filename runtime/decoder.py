@@ -484,6 +484,23 @@ class DroppingRows:
 DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "ROCMExecutionProvider": "cuda"}
 
 
+# Beam search on the host keeps its cache in place (CachedStepDecoder) from this many bytes of
+# self-attention cache per position of the batch on, and grows it (OnnxStepDecoder) below. Growing,
+# each step copies the whole cache twice (the graph's past -> present, then the reorder's gather
+# into reused buffers); in place, the reorder copies only the rows that moved, but attention reads
+# the cache from strided blocks that are no longer in the CPU's caches. Beam 4, batches of 32
+# (128 rows), 32 tokens, one thread, in place against growing (docs/performance.md): OPUS-MT size
+# (6 layers, d 512: 3.1 MB a position) 1.04x int8 and 1.07x fp32; the shipped model (4 layers,
+# d 256: 1 MB) 0.99x and 0.97x; OPUS-MT size at batch 4 (0.4 MB) 1.01x.
+IN_PLACE_BEAM = 2 << 20
+
+
+def _beam_cache_bytes(model: OnnxSeq2Seq, rows: int) -> int:
+    """Bytes of self-attention cache (K and V of every layer, float32) per position of `rows`."""
+    d = model.config.dims
+    return rows * 2 * model.n_layers * d.n_heads * d.head_dim * 4
+
+
 def make_step_decoder(
     model: OnnxSeq2Seq,
     input_ids: np.ndarray,
@@ -503,10 +520,10 @@ def make_step_decoder(
         inner = DeviceStepDecoder(
             model, input_ids, attention_mask, repeat, device, candidates=candidates
         )
-    elif repeat > 1:
-        # Beam search reorders rows every step. On the in-place layout (rows, heads, capacity,
-        # head_dim) that reorder copies strided blocks, and beam 4 x 32 measured 4-12% slower than
-        # the growing past -> present cache; greedy only drops rows, where in place is faster.
+    elif repeat > 1 and _beam_cache_bytes(model, attention_mask.shape[0] * repeat) < IN_PLACE_BEAM:
+        # Beam search reorders rows every step. While a batch's cache is small the growing
+        # past -> present cache is as fast or faster (see IN_PLACE_BEAM); greedy only drops rows,
+        # where in place is faster.
         inner = OnnxStepDecoder(model, input_ids, attention_mask, repeat, candidates)
     else:
         inner = CachedStepDecoder(
