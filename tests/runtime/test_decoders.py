@@ -233,3 +233,29 @@ def test_past_gathered_into_reused_buffers_equals_fresh_gathers(tr, ref):
     assert pooled._pool is not None and fresh._pool is None
     with pytest.raises(IndexError):
         pooled.keep(np.array([0, 1, n_sent * repeat]))
+
+
+def test_beam_search_picks_its_cache_by_size_and_translates_the_same(ref, monkeypatch):
+    """Beam search grows a small cache and keeps a large one in place (IN_PLACE_BEAM bytes a
+    position): the tiny model's batch is below it; forced in place, the translations and their
+    scores are the same bits."""
+    import traductor.runtime.decoder as dec
+    from traductor.runtime import TranslationOptions
+
+    tr = Translator(TINY_MODEL, variant="fp32", intra_threads=1)
+    src = ref["source_ids"]
+    ids, mask = tr._pad(src)
+    rows = len(src) * 4
+    assert dec._beam_cache_bytes(tr.model, rows) < dec.IN_PLACE_BEAM
+    grown = dec.make_step_decoder(tr.model, ids, mask, repeat=4, max_steps=8)
+    assert isinstance(grown.inner, OnnxStepDecoder)
+    opts = TranslationOptions(beam_size=4, batch_size=len(src))
+    want = tr.translate_ids(src, opts)
+
+    monkeypatch.setattr(dec, "IN_PLACE_BEAM", dec._beam_cache_bytes(tr.model, rows))
+    in_place = dec.make_step_decoder(tr.model, ids, mask, repeat=4, max_steps=8)
+    assert isinstance(in_place.inner, CachedStepDecoder)
+    got = tr.translate_ids(src, opts)
+    assert [[(h.tokens, h.score) for h in x] for x in got] == [
+        [(h.tokens, h.score) for h in x] for x in want
+    ]

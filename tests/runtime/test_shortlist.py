@@ -55,6 +55,27 @@ def test_shortlisted_batch_result_equals_single_results(shortlisted, variant, th
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_shortlisted_beam_on_the_in_place_cache(shortlisted, variant, monkeypatch):
+    """Beam search keeps a large batch's cache in place (runtime.decoder.IN_PLACE_BEAM); forced so
+    on the tiny model, a batch still translates as its sentences alone, and as the growing cache
+    does, scores included."""
+    import traductor.runtime.decoder as dec
+
+    tr = Translator(shortlisted, variant=variant, intra_threads=1)
+    texts = random_sources(seed=11, n=24)
+    options = dict(beam_size=4, num_hypotheses=2, return_scores=True)
+    grown = tr.translate(texts, **options)
+    monkeypatch.setattr(dec, "IN_PLACE_BEAM", 0)
+    assert (
+        batch_vs_single_differences(tr, texts, beam_size=4, batch_size=24, num_hypotheses=2) == []
+    )
+    in_place = tr.translate(texts, **options)
+    assert [[(h.tokens, h.log_prob) for h in r.hypotheses] for r in in_place] == [
+        [(h.tokens, h.log_prob) for h in r.hypotheses] for r in grown
+    ]
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
 @pytest.mark.parametrize("beam", [1, 4])
 def test_without_shortlist_translations_equal_the_package_without_one(shortlisted, variant, beam):
     """The full-vocabulary branch of the edited decoder is the old decoder, bit for bit."""
