@@ -489,9 +489,10 @@ DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "ROCMExecutionProvider": "c
 # each step copies the whole cache twice (the graph's past -> present, then the reorder's gather
 # into reused buffers); in place, the reorder copies only the rows that moved, but attention reads
 # the cache from strided blocks that are no longer in the CPU's caches. Beam 4, batches of 32
-# (128 rows), 32 tokens, one thread, in place against growing (docs/performance.md): OPUS-MT size
-# (6 layers, d 512: 3.1 MB a position) 1.04x int8 and 1.07x fp32; the shipped model (4 layers,
-# d 256: 1 MB) 0.99x and 0.97x; OPUS-MT size at batch 4 (0.4 MB) 1.01x.
+# (128 rows), one thread, in place against growing (docs/performance.md,
+# benchmarks/experiments/beam_inplace.py): OPUS-MT size (6 layers, d 512: 3 MiB a position) 1.14x
+# int8 and 1.06x fp32 (the step decoders alone: 1.04-1.07x); the shipped model (4 layers, d 256:
+# 1 MiB) 1.01x (alone: 0.94-0.99x); OPUS-MT size at batch 4 (0.4 MiB) 1.01x.
 IN_PLACE_BEAM = 2 << 20
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interleaved import benchmark_sources, emit, parser, shortlisted_packages  # noqa: E402
+from interleaved import beam_parser, emit, package_sources  # noqa: E402
 
 
 def expanded_class():
@@ -61,34 +61,18 @@ def expanded_class():
 
 
 def main() -> int:
-    p = parser(__doc__)
-    p.add_argument("--sentences", type=int, default=64)
-    p.add_argument("--package", help="a package instead of the --work folder's shortlisted ones")
-    p.add_argument("--data", help="with --package: a TSV whose first column is the sources")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", help="also write the report to this markdown file")
+    p = beam_parser(__doc__)
     args = p.parse_args()
     import traductor.runtime.decoder as dec
-    from traductor.runtime import TranslationOptions, Translator
+    from traductor.runtime import TranslationOptions
 
     all_rows, expand = dec.OnnxStepDecoder, expanded_class()
     opts_kw = dict(beam_size=4, batch_size=args.batch)
     lines = []
     for variant in args.variants.split(","):
-        pkg = Path(args.package) if args.package else shortlisted_packages(args.work)[variant]
-        tr = Translator(pkg, variant=variant, intra_threads=1)
-        eos = tr.config.special_tokens.eos_id
-        if args.data:
-            texts = [
-                x.split("\t")[0]
-                for x in Path(args.data).read_text(encoding="utf-8").splitlines()
-                if x.strip()
-            ][: args.sentences]
-            src = sorted((tr.tokenizer.encode(t).ids + [eos] for t in texts), key=len)
-            opts = TranslationOptions(**opts_kw)
-        else:
-            src = benchmark_sources(tr.tokenizer, eos, args.sentences)
-            opts = TranslationOptions(**opts_kw, max_length=32)
+        pkg, tr, src = package_sources(args, variant)
+        # the benchmark sources run 32 tokens each, as marian_shortlist.py runs them
+        opts = TranslationOptions(**opts_kw, **({} if args.data else {"max_length": 32}))
         times = {"expanded after step 0": [], "all rows at step 0": []}
         hyps = {}
         classes = {"expanded after step 0": expand, "all rows at step 0": all_rows}

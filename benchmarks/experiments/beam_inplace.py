@@ -31,36 +31,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interleaved import benchmark_sources, emit, parser, shortlisted_packages  # noqa: E402
+from interleaved import beam_parser, emit, package_sources  # noqa: E402
 
 
 def main() -> int:
-    p = parser(__doc__)
-    p.add_argument("--sentences", type=int, default=64)
-    p.add_argument("--package", help="a package instead of the --work folder's shortlisted ones")
-    p.add_argument("--data", help="with --package: a TSV whose first column is the sources")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", help="also write the report to this markdown file")
+    p = beam_parser(__doc__)
     args = p.parse_args()
     import traductor.runtime.decoder as dec
-    from traductor.runtime import TranslationOptions, Translator
+    from traductor.runtime import TranslationOptions
 
     threshold = dec.IN_PLACE_BEAM
     forced = {"growing": 1 << 62, "in place": 0}  # IN_PLACE_BEAM that forces each
     lines = []
     for variant in args.variants.split(","):
-        pkg = Path(args.package) if args.package else shortlisted_packages(args.work)[variant]
-        tr = Translator(pkg, variant=variant, intra_threads=1)
-        eos = tr.config.special_tokens.eos_id
-        if args.data:
-            texts = [
-                x.split("\t")[0]
-                for x in Path(args.data).read_text(encoding="utf-8").splitlines()
-                if x.strip()
-            ][: args.sentences]
-            src = sorted((tr.tokenizer.encode(t).ids + [eos] for t in texts), key=len)
-        else:
-            src = benchmark_sources(tr.tokenizer, eos, args.sentences)
+        pkg, tr, src = package_sources(args, variant)
         opts = TranslationOptions(beam_size=4, batch_size=args.batch, max_length=32)
         per_position = dec._beam_cache_bytes(tr.model, 4 * min(args.batch, len(src)))
         times: dict[str, list[float]] = {k: [] for k in forced}

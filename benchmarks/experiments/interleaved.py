@@ -24,6 +24,37 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def beam_parser(doc: str) -> argparse.ArgumentParser:
+    """parser() plus the options of the beam experiments that also run on another package: the
+    sentences, --package / --data, the batch size and --out."""
+    p = parser(doc)
+    p.add_argument("--sentences", type=int, default=64)
+    p.add_argument("--package", help="a package instead of the --work folder's shortlisted ones")
+    p.add_argument("--data", help="with --package: a TSV whose first column is the sources")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--out", help="also write the report to this markdown file")
+    return p
+
+
+def package_sources(args, variant: str):
+    """-> (package path, a one-thread Translator of it, source ids): beam_parser's --package and
+    --data (sources sorted by length) or the --work folder's shortlisted package and the benchmark
+    sources."""
+    from traductor.runtime import Translator
+
+    pkg = Path(args.package) if args.package else shortlisted_packages(args.work)[variant]
+    tr = Translator(pkg, variant=variant, intra_threads=1)
+    eos = tr.config.special_tokens.eos_id
+    if not args.data:
+        return pkg, tr, benchmark_sources(tr.tokenizer, eos, args.sentences)
+    texts = [
+        x.split("\t")[0]
+        for x in Path(args.data).read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ][: args.sentences]
+    return pkg, tr, sorted((tr.tokenizer.encode(t).ids + [eos] for t in texts), key=len)
+
+
 def shortlisted_packages(work) -> dict[str, Path]:
     """marian_shortlist.py's shortlisted packages in its --work folder, by variant."""
     work = Path(work)
