@@ -137,40 +137,43 @@ class InPlace(_Way):
 
 class Indirect(_Way):
     """DecoderMaskedMultiHeadAttention with beam_width and a cache indirection table: the cache
-    never moves; a reorder rewrites the table."""
+    never moves; a reorder rewrites the table. beam=None: the kernel without beam inputs (greedy
+    search's case), which cannot reorder."""
 
-    def __init__(self, qkv: list[np.ndarray], beam: int, *shape):
+    def __init__(self, qkv: list[np.ndarray], beam: int | None, *shape):
         super().__init__(*shape)
         rows, heads, head_dim, _, capacity = shape
         d = heads * head_dim
+        beams = ["beam", "indirection"] if beam else []
         node = helper.make_node(
             "DecoderMaskedMultiHeadAttention",
-            ["q", "k", "v", "", "", "past_k", "past_v", "past_len", "beam", "indirection"],
+            ["q", "k", "v", "", "", "past_k", "past_v", "past_len", *beams],
             ["out", "present_k", "present_v"],
             domain=MS,
             num_heads=heads,
             past_present_share_buffer=1,
         )
         cache = [rows, heads, capacity, head_dim]
-        self.session = _session(
-            node,
-            [
-                ("q", TensorProto.FLOAT, [rows, 1, d]),
-                ("k", TensorProto.FLOAT, [rows, 1, d]),
-                ("v", TensorProto.FLOAT, [rows, 1, d]),
-                ("past_k", TensorProto.FLOAT, cache),
-                ("past_v", TensorProto.FLOAT, cache),
-                ("past_len", TensorProto.INT32, []),
+        inputs = [
+            ("q", TensorProto.FLOAT, [rows, 1, d]),
+            ("k", TensorProto.FLOAT, [rows, 1, d]),
+            ("v", TensorProto.FLOAT, [rows, 1, d]),
+            ("past_k", TensorProto.FLOAT, cache),
+            ("past_v", TensorProto.FLOAT, cache),
+            ("past_len", TensorProto.INT32, []),
+        ]
+        if beam:
+            inputs += [
                 ("beam", TensorProto.INT32, []),
                 ("indirection", TensorProto.INT32, [rows // beam, beam, capacity]),
-            ],
-            ["out", "present_k", "present_v"],
-        )
+            ]
+        self.session = _session(node, inputs, ["out", "present_k", "present_v"])
         self.beam = beam
         self.past_len = np.zeros((), np.int32)
-        self.beam_width = np.array(beam, np.int32)
-        self.table = np.zeros((rows // beam, beam, capacity), np.int32)
-        self.own = np.arange(beam, dtype=np.int32)
+        if beam:
+            self.beam_width = np.array(beam, np.int32)
+            self.table = np.zeros((rows // beam, beam, capacity), np.int32)
+            self.own = np.arange(beam, dtype=np.int32)
         self.io, self._inputs = [], []  # the bound arrays must outlive the bindings
         for i in range(self.layers):
             io = self.session.io_binding()
@@ -178,8 +181,9 @@ class Indirect(_Way):
             for name, a in zip("qkv", self._inputs[-1]):
                 io.bind_cpu_input(name, a)
             io.bind_cpu_input("past_len", self.past_len)
-            io.bind_cpu_input("beam", self.beam_width)
-            io.bind_cpu_input("indirection", self.table)
+            if beam:
+                io.bind_cpu_input("beam", self.beam_width)
+                io.bind_cpu_input("indirection", self.table)
             self._bind_cache(io, i)
             self.io.append(io)
 
@@ -363,34 +367,7 @@ def greedy(repeats: int) -> str:
         rng = np.random.default_rng(0)
         qkv = [rng.standard_normal((rows, 1, 3 * d), dtype=np.float32) for _ in range(layers)]
         gqa = InPlace(qkv, rows, heads, head_dim, layers, capacity)
-        way = _Way(rows, heads, head_dim, layers, capacity)
-        node = helper.make_node(
-            "DecoderMaskedMultiHeadAttention",
-            ["q", "k", "v", "", "", "past_k", "past_v", "past_len"],
-            ["out", "present_k", "present_v"],
-            domain=MS,
-            num_heads=heads,
-            past_present_share_buffer=1,
-        )
-        cache = [rows, heads, capacity, head_dim]
-        session = _session(
-            node,
-            [("q", TensorProto.FLOAT, [rows, 1, d]), ("k", TensorProto.FLOAT, [rows, 1, d]),
-             ("v", TensorProto.FLOAT, [rows, 1, d]),
-             ("past_k", TensorProto.FLOAT, cache), ("past_v", TensorProto.FLOAT, cache),
-             ("past_len", TensorProto.INT32, [])],
-            ["out", "present_k", "present_v"],
-        )  # fmt: skip
-        past_len = np.zeros((), np.int32)
-        bindings, inputs = [], []
-        for i in range(layers):
-            io = session.io_binding()
-            inputs.append([np.ascontiguousarray(x) for x in np.split(qkv[i], 3, axis=-1)])
-            for name, a in zip("qkv", inputs[-1]):
-                io.bind_cpu_input(name, a)
-            io.bind_cpu_input("past_len", past_len)
-            way._bind_cache(io, i)
-            bindings.append(io)
+        plain = Indirect(qkv, None, rows, heads, head_dim, layers, capacity)
         for past in (4, 16, 30):
             tg, td = [], []
             for _ in range(repeats):
@@ -399,12 +376,12 @@ def greedy(repeats: int) -> str:
                 for i in range(layers):
                     gqa.step(past, i)
                 tg.append(time.perf_counter() - t0)
-                past_len[...] = past
+                plain.begin(past)
                 t0 = time.perf_counter()
-                for io in bindings:
-                    session.run_with_iobinding(io)
+                for i in range(layers):
+                    plain.step(past, i)
                 td.append(time.perf_counter() - t0)
-            worst = max(float(np.abs(a - b).max()) for a, b in zip(gqa.out, way.out))
+            worst = max(float(np.abs(a - b).max()) for a, b in zip(gqa.out, plain.out))
             lines.append(
                 f"| {rows} | {capacity} | {past} | {statistics.median(tg) * 1e6:.0f} | "
                 f"{statistics.median(td) * 1e6:.0f} | {worst:.1e} |"
